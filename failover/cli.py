@@ -1,0 +1,143 @@
+"""The command line. Commands are thin: load the config, call the core, render.
+
+`run()` owns errors and exit codes: a FailoverError prints one line (several for a config
+with several problems) and exits with its code; anything else is a bug, shown as a
+one-line message unless --debug asks for the traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from failover.errors import ExitCode, FailoverError, UsageError
+
+app = typer.Typer(
+    name="failover",
+    help="Watch a hosted server from outside, keep off-provider backups, and move the site "
+    "to a standby when the provider falls over.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@dataclass
+class Globals:
+    config_path: str | None = None
+    debug: bool = False
+    log_format: str = "text"
+
+
+G = Globals()
+
+
+@app.callback()
+def _global_options(
+    config: str | None = typer.Option(
+        None, "--config", "-c", envvar="FAILOVER_CONFIG",
+        help="Config file [default: ./failover.yaml, then /etc/failover/failover.yaml].",
+    ),
+    debug: bool = typer.Option(False, "--debug", help="Debug logs and tracebacks."),
+    log_format: str = typer.Option("text", "--log-format", help="Log lines: text or json."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings and errors in the log."),
+) -> None:
+    from failover.logs import setup_logging
+
+    if log_format not in ("text", "json"):
+        raise UsageError(f"--log-format: expected text or json, got {log_format!r}")
+    G.config_path, G.debug, G.log_format = config, debug, log_format
+    setup_logging(log_format, logging.WARNING if quiet else logging.INFO, debug)
+
+
+def load() -> Any:
+    """Load the config named by the global options, logging its warnings."""
+    from failover.config import load_config
+    from failover.logs import get_logger
+
+    loaded = load_config(G.config_path)
+    log = get_logger("config")
+    for warning in loaded.warnings:
+        log.warning(warning)
+    return loaded
+
+
+def emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+# --- commands ---------------------------------------------------------------------------
+
+
+@app.command()
+def validate(
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Check a config file: every problem at once, each with file, line and key."""
+    loaded = load()
+    sites = loaded.config.sites
+    if json_out:
+        emit_json({"config": str(loaded.path), "valid": True, "sites": list(sites),
+                   "warnings": loaded.warnings})
+        return
+    endpoints = sum(len(s.endpoints) for s in sites.values())
+    typer.echo(f"{loaded.path}: valid ({len(sites)} site(s), {endpoints} endpoint(s))")
+    if not loaded.config.canaries:
+        typer.echo("note: no canaries configured; an outage of this machine's own network "
+                   "would look like the sites being down", err=True)
+
+
+# --- entry point --------------------------------------------------------------------------
+
+
+def run(argv: list[str]) -> int:
+    debug = "--debug" in argv
+    try:
+        app(args=argv, prog_name="failover", standalone_mode=False)
+    except FailoverError as exc:
+        _print_error(exc, debug)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        return int(ExitCode.INTERRUPTED)
+    except SystemExit as exc:  # typer.Exit raised inside a command
+        return int(exc.code or 0) if isinstance(exc.code, int) else 1
+    except Exception as exc:  # click's usage errors and real bugs
+        import click
+
+        if isinstance(exc, click.exceptions.Exit):
+            return int(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            typer.echo("aborted", err=True)
+            return int(ExitCode.FAILED)
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return int(ExitCode.USAGE)
+        if debug:
+            raise
+        typer.echo(f"failover: internal error: {exc.__class__.__name__}: {exc} "
+                   "(run with --debug for the traceback)", err=True)
+        return int(ExitCode.FAILED)
+    return 0
+
+
+def _print_error(exc: FailoverError, debug: bool) -> None:
+    if debug:
+        import traceback
+
+        traceback.print_exception(exc, file=sys.stderr)
+    lines = str(exc).splitlines() or [exc.__class__.__name__]
+    for line in lines:
+        typer.echo(f"failover: {line}" if len(lines) == 1 else line, err=True)
+
+
+def _path_arg(value: str | None) -> Path | None:
+    return Path(value) if value else None

@@ -1,0 +1,317 @@
+"""The config file's models. Each field's description is the documentation: it drives the
+JSON schema in configs/, `failover init`'s sample and the README's key reference."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from failover.config.types import Duration, Secret
+
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+Name = Annotated[str, Field(pattern=_NAME)]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
+
+
+# --- checks -------------------------------------------------------------------------------
+
+
+class CheckBase(Model):
+    name: Name | None = Field(
+        None, description="A name for this check in status and logs; defaults to its type and port."
+    )
+    timeout: Duration = Field(5.0, description="Give up on one probe after this long.", examples=["5s"])
+    host: str | None = Field(
+        None,
+        description="Canaries only: the address to probe. Site checks always probe the "
+        "endpoint's own address.",
+    )
+
+    @property
+    def label(self) -> str:
+        if self.name:
+            return self.name
+        port = getattr(self, "port", None)
+        return f"{self.type}:{port}" if port else str(self.type)  # type: ignore[attr-defined]
+
+
+_STATUS = re.compile(r"^([1-5])xx$|^(\d{3})(?:-(\d{3}))?$")
+
+
+class HttpCheck(CheckBase):
+    type: Literal["http", "https"] = Field(description="HTTP or HTTPS request to the endpoint.")
+    port: int | None = Field(None, ge=1, le=65535, description="Port; 80 for http, 443 for https.")
+    path: str = Field("/", description="Path (and query) to request.", examples=["/healthz"])
+    method: Literal["GET", "HEAD"] = Field("GET", description="HTTP method.")
+    headers: dict[str, str] = Field(default_factory=dict, description="Extra request headers.")
+    expect_status: list[int | str] = Field(
+        default_factory=lambda: ["2xx", "3xx"],
+        description="Accepted status codes: numbers, ranges such as 200-204, or classes such as 2xx.",
+        examples=[[200, "301-302"]],
+    )
+    expect_body: str | None = Field(
+        None, description="A substring the body must contain.", examples=["<title>Shop"]
+    )
+    expect_body_regex: str | None = Field(
+        None, description="A regular expression the body must match."
+    )
+    tls_verify: bool = Field(
+        True, description="Verify the certificate against the site's hostname (https)."
+    )
+    tls_expiry_warn: Duration = Field(
+        14 * 86400, description="Warn when the certificate expires within this long (https)."
+    )
+    max_latency: Duration | None = Field(
+        None, description="Count the probe as failed when the response takes longer than this."
+    )
+
+    @field_validator("expect_status")
+    @classmethod
+    def _statuses(cls, value: list[int | str]) -> list[int | str]:
+        for item in value:
+            if isinstance(item, int):
+                if not 100 <= item <= 599:
+                    raise ValueError(f"status {item} is not between 100 and 599")
+            elif not _STATUS.match(item):
+                raise ValueError(f"{item!r} is not a status, a range (200-204) or a class (2xx)")
+        return value
+
+    @field_validator("expect_body_regex")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression: {exc}") from None
+        return value
+
+    def status_ok(self, status: int) -> bool:
+        for item in self.expect_status:
+            if isinstance(item, int):
+                if status == item:
+                    return True
+                continue
+            m = _STATUS.match(item)
+            assert m
+            if m.group(1):
+                if status // 100 == int(m.group(1)):
+                    return True
+            else:
+                low = int(m.group(2))
+                high = int(m.group(3) or low)
+                if low <= status <= high:
+                    return True
+        return False
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or (443 if self.type == "https" else 80)
+
+
+class TcpCheck(CheckBase):
+    type: Literal["tcp"] = Field(description="A TCP connection to a port.")
+    port: int = Field(ge=1, le=65535, description="Port to connect to.", examples=[22])
+
+
+class IcmpCheck(CheckBase):
+    type: Literal["icmp"] = Field(description="ICMP echo (ping).")
+    count: int = Field(3, ge=1, le=20, description="Echo requests per probe.")
+    max_loss: float = Field(
+        0.5, ge=0, le=1, description="Fail when more than this fraction of the echoes is lost."
+    )
+
+
+class DnsCheck(CheckBase):
+    type: Literal["dns"] = Field(description="A DNS server answers a query.")
+    port: int = Field(53, ge=1, le=65535, description="DNS port.")
+    query: str = Field(description="The name to ask for.", examples=["example.com"])
+    rdtype: str = Field("A", description="Record type to ask for.")
+    protocol: Literal["udp", "tcp"] = Field("udp", description="Transport.")
+    expect: list[str] | None = Field(
+        None, description="Values the answer must contain; any answer passes when unset."
+    )
+
+
+Check = Annotated[HttpCheck | TcpCheck | IcmpCheck | DnsCheck, Field(discriminator="type")]
+
+
+# --- sites ----------------------------------------------------------------------------------
+
+
+class SshTarget(Model):
+    host: str | None = Field(None, description="Host to SSH to; defaults to the endpoint's address.")
+    port: int = Field(22, ge=1, le=65535, description="SSH port.")
+    user: str = Field("root", description="SSH user.")
+    key: Path | None = Field(None, description="Private key file (kept out of logs and state).")
+    known_hosts: Path | None = Field(
+        None, description="known_hosts file to check the host key against."
+    )
+    options: list[str] = Field(
+        default_factory=list, description="Extra `-o` options for ssh, such as ConnectTimeout=5."
+    )
+
+
+class Endpoint(Model):
+    address: str = Field(
+        description="The server's IP address. Probes go here directly, never through DNS.",
+        examples=["203.0.113.10"],
+    )
+    description: str | None = Field(None, description="Free text shown in status.")
+    ssh: SshTarget | None = Field(None, description="How to reach the server over SSH.")
+    dns_values: dict[str, str] = Field(
+        default_factory=dict,
+        description="Per managed record type (A, AAAA, CNAME), the value this endpoint gives "
+        "it; A defaults to the address when it is IPv4, AAAA when IPv6.",
+    )
+
+    @field_validator("address")
+    @classmethod
+    def _ip(cls, value: str) -> str:
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IP address (probes never go through DNS)") from None
+
+    def dns_value(self, rtype: str) -> str | None:
+        if rtype in self.dns_values:
+            return self.dns_values[rtype]
+        ip = ipaddress.ip_address(self.address)
+        if rtype == "A" and ip.version == 4:
+            return self.address
+        if rtype == "AAAA" and ip.version == 6:
+            return self.address
+        return None
+
+
+class FailureWindow(Model):
+    failures: int = Field(ge=1, description="This many failed rounds ...")
+    within: Duration = Field(description="... within this long declare the endpoint down.")
+
+
+class Policy(Model):
+    interval: Duration = Field(30.0, description="Time between probe rounds.", examples=["30s"])
+    down_after: Duration = Field(
+        180.0, description="Declare down after failing continuously for this long.", examples=["3m"]
+    )
+    up_after: Duration = Field(
+        300.0,
+        description="Declare up again after succeeding continuously for this long "
+        "(at least two successes are always needed).",
+        examples=["5m"],
+    )
+    window: FailureWindow | None = Field(
+        None, description="Also declare down on intermittent failures: N failed rounds within a window."
+    )
+    cooldown: Duration = Field(
+        1800.0, description="Minimum time between two automatic switches of one site."
+    )
+    auto_failover: bool = Field(
+        False, description="Switch to a healthy standby on its own when the active endpoint is down."
+    )
+    auto_failback: bool = Field(
+        False,
+        description="Switch back to the primary on its own once it has been up for up_after "
+        "(off: failback is a decision for a person).",
+    )
+
+    @model_validator(mode="after")
+    def _sane(self) -> Policy:
+        if self.interval <= 0:
+            raise ValueError("interval must be more than 0")
+        return self
+
+
+class Site(Model):
+    hostname: str = Field(
+        description="The name users reach the site by: sent as HTTP Host and TLS SNI.",
+        examples=["shop.example.com"],
+    )
+    endpoints: dict[Name, Endpoint] = Field(
+        description="The servers that can serve the site, by name (primary, standby, ...).",
+        min_length=1,
+    )
+    active: Name | None = Field(
+        None, description="The endpoint that serves the site at first; defaults to the first one."
+    )
+    checks: list[Check] = Field(
+        min_length=1, description="What to probe on every endpoint; all must pass for it to be up."
+    )
+    policy: Policy = Field(default_factory=Policy, description="Thresholds and switching rules.")
+
+    @field_validator("checks")
+    @classmethod
+    def _no_host(cls, checks: list[Any]) -> list[Any]:
+        for check in checks:
+            if check.host is not None:
+                raise ValueError("site checks probe each endpoint's address; `host` is for canaries")
+        return checks
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Site:
+        if self.active is not None and self.active not in self.endpoints:
+            raise ValueError(f"active endpoint {self.active!r} is not one of the endpoints")
+        slow = [c.label for c in self.checks if c.timeout >= self.policy.interval]
+        if slow:
+            raise ValueError(
+                f"check timeout must be shorter than policy.interval ({', '.join(slow)})"
+            )
+        return self
+
+    @property
+    def initial_active(self) -> str:
+        return self.active or next(iter(self.endpoints))
+
+
+CanaryCheck = Annotated[HttpCheck | TcpCheck | IcmpCheck | DnsCheck, Field(discriminator="type")]
+
+
+class NotifyTarget(Model):
+    url: Secret = Field(
+        description="An apprise URL (mailto://, slack://, ntfy://, json://, ...); it usually "
+        "holds a token, so it is a secret: ${ENV_VAR} or file:/path.",
+        examples=["${FAILOVER_NOTIFY_URL}"],
+    )
+    events: list[
+        Literal["down", "recovered", "agent_offline", "agent_online", "failover", "backup", "warning"]
+    ] | None = Field(None, description="Which events to send; all when unset.")
+
+
+class Config(Model):
+    state: Path | None = Field(
+        None,
+        description="SQLite state file; defaults to /var/lib/failover/state.db as root, else "
+        "the XDG state directory. Relative paths are relative to the config file.",
+    )
+    canaries: list[CanaryCheck] = Field(
+        default_factory=list,
+        description="Probes of unrelated things (public resolvers, well-known sites). When fewer "
+        "than canary_min_ok pass, the agent's own network is down and nothing is declared down.",
+    )
+    canary_min_ok: int = Field(1, ge=1, description="How many canaries must pass for a round to count.")
+    notify: list[NotifyTarget] = Field(default_factory=list, description="Where to send notifications.")
+    observation_retention: Duration = Field(
+        90 * 86400, description="Keep probe results this long (transitions and incidents are kept)."
+    )
+    sites: dict[Name, Site] = Field(description="The sites to watch, by name.", min_length=1)
+
+    @field_validator("canaries")
+    @classmethod
+    def _canary_hosts(cls, canaries: list[Any]) -> list[Any]:
+        for i, check in enumerate(canaries):
+            if check.host is None:
+                raise ValueError(f"canary [{i}] needs a host to probe")
+        return canaries
+
+    @model_validator(mode="after")
+    def _enough_canaries(self) -> Config:
+        if self.canaries and self.canary_min_ok > len(self.canaries):
+            raise ValueError("canary_min_ok is more than the number of canaries")
+        return self

@@ -1,0 +1,83 @@
+"""The project's errors and the exit codes they map to.
+
+Every error a user can cause is a FailoverError with a one-line message; `main()` prints
+it and exits with its code. Anything else is a bug and shows a traceback only with --debug.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    FAILED = 1  # an operation failed (provider down, restic error, ...)
+    USAGE = 2  # bad command line or invalid config
+    UNSAFE = 3  # a plan was refused as unsafe (use --force to override where offered)
+    LOCKED = 4  # another failover process holds the state lock
+    DEGRADED = 5  # `check --strict`: the round completed but something is down or stale
+    INTERRUPTED = 130  # SIGINT
+
+
+class FailoverError(Exception):
+    """Root of the project's errors. The message is one line, safe to show (no secrets)."""
+
+    exit_code: ExitCode = ExitCode.FAILED
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+    def __str__(self) -> str:
+        base = super().__str__()
+        return f"{base} (hint: {self.hint})" if self.hint else base
+
+
+class ConfigError(FailoverError):
+    """The config file is invalid. Carries every problem found, one per line."""
+
+    exit_code = ExitCode.USAGE
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class UsageError(FailoverError):
+    exit_code = ExitCode.USAGE
+
+
+class StateLocked(FailoverError):
+    exit_code = ExitCode.LOCKED
+
+
+class UnsafePlan(FailoverError):
+    exit_code = ExitCode.UNSAFE
+
+
+class ProviderError(FailoverError):
+    """A provider (DNS, compute, object store) failed. The message names the provider."""
+
+
+class AuthError(ProviderError):
+    pass
+
+
+class NotFound(ProviderError):
+    pass
+
+
+class RateLimited(ProviderError):
+    pass
+
+
+class Unreachable(ProviderError):
+    pass
+
+
+class BackupError(FailoverError):
+    pass
+
+
+class RemoteError(FailoverError):
+    pass

@@ -1,0 +1,55 @@
+"""Log lines on stderr: readable by default (journald and cron mail take them as they are),
+JSON with --log-format json. Lines about a probe or a transition carry site and endpoint."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from typing import Any
+
+LOGGER_NAME = "failover"
+_CONTEXT_KEYS = ("site", "endpoint", "check", "step", "run")
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(record.created))
+        context = " ".join(
+            f"{k}={getattr(record, k)}" for k in _CONTEXT_KEYS if getattr(record, k, None)
+        )
+        line = f"{stamp} {record.levelname:<7} {context + ': ' if context else ''}{record.getMessage()}"
+        if record.exc_info and getattr(record, "show_traceback", False):
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "message": record.getMessage(),
+        }
+        for key in _CONTEXT_KEYS:
+            value = getattr(record, key, None)
+            if value:
+                out[key] = value
+        if record.exc_info and getattr(record, "show_traceback", False):
+            out["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(out)
+
+
+def setup_logging(fmt: str = "text", level: int = logging.INFO, debug: bool = False) -> None:
+    logger = logging.getLogger(LOGGER_NAME)
+    logger.handlers.clear()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if debug else level)
+    logger.propagate = False
+
+
+def get_logger(name: str) -> logging.Logger:
+    return logging.getLogger(f"{LOGGER_NAME}.{name}")

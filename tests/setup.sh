@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs everything the tests need on a fresh Debian 12 machine (run as root):
+# the real servers the integration tests start (PowerDNS, BIND, restic, sshd, PostgreSQL,
+# nftables for real outages) and the project with its test extras (moto, SeaweedFS, ...).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  pdns-server pdns-backend-sqlite3 bind9 bind9utils restic openssh-server openssh-client
+  sqlite3 nftables iproute2 iputils-ping postgresql procps
+)
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "tests/setup.sh: these packages are missing and installing them needs root: ${missing[*]}" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # policy-rc.d: the packages must not start their system services; fixtures start their own.
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  rm -f /usr/sbin/policy-rc.d
+fi
+# Debian starts these on install where it can; the tests run their own instances.
+for svc in pdns named bind9 ssh postgresql; do
+  (command -v systemctl >/dev/null && systemctl stop "$svc" 2>/dev/null) || true
+done
+
+python3 -m pip install -q --disable-pip-version-check -e '.[test]'
