@@ -8,8 +8,9 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from failover.config.dns import DnsProviderConfig, SiteDns, check_value, located_error
 from failover.config.types import Duration, Secret
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
@@ -245,6 +246,30 @@ class Site(Model):
         min_length=1, description="What to probe on every endpoint; all must pass for it to be up."
     )
     policy: Policy = Field(default_factory=Policy, description="Thresholds and switching rules.")
+    dns: SiteDns | None = Field(
+        None, description="The DNS records that point users at the active endpoint, and where "
+        "they are hosted; unset: the tool never touches this site's DNS."
+    )
+
+    @model_validator(mode="after")
+    def _dns_values(self) -> Site:
+        if self.dns is None:
+            return self
+        for name, endpoint in self.endpoints.items():
+            for record in self.dns.records:
+                value = endpoint.dns_value(record.type)
+                if value is None:
+                    raise located_error(
+                        ("endpoints", name),
+                        f"gives no value for the {record.type} record {record.name} "
+                        f"(set dns_values.{record.type})",
+                    )
+                problem = check_value(record.type, value)
+                if problem:
+                    raise located_error(
+                        ("endpoints", name, "dns_values"), f"{record.type} record: {problem}"
+                    )
+        return self
 
     @field_validator("checks")
     @classmethod
@@ -300,6 +325,11 @@ class Config(Model):
     observation_retention: Duration = Field(
         90 * 86400, description="Keep probe results this long (transitions and incidents are kept)."
     )
+    dns_providers: dict[Name, DnsProviderConfig] = Field(
+        default_factory=dict,
+        description="DNS hosts by name, with credentials by reference; sites name one in "
+        "dns.provider.",
+    )
     sites: dict[Name, Site] = Field(description="The sites to watch, by name.", min_length=1)
 
     @field_validator("canaries")
@@ -315,3 +345,18 @@ class Config(Model):
         if self.canaries and self.canary_min_ok > len(self.canaries):
             raise ValueError("canary_min_ok is more than the number of canaries")
         return self
+
+    @field_validator("sites")
+    @classmethod
+    def _dns_providers_exist(cls, sites: dict[str, Site], info: ValidationInfo) -> dict[str, Site]:
+        if "dns_providers" not in info.data:  # invalid itself: reported on its own
+            return sites
+        providers = info.data["dns_providers"]
+        for name, site in sites.items():
+            if site.dns is not None and site.dns.provider not in providers:
+                known = ", ".join(sorted(providers)) or "none configured"
+                raise located_error(
+                    (name, "dns", "provider"),
+                    f"{site.dns.provider!r} is not one of dns_providers ({known})",
+                )
+        return sites
