@@ -95,6 +95,118 @@ def validate(
                    "would look like the sites being down", err=True)
 
 
+@app.command()
+def init(
+    path: str = typer.Argument("failover.yaml", help="Where to write the config."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
+) -> None:
+    """Write a commented starting config (mode 0600) to edit."""
+    from failover.sample import write_sample
+
+    target = Path(path)
+    write_sample(target, force=force)
+    typer.echo(f"wrote {target} (mode 0600): edit it, then run `failover -c {target} validate`")
+
+
+@app.command()
+def check(
+    json_out: bool = typer.Option(False, "--json", help="Print the round's results as JSON."),
+    strict: bool = typer.Option(
+        False, "--strict", help="Exit 5 when an active endpoint is down (for monitoring)."
+    ),
+) -> None:
+    """Probe every endpoint once (for cron), record the evidence, notify on changes."""
+    from failover.agent import tick
+    from failover.notify import Notifier
+    from failover.store import Store
+
+    loaded = load()
+    with Store.open(loaded.state_path, lock=True) as store:
+        notifier = Notifier(loaded.config.notify)
+        result = tick(loaded, store, notifier)
+        notifier.flush(30)
+        if json_out:
+            emit_json(_round_json(result))
+        if strict:
+            for site_name in loaded.config.sites:
+                row = store.active_endpoint(site_name)
+                active = row["active"] if row else None
+                for o in result.outcomes:
+                    if o.site == site_name and o.endpoint == active and o.after.is_down:
+                        raise typer.Exit(int(ExitCode.DEGRADED))
+
+
+def _round_json(result: Any) -> dict[str, Any]:
+    return {
+        "ts": result.ts,
+        "duration": result.duration,
+        "network_ok": result.network_ok,
+        "canaries": [_probe_json(r) for r in result.canaries],
+        "endpoints": [
+            {"site": o.site, "endpoint": o.endpoint, "ok": o.ok, "observation": o.observation,
+             "health": o.after.status,
+             "change": None if o.change is None else {
+                 "from": o.change.from_status, "to": o.change.to_status,
+                 "reason": o.change.reason},
+             "checks": [_probe_json(r) for r in o.results]}
+            for o in result.outcomes
+        ],
+    }
+
+
+def _probe_json(r: Any) -> dict[str, Any]:
+    return {"check": r.check, "ok": r.ok, "latency_ms": r.latency_ms, "detail": r.detail,
+            "warning": r.warning}
+
+
+@app.command()
+def agent(
+    max_rounds: int | None = typer.Option(
+        None, "--max-rounds", hidden=True, help="Stop after this many rounds (tests)."
+    ),
+) -> None:
+    """Run as a daemon: probe on schedule; SIGTERM/SIGINT stop, SIGHUP reloads the config."""
+    from failover.agent import Agent
+    from failover.config import load_config
+    from failover.notify import Notifier
+    from failover.store import Store
+
+    loaded = load()
+    path = loaded.path
+
+    def reload() -> Any:
+        new = load_config(path)
+        if new.state_path != loaded.state_path:
+            raise UsageError("the state path cannot change on reload; restart the agent")
+        return new
+
+    with Store.open(loaded.state_path, lock=True) as store:
+        daemon = Agent(loaded, store, Notifier(loaded.config.notify), reload)
+        daemon.install_signal_handlers()
+        raise typer.Exit(daemon.run(max_rounds=max_rounds))
+
+
+@app.command()
+def status(
+    json_out: bool = typer.Option(False, "--json", help="Print the status as JSON."),
+) -> None:
+    """Per site: the active endpoint, each endpoint's health and since when, the last probes."""
+    from failover import status as status_mod
+    from failover.store import Store
+
+    loaded = load()
+    store = Store.open(loaded.state_path, readonly=True) if loaded.state_path.exists() else None
+    try:
+        data = status_mod.gather(loaded, store)
+    finally:
+        if store is not None:
+            store.close()
+    if json_out:
+        emit_json(data)
+    else:
+        typer.echo(status_mod.render_text(data))
+
+
 # --- entry point --------------------------------------------------------------------------
 
 

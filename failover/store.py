@@ -247,10 +247,11 @@ class Store:
 
     def record_observation(self, site: str, endpoint: str, ts: float, ok: bool | None,
                            state: dict[str, Any], transition: Transition | None,
-                           incident: str | None) -> None:
+                           incident: str | None, incident_start: float | None = None) -> None:
         """Store one observation and the health it leads to, in one transaction.
 
-        incident: 'open' when the endpoint was just declared down, 'close' when it recovered.
+        incident: 'open' when the endpoint was just declared down (the outage began at
+        `incident_start`), 'close' when it recovered.
         """
         with self.transaction() as c:
             c.execute(
@@ -272,7 +273,7 @@ class Store:
                 c.execute(
                     "INSERT INTO incidents(site, endpoint, first_failure, declared_down)"
                     " VALUES (?,?,?,?)",
-                    (site, endpoint, state.get("streak_start") or ts, ts),
+                    (site, endpoint, incident_start or ts, ts),
                 )
             elif incident == "close":
                 c.execute(

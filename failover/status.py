@@ -1,0 +1,139 @@
+"""What `failover status` shows: gathered from the state and the config, no probing."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from failover.config import LoadedConfig
+from failover.health import HealthState
+from failover.store import Store
+
+# Later stages add per-site sections (backups, DNS) through these: fn(loaded, store, site)
+# returns a dict merged into the site's entry; its "warnings" list is shown prominently.
+SiteSection = Callable[[LoadedConfig, Store | None, str], dict[str, Any]]
+_sections: list[SiteSection] = []
+
+
+def add_site_section(fn: SiteSection) -> None:
+    if fn not in _sections:
+        _sections.append(fn)
+
+
+def gather(loaded: LoadedConfig, store: Store | None, now: float | None = None) -> dict[str, Any]:
+    now = now or time.time()
+    config = loaded.config
+    out: dict[str, Any] = {"config": str(loaded.path), "state": str(loaded.state_path),
+                           "generated": now, "warnings": [], "sites": {}}
+    last_round = store.last_round() if store else None
+    if last_round is None:
+        out["warnings"].append("no probe round recorded yet: run `failover check` or start "
+                               "`failover agent`")
+        out["last_round"] = None
+    else:
+        out["last_round"] = {"ts": last_round["ts"], "duration": last_round["duration"],
+                             "network_ok": bool(last_round["network_ok"]),
+                             "canaries": f"{last_round['canaries_ok']}/{last_round['canaries_total']}"}
+        slowest = max(s.policy.interval for s in config.sites.values())
+        if now - last_round["ts"] > 3 * slowest + 60:
+            out["warnings"].append(
+                f"the last probe round was {_ago(now - last_round['ts'])} ago: is the agent "
+                "(or the cron job) running?")
+        if not last_round["network_ok"]:
+            out["warnings"].append(
+                "the agent's own network was down in the last round (canaries failed): "
+                "nothing is declared down meanwhile")
+    health = store.all_health() if store else {}
+    for site_name, site in config.sites.items():
+        row = store.active_endpoint(site_name) if store else None
+        active = row["active"] if row else site.initial_active
+        entry: dict[str, Any] = {
+            "hostname": site.hostname,
+            "active": active,
+            "active_since": row["since"] if row else None,
+            "last_switch": row["last_switch"] if row else None,
+            "auto_failover": site.policy.auto_failover,
+            "endpoints": {},
+            "warnings": [],
+        }
+        for ep_name, endpoint in site.endpoints.items():
+            state = HealthState.from_dict(health.get((site_name, ep_name)))
+            probes = store.last_probes(site_name, ep_name) if store else []
+            entry["endpoints"][ep_name] = {
+                "address": endpoint.address,
+                "health": state.status,
+                "since": state.since,
+                "outage_start": state.outage_start,
+                "last_probe": probes[0]["ts"] if probes else None,
+                "checks": [
+                    {"check": p["check_name"], "ok": bool(p["ok"]), "latency_ms": p["latency_ms"],
+                     "detail": p["detail"], "warning": p["warning"]}
+                    for p in probes
+                ],
+            }
+            for p in probes:
+                if p["warning"]:
+                    entry["warnings"].append(f"{ep_name} {p['check_name']}: {p['warning']}")
+            if ep_name == active and state.is_down:
+                entry["warnings"].append(f"the active endpoint {ep_name} is {state.status}")
+        for section in _sections:
+            extra = section(loaded, store, site_name)
+            entry["warnings"] += extra.pop("warnings", [])
+            entry.update(extra)
+        out["sites"][site_name] = entry
+    return out
+
+
+def render_text(data: dict[str, Any]) -> str:
+    lines: list[str] = []
+    lr = data.get("last_round")
+    if lr:
+        net = "ok" if lr["network_ok"] else "DOWN"
+        lines.append(f"last round {_when(lr['ts'])} ({lr['duration']:.1f}s), "
+                     f"agent network {net}, canaries {lr['canaries']}")
+    for warning in data["warnings"]:
+        lines.append(f"! {warning}")
+    for site_name, site in data["sites"].items():
+        lines.append("")
+        auto = "auto-failover on" if site["auto_failover"] else "auto-failover off"
+        lines.append(f"{site_name} ({site['hostname']})  active: {site['active']}  [{auto}]")
+        rows = [("", "ENDPOINT", "ADDRESS", "HEALTH", "SINCE", "LAST PROBE")]
+        for ep_name, ep in site["endpoints"].items():
+            probe = "; ".join(
+                f"{c['check']} {'ok' if c['ok'] else 'FAIL'} {c['detail']}" for c in ep["checks"]
+            ) or "-"
+            marker = "*" if ep_name == site["active"] else ""
+            rows.append((marker, ep_name, ep["address"], ep["health"],
+                         _when(ep["since"]) if ep["since"] else "-", probe))
+        lines += _table(rows, indent="  ")
+        for key, value in site.items():
+            if key in ("hostname", "active", "active_since", "last_switch", "auto_failover",
+                       "endpoints", "warnings"):
+                continue
+            if isinstance(value, dict) and "summary" in value:
+                lines.append(f"  {key}: {value['summary']}")
+        for warning in site["warnings"]:
+            lines.append(f"  ! {warning}")
+    return "\n".join(lines).lstrip("\n")
+
+
+def _table(rows: list[tuple[str, ...]], indent: str = "") -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    return [
+        indent + " ".join(cell.ljust(w) for cell, w in zip(r[:-1], widths, strict=True))
+        + " " + r[-1]
+        for r in rows
+    ]
+
+
+def _when(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 120:
+        return f"{int(seconds)}s"
+    if seconds < 7200:
+        return f"{int(seconds // 60)}m"
+    return f"{int(seconds // 3600)}h"
