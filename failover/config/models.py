@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from failover.config.backup import BackupSet
 from failover.config.dns import DnsProviderConfig, SiteDns, check_value, located_error
 from failover.config.types import Duration, Secret
 
@@ -250,6 +251,22 @@ class Site(Model):
         None, description="The DNS records that point users at the active endpoint, and where "
         "they are hosted; unset: the tool never touches this site's DNS."
     )
+    backup: BackupSet | None = Field(
+        None, description="What to back up for this site, from where, into which restic "
+        "repository, how long to keep it and how fresh it must be; unset: no backups."
+    )
+
+    @model_validator(mode="after")
+    def _backup_source(self) -> Site:
+        if self.backup is None or self.backup.source == "local":
+            return self
+        endpoint = self.endpoints.get(self.backup.source)
+        if endpoint is None:
+            raise ValueError(f"backup.source {self.backup.source!r} is neither `local` nor one "
+                             "of the endpoints")
+        if endpoint.ssh is None:
+            raise ValueError(f"backup.source {self.backup.source!r}: that endpoint has no `ssh`")
+        return self
 
     @model_validator(mode="after")
     def _dns_values(self) -> Site:
