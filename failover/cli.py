@@ -213,7 +213,9 @@ def status(
 def run(argv: list[str]) -> int:
     debug = "--debug" in argv
     try:
-        app(args=argv, prog_name="failover", standalone_mode=False)
+        rc = app(args=argv, prog_name="failover", standalone_mode=False)
+        if isinstance(rc, int):  # click returns typer.Exit's code when not standalone
+            return rc
     except FailoverError as exc:
         _print_error(exc, debug)
         return int(exc.exit_code)
@@ -223,14 +225,13 @@ def run(argv: list[str]) -> int:
     except SystemExit as exc:  # typer.Exit raised inside a command
         return int(exc.code or 0) if isinstance(exc.code, int) else 1
     except Exception as exc:  # click's usage errors and real bugs
-        import click
-
-        if isinstance(exc, click.exceptions.Exit):
+        click_exc = _click_exceptions()
+        if isinstance(exc, click_exc.Exit):
             return int(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
+        if isinstance(exc, click_exc.Abort):
             typer.echo("aborted", err=True)
             return int(ExitCode.FAILED)
-        if isinstance(exc, click.ClickException):
+        if isinstance(exc, click_exc.ClickException):
             exc.show()
             return int(ExitCode.USAGE)
         if debug:
@@ -239,6 +240,14 @@ def run(argv: list[str]) -> int:
                    "(run with --debug for the traceback)", err=True)
         return int(ExitCode.FAILED)
     return 0
+
+
+def _click_exceptions() -> Any:
+    # typer may vendor click (typer._click): reach its classes through typer's own exports.
+    import types
+
+    base = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+    return types.SimpleNamespace(Exit=typer.Exit, Abort=typer.Abort, ClickException=base)
 
 
 def _print_error(exc: FailoverError, debug: bool) -> None:
