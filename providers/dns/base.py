@@ -133,7 +133,7 @@ class DnsProvider:
     """One configured DNS provider. Subclasses set `kind` and fill in the hooks."""
 
     kind: ClassVar[str] = "?"
-    capabilities: ClassVar[Capabilities] = Capabilities()
+    capabilities: Capabilities = Capabilities()
 
     def __init__(self, name: str, config: Any) -> None:
         self.name = name
