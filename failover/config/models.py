@@ -312,7 +312,32 @@ class Site(Model):
         return self.active or next(iter(self.endpoints))
 
 
-CanaryCheck = Annotated[HttpCheck | TcpCheck | IcmpCheck | DnsCheck, Field(discriminator="type")]
+_CANARY_HOST = Field(
+    description="The address or name to probe: something unrelated to your sites, such as a "
+    "public resolver.",
+    examples=["9.9.9.9"],
+)
+
+
+class HttpCanary(HttpCheck):
+    host: str = _CANARY_HOST
+
+
+class TcpCanary(TcpCheck):
+    host: str = _CANARY_HOST
+
+
+class IcmpCanary(IcmpCheck):
+    host: str = _CANARY_HOST
+
+
+class DnsCanary(DnsCheck):
+    host: str = _CANARY_HOST
+
+
+CanaryCheck = Annotated[
+    HttpCanary | TcpCanary | IcmpCanary | DnsCanary, Field(discriminator="type")
+]
 
 
 class NotifyTarget(Model):
@@ -348,14 +373,6 @@ class Config(Model):
         "dns.provider.",
     )
     sites: dict[Name, Site] = Field(description="The sites to watch, by name.", min_length=1)
-
-    @field_validator("canaries")
-    @classmethod
-    def _canary_hosts(cls, canaries: list[Any]) -> list[Any]:
-        for i, check in enumerate(canaries):
-            if check.host is None:
-                raise ValueError(f"canary [{i}] needs a host to probe")
-        return canaries
 
     @model_validator(mode="after")
     def _enough_canaries(self) -> Config:
