@@ -214,7 +214,7 @@ class DnsProvider:
 
     def _secret(self, value: str) -> str:
         """Register a secret so that it is scrubbed from any error message."""
-        if value:
+        if len(value) >= 4:  # scrubbing shorter strings would garble every message
             self._secrets.append(value)
         return value
 
