@@ -709,7 +709,9 @@ async def _probe_dns(check: DnsCheck, address: str, state: _State) -> ProbeResul
     if rcode != dns.rcode.NOERROR:
         return ProbeResult(label, False, latency, f"{rname} for {check.query} {check.rdtype}")
     wanted = dns.rdatatype.from_text(check.rdtype)
-    values = [rd.to_text() for rrset in response.answer if rrset.rdtype == wanted for rd in rrset]
+    values = sorted(
+        rd.to_text() for rrset in response.answer if rrset.rdtype == wanted for rd in rrset
+    )
     if not values:
         return ProbeResult(
             label, False, latency, f"NOERROR but no {check.rdtype} answer for {check.query}"
