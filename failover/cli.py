@@ -207,6 +207,11 @@ def status(
         typer.echo(status_mod.render_text(data))
 
 
+from failover.cli_dns import dns_app  # noqa: E402 - after the commands: it imports `load`
+
+app.add_typer(dns_app, name="dns")
+
+
 # --- entry point --------------------------------------------------------------------------
 
 

@@ -467,11 +467,16 @@ def record_observed(
 
 def last_switch(store: Store, site: str) -> dict[str, Any] | None:
     """The newest journaled switch of a site, with its record changes (old values kept)."""
-    store.ensure_schema(DNS_SCHEMA)
-    row = store.conn.execute(
-        "SELECT * FROM dns_switches WHERE site=? AND outcome != 'noop' ORDER BY id DESC LIMIT 1",
-        (site,),
-    ).fetchone()
+    import sqlite3
+
+    try:
+        row = store.conn.execute(
+            "SELECT * FROM dns_switches WHERE site=? AND outcome != 'noop' ORDER BY id DESC"
+            " LIMIT 1",
+            (site,),
+        ).fetchone()
+    except sqlite3.OperationalError:  # no switch journaled yet: no table
+        return None
     if row is None:
         return None
     out = dict(row)

@@ -1,0 +1,200 @@
+"""`failover dns show|set`: the DNS records of sites, and switching them between endpoints.
+
+Only typer and the standard library are imported here at module level, so that
+`failover --help` stays fast; the core (failover.dns) and the providers' SDKs load when a
+command runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+dns_app = typer.Typer(
+    help="Show the managed DNS records of sites, and point them at an endpoint.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+
+
+def _parse_deadline(value: str | None) -> float | None:
+    if value is None:
+        return None
+    from failover.config.types import parse_duration
+    from failover.errors import UsageError
+
+    try:
+        return parse_duration(value)
+    except Exception:
+        raise UsageError(
+            f"--deadline: expected a duration such as 30s or 2m, got {value!r}"
+        ) from None
+
+
+@dns_app.command("show")
+def show(
+    site: str | None = typer.Argument(None, help="Only this site [default: every site with dns]."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    timeout: float = typer.Option(2.0, "--timeout", help="Seconds to wait for each DNS answer."),
+) -> None:
+    """Each managed record as the provider has it and as each authoritative server answers."""
+    from failover.cli import emit_json, load
+    from failover.dns import show_dns
+    from failover.errors import FailoverError
+
+    loaded = load()
+    store = _read_store(loaded)
+    try:
+        entries = show_dns(loaded, site, store=store, query_timeout=timeout)
+    finally:
+        if store is not None:
+            store.close()
+    if json_out:
+        emit_json(entries)
+    else:
+        for entry in entries:
+            _print_entry(entry)
+    errors = [e["error"] for e in entries if e["error"]]
+    if errors:
+        raise FailoverError(
+            errors[0] if len(errors) == 1 else f"{len(errors)} sites: " + "; ".join(errors)
+        )
+
+
+def _read_store(loaded: Any) -> Any:
+    from failover.store import Store
+
+    path = loaded.state_path
+    if not path.exists():
+        return None
+    try:
+        return Store.open(path, readonly=True)
+    except Exception:
+        return None
+
+
+def _print_entry(entry: dict[str, Any]) -> None:
+    typer.echo(f"{entry['site']}: zone {entry['zone']} at {entry['provider']}")
+    for record in entry["records"]:
+        if record["provider"] is None:
+            have = "(no such record)" if entry["error"] is None else "(provider not read)"
+            points = ""
+        else:
+            have = ",".join(record["provider"]) + (f" ttl {record['ttl']}" if record["ttl"] else "")
+            points = f" -> {record['endpoint']}" if record["endpoint"] else " -> unknown value"
+        typer.echo(f"  {record['name']} {record['type']}: {have}{points}")
+        for answer in record["nameservers"]:
+            if answer["error"]:
+                seen = f"error: {answer['error']}"
+            else:
+                seen = ",".join(answer["values"] or []) or "(no record)"
+                if answer["ttl"] is not None:
+                    seen += f" ttl {answer['ttl']}"
+                if record["provider"] is not None:
+                    seen += "" if answer["ok"] else "  (differs from the provider)"
+            typer.echo(f"    {answer['server']}: {seen}")
+    last = entry.get("last_switch")
+    if last:
+        typer.echo(
+            f"  last switch: {last['from_endpoint'] or '?'} -> {last['to_endpoint']}, "
+            f"{last['outcome']}"
+            + (
+                ""
+                if last["verified"] is None
+                else ", verified"
+                if last["verified"]
+                else ", NOT verified"
+            )
+        )
+    if entry["error"]:
+        typer.echo(f"  error: {entry['error']}", err=True)
+
+
+@dns_app.command("set")
+def set_(
+    site: str = typer.Argument(..., help="The site whose records to switch."),
+    to: str = typer.Option(..., "--to", help="The endpoint to point the records at."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Apply the plan (otherwise only show it)."),
+    force: bool = typer.Option(
+        False, "--force", help="Overwrite records that hold no endpoint's value (changed by hand)."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print the plan and result as JSON."),
+    deadline: str | None = typer.Option(
+        None,
+        "--deadline",
+        help="How long to wait for every authoritative server to serve the new values "
+        "[default: the site's dns.verify_deadline].",
+    ),
+) -> None:
+    """Point a site's DNS records at an endpoint: show the plan, apply with --yes, verify."""
+    from failover.cli import emit_json, load
+    from failover.dns import format_plan, format_verify, switch_site_dns
+    from failover.errors import FailoverError, UnsafePlan
+    from failover.store import Store
+
+    seconds = _parse_deadline(deadline)
+    loaded = load()
+    shown: dict[str, Any] = {}
+
+    def on_plan(plan: Any) -> None:
+        shown["plan"] = plan
+        if not json_out:
+            for line in format_plan(plan):
+                typer.echo(line)
+
+    store = Store.open(loaded.state_path, lock=True) if yes else None
+    try:
+        try:
+            result = switch_site_dns(
+                loaded,
+                site,
+                to,
+                store,
+                apply=yes,
+                force=force,
+                deadline=seconds,
+                on_plan=on_plan,
+            )
+        except UnsafePlan:
+            if json_out and "plan" in shown:
+                emit_json({"plan": shown["plan"].to_dict(), "apply": None, "verify": None})
+            raise
+    finally:
+        if store is not None:
+            store.close()
+    plan = result.plan
+    if json_out:
+        emit_json(result.to_dict())
+    elif plan.verdict == "noop":
+        typer.echo("nothing to change: every record already points at " + plan.target)
+    elif not yes:
+        typer.echo("dry run: nothing changed (add --yes to apply)")
+    else:
+        applied = result.applied
+        if applied is not None:
+            typer.echo(
+                f"applied in {applied.seconds:.2f}s"
+                + (
+                    ""
+                    if applied.synced is None
+                    else ", provider reports it done"
+                    if applied.synced
+                    else f" ({applied.detail})"
+                )
+            )
+        if result.verification is not None:
+            checked = result.verification
+            state = "all serve the new values" if checked.ok else "NOT all serve the new values"
+            typer.echo(f"authoritative servers after {checked.seconds:.2f}s: {state}")
+            for line in format_verify(checked):
+                typer.echo(line)
+    report = result.verification
+    if report is not None and not report.ok:
+        failing = sorted({a.server for a in report.failing})
+        raise FailoverError(
+            f"site {site}: DNS changed at the provider, but {len(failing)} authoritative "
+            f"server(s) do not serve the new values yet: {', '.join(failing)}",
+            hint="check again with `failover dns show`; a secondary may be slow to transfer",
+        )
