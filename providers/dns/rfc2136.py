@@ -20,7 +20,6 @@ import dns.rcode
 import dns.rdataset
 import dns.rdatatype
 import dns.tsig
-import dns.tsigkeyring
 import dns.update
 
 from failover.errors import (
@@ -74,9 +73,8 @@ class Rfc2136DnsProvider(DnsProvider):
             secret = self._secret(config.key_secret.reveal())
             self.keyname = _fqdn(config.key_name)
             try:
-                self.keyring = dns.tsigkeyring.from_text(
-                    {config.key_name: (config.key_algorithm, secret)}
-                )
+                key = dns.tsig.Key(self.keyname, secret, self.algorithm)
+                self.keyring = {self.keyname: key}
             except Exception:
                 raise AuthError(
                     f"{self.label}: the TSIG key secret is not valid base64",

@@ -1,0 +1,283 @@
+"""Switching a site's records through the core (failover.dns), against each real server:
+plan, apply, journal, verify, idempotence, refusal and --force, undo, faults mid-way."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from failover.dns import (
+    dns_ttl_warnings,
+    last_switch,
+    provider_for,
+    show_dns,
+    switch_site_dns,
+)
+from failover.errors import AuthError, Unreachable, UnsafePlan
+from failover.store import Store
+from providers.dns.base import DnsProvider
+from tests.integration.dns.conftest import Backend
+from tests.support.dns_servers import query
+
+pytestmark = pytest.mark.integration
+
+PRIMARY_VALUES = {("shop.example.com", "A"): ["192.0.2.10"], ("www.example.com", "A"): ["192.0.2.10"],
+                  ("shop.example.com", "AAAA"): ["2001:db8::10"]}
+STANDBY_VALUES = {("shop.example.com", "A"): ["198.51.100.20"],
+                  ("www.example.com", "A"): ["198.51.100.20"],
+                  ("shop.example.com", "AAAA"): ["2001:db8::20"]}
+
+
+def served(backend: Backend) -> dict[tuple[str, str], list[str]]:
+    return {k: backend.server.get_records(*k)[0] for k in PRIMARY_VALUES}
+
+
+def changes_rows(store: Store) -> list[Any]:
+    try:
+        return store.conn.execute("SELECT * FROM dns_changes ORDER BY id").fetchall()
+    except Exception:
+        return []
+
+
+def soa_serial(backend: Backend) -> int | None:
+    if backend.kind == "route53":
+        return None
+    port = int(backend.nameserver.rpartition(":")[2])
+    values, _ = query(port, "example.com", "SOA")
+    return int(values[0].split()[2])
+
+
+def test_switch_applies_verifies_and_journals(backend: Backend, tmp_path: Path) -> None:
+    loaded = backend.load(tmp_path)
+    with Store.open(loaded.state_path, lock=True) as store:
+        result = switch_site_dns(loaded, "shop", "standby", store)
+        assert result.plan.verdict == "apply"
+        assert result.plan.from_endpoint == "primary"
+        assert result.applied is not None and result.applied.outcome == "applied"
+        assert set(result.applied.changes.values()) == {"applied"}
+        assert result.verification is not None and result.verification.ok
+        assert len(result.verification.answers) == 3
+        assert served(backend) == STANDBY_VALUES
+        last = last_switch(store, "shop")
+        assert last is not None
+        assert (last["from_endpoint"], last["to_endpoint"], last["outcome"]) == (
+            "primary", "standby", "applied")
+        assert last["verified"] == 1
+        assert {(c["name"], c["rtype"]): c["old_values"] for c in last["changes"]} == PRIMARY_VALUES
+        assert {c["outcome"] for c in last["changes"]} == {"applied"}
+        if backend.kind == "route53":
+            assert last["synced"] == 1
+
+
+def test_same_switch_twice_changes_nothing(backend: Backend, tmp_path: Path) -> None:
+    loaded = backend.load(tmp_path)
+    with Store.open(loaded.state_path, lock=True) as store:
+        switch_site_dns(loaded, "shop", "standby", store)
+        rows, serial = len(changes_rows(store)), soa_serial(backend)
+        again = switch_site_dns(loaded, "shop", "standby", store)
+        assert again.plan.verdict == "noop"
+        assert again.applied is not None and again.applied.outcome == "noop"
+        assert len(changes_rows(store)) == rows
+        assert soa_serial(backend) == serial  # the zone was not touched
+        assert served(backend) == STANDBY_VALUES
+
+
+def test_switch_back_undoes(backend: Backend, tmp_path: Path) -> None:
+    loaded = backend.load(tmp_path)
+    with Store.open(loaded.state_path, lock=True) as store:
+        switch_site_dns(loaded, "shop", "standby", store)
+        back = switch_site_dns(loaded, "shop", "primary", store)
+        assert back.plan.from_endpoint == "standby"
+        assert back.verification is not None and back.verification.ok
+        assert served(backend) == PRIMARY_VALUES
+        last = last_switch(store, "shop")
+        assert last is not None
+        assert {(c["name"], c["rtype"]): c["old_values"] for c in last["changes"]} == STANDBY_VALUES
+
+
+def test_hand_changed_value_refused_then_forced(backend: Backend, tmp_path: Path) -> None:
+    backend.server.set_records("www.example.com", "A", ["203.0.113.9"], 60)
+    loaded = backend.load(tmp_path)
+    with Store.open(loaded.state_path, lock=True) as store:
+        with pytest.raises(UnsafePlan) as info:
+            switch_site_dns(loaded, "shop", "standby", store)
+        assert info.value.exit_code == 3
+        assert "www.example.com A holds 203.0.113.9" in str(info.value)
+        assert backend.server.get_records("www.example.com", "A")[0] == ["203.0.113.9"]
+        assert served(backend)[("shop.example.com", "A")] == ["192.0.2.10"]
+        assert changes_rows(store) == []
+        forced = switch_site_dns(loaded, "shop", "standby", store, force=True)
+        assert forced.plan.forced and forced.verification is not None and forced.verification.ok
+        assert served(backend) == STANDBY_VALUES
+        last = last_switch(store, "shop")
+        assert last is not None and last["forced"] == 1
+        old = {(c["name"], c["rtype"]): c["old_values"] for c in last["changes"]}
+        assert old[("www.example.com", "A")] == ["203.0.113.9"]
+
+
+def test_missing_record_refused_unless_forced(backend: Backend, tmp_path: Path) -> None:
+    backend.server.set_records("www.example.com", "A", [], 60)
+    loaded = backend.load(tmp_path)
+    with Store.open(loaded.state_path, lock=True) as store:
+        with pytest.raises(UnsafePlan, match="does not exist"):
+            switch_site_dns(loaded, "shop", "standby", store)
+        switch_site_dns(loaded, "shop", "standby", store, force=True)
+        assert served(backend) == STANDBY_VALUES
+
+
+def test_dry_run_changes_nothing(backend: Backend, tmp_path: Path) -> None:
+    loaded = backend.load(tmp_path)
+    result = switch_site_dns(loaded, "shop", "standby", None, apply=False)
+    assert result.plan.verdict == "apply" and result.applied is None
+    assert [r.changes for r in result.plan.records] == [True, True, True]
+    assert served(backend) == PRIMARY_VALUES
+
+
+class StopsServerFirst(DnsProvider):
+    """The real adapter, with the real server stopped right before the change is sent."""
+
+    def __init__(self, inner: DnsProvider, backend: Backend) -> None:
+        super().__init__(inner.name, inner.config)
+        self.inner, self.backend = inner, backend
+        self.capabilities = inner.capabilities
+
+    def read_many(self, keys: Any) -> Any:
+        return self.inner.read_many(keys)
+
+    def apply(self, changes: Any) -> Any:
+        self.backend.server.stop()
+        return self.inner.apply(changes)
+
+
+def test_server_stopped_mid_switch_state_says_nothing_changed(
+    backend: Backend, tmp_path: Path
+) -> None:
+    loaded = backend.load(tmp_path, provider={**backend.provider, "timeout": "2s"})
+    provider = StopsServerFirst(provider_for(loaded, "shop"), backend)
+    with Store.open(loaded.state_path, lock=True) as store:
+        with pytest.raises(Unreachable) as info:
+            switch_site_dns(loaded, "shop", "standby", store, provider=provider)
+        assert "nothing was changed" in str(info.value)
+        switch = store.conn.execute("SELECT * FROM dns_switches").fetchone()
+        assert switch["outcome"] == "failed"
+        assert {r["outcome"] for r in changes_rows(store)} == {"not_applied"}
+    if backend.kind != "route53":  # moto keeps no data across a restart
+        backend.server.start()
+        assert served(backend) == PRIMARY_VALUES
+
+
+def test_hung_server_mid_switch_outcome_unknown(bind_backend: Backend, tmp_path: Path) -> None:
+    """named frozen (SIGSTOP) while the update is in flight: the tool cannot know whether it
+    landed, says so in the state, and `dns show` tells once the server answers again."""
+    backend = bind_backend
+    loaded = backend.load(tmp_path, provider={**backend.provider, "timeout": "1s"})
+    provider = provider_for(loaded, "shop")
+    pid = backend.server.proc.pid
+    original_apply = provider._apply
+
+    def freeze_then_apply(changes: Any) -> Any:
+        os.kill(pid, signal.SIGSTOP)
+        return original_apply(changes)
+
+    provider._apply = freeze_then_apply  # type: ignore[method-assign]
+    try:
+        with Store.open(loaded.state_path, lock=True) as store:
+            with pytest.raises(Unreachable) as info:
+                switch_site_dns(loaded, "shop", "standby", store, provider=provider)
+            assert "unknown" in str(info.value)
+            assert store.conn.execute("SELECT outcome FROM dns_switches").fetchone()[0] == "unknown"
+            assert {r["outcome"] for r in changes_rows(store)} == {"unknown"}
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    time.sleep(0.3)
+    shown = show_dns(loaded, "shop")
+    # BIND processes the update it had buffered: all or nothing, never half.
+    endpoints = {r["endpoint"] for r in shown[0]["records"]}
+    assert endpoints in ({"standby"}, {"primary"})
+
+
+def test_wrong_tsig_key_refused_and_journaled(bind_backend: Backend, tmp_path: Path) -> None:
+    wrong = tmp_path / "wrong.secret"
+    wrong.write_text("d3Jvbmcgc2VjcmV0IHdyb25nIHNlY3JldA==\n")
+    loaded = bind_backend.load(tmp_path, provider={**bind_backend.provider,
+                                                   "key_secret": f"file:{wrong}"})
+    with Store.open(loaded.state_path, lock=True) as store:
+        with pytest.raises(AuthError, match="TSIG signature was rejected"):
+            switch_site_dns(loaded, "shop", "standby", store)
+        assert store.conn.execute("SELECT outcome FROM dns_switches").fetchone()[0] == "failed"
+    assert served(bind_backend) == PRIMARY_VALUES
+
+
+def test_unsigned_update_refused(bind_backend: Backend, tmp_path: Path) -> None:
+    provider = {k: v for k, v in bind_backend.provider.items()
+                if k not in ("key_name", "key_secret")}
+    loaded = bind_backend.load(tmp_path, provider=provider)
+    with Store.open(loaded.state_path, lock=True) as store, \
+            pytest.raises(AuthError, match="refused the update"):
+        switch_site_dns(loaded, "shop", "standby", store)
+    assert served(bind_backend) == PRIMARY_VALUES
+
+
+@pytest.mark.parametrize("algorithm", ["hmac-sha512", "hmac-sha1", "hmac-md5", "hmac-sha224"])
+def test_other_tsig_algorithms(algorithm: str, tmp_path: Path) -> None:
+    from tests.integration.dns.conftest import make_backend
+
+    gen = make_backend("rfc2136", tmp_path)
+    backend = next(gen)
+    try:
+        # restart BIND with a key of this algorithm
+        backend.server.stop()
+        backend.server.algorithm = algorithm
+        backend.server._prepared = False
+        backend.server.start()
+        secret = backend.server.write_secret(tmp_path / "ddns.secret")
+        loaded = backend.load(tmp_path, provider={**backend.server.provider_config(f"file:{secret}")})
+        with Store.open(loaded.state_path, lock=True) as store:
+            result = switch_site_dns(loaded, "shop", "standby", store)
+        assert result.verification is not None and result.verification.ok
+    finally:
+        gen.close()
+
+
+def test_verification_reports_each_server(pdns_backend: Backend, tmp_path: Path) -> None:
+    """A nameserver that does not answer keeps the verification from passing: per-server
+    report, and the change itself stays applied."""
+    from tests.support import free_port
+
+    dead = f"127.0.0.1:{free_port()}"
+    loaded = pdns_backend.load(tmp_path, nameservers=[pdns_backend.nameserver, dead])
+    with Store.open(loaded.state_path, lock=True) as store:
+        started = time.monotonic()
+        result = switch_site_dns(loaded, "shop", "standby", store, deadline=1.5)
+        assert time.monotonic() - started < 6
+        report = result.verification
+        assert report is not None and not report.ok
+        by_server = {(a.server, a.name, a.rtype): a for a in report.answers}
+        assert all(a.ok for (s, _, _), a in by_server.items() if s == pdns_backend.nameserver)
+        assert all(not a.ok and a.error for (s, _, _), a in by_server.items() if s == dead)
+        assert store.conn.execute("SELECT verified FROM dns_switches").fetchone()[0] == 0
+    assert served(pdns_backend) == STANDBY_VALUES
+
+
+def test_show_and_ttl_warnings(backend: Backend, tmp_path: Path) -> None:
+    backend.server.set_records("www.example.com", "A", ["203.0.113.9"], 3600)
+    loaded = backend.load(tmp_path, max_ttl=300)
+    with Store.open(loaded.state_path, lock=True) as store:
+        shown = show_dns(loaded, "shop", store=store)
+        records = {(r["name"], r["type"]): r for r in shown[0]["records"]}
+        assert records[("shop.example.com", "A")]["endpoint"] == "primary"
+        assert records[("www.example.com", "A")]["endpoint"] is None  # unknown value
+        assert records[("www.example.com", "A")]["ttl"] == 3600
+        answers = records[("shop.example.com", "A")]["nameservers"]
+        assert answers[0]["values"] == ["192.0.2.10"] and answers[0]["ttl"] == 60
+        warnings = dns_ttl_warnings(loaded, store=store)
+        assert len(warnings) == 1 and "www.example.com A has TTL 3600s" in warnings[0]
+        # without asking the provider: what the state last saw
+        assert dns_ttl_warnings(loaded, store=store, live=False) == warnings
+    json.dumps(shown)  # serializable for --json
