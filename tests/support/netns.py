@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 PREFIX = "fot-"
-SUBNET = ipaddress.ip_network("10.213.0.0/16")
+SUBNET = ipaddress.IPv4Network("10.213.0.0/16")
 GUARD_METRIC = 4000
 STATE_DIR = Path("/run/fot-netns")
 LOCK_FILE = STATE_DIR / "lock"
@@ -178,7 +178,7 @@ def _used_subnets() -> set[ipaddress.IPv4Network]:
     for link in json.loads(out):
         for addr in link.get("addr_info", []):
             net = ipaddress.ip_network(f"{addr['local']}/{addr['prefixlen']}", strict=False)
-            if isinstance(net, ipaddress.IPv4Network) and net.subnet_of(SUBNET):  # type: ignore[arg-type]
+            if isinstance(net, ipaddress.IPv4Network) and net.subnet_of(SUBNET):
                 used.add(net.supernet(new_prefix=30) if net.prefixlen > 30 else net)
     return used
 

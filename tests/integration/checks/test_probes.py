@@ -466,3 +466,24 @@ def test_link_down(netns_host: NetnsHost, start_web: Callable[..., WebServer]) -
     assert not results["icmp"].ok
     netns_host.heal()
     assert one(http(server.port, timeout=2), netns_host.ip).ok
+
+
+def test_http_and_tcp_over_ipv6_loopback(
+    start_web: Callable[..., WebServer], raw_server: Callable[..., RawServer]
+) -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    try:
+        server = start_web(bind="::1")
+    except (OSError, TimeoutError) as exc:
+        pytest.skip(f"cannot listen on ::1: {exc}")
+    result = one(http(server.port, expect_body="Welcome"), "::1", None)
+    assert result.ok, result
+    assert one(TcpCheck(type="tcp", port=server.port, timeout=1), "::1", None).ok
+
+
+def test_host_header_defaults_to_the_address(raw_server: Callable[..., RawServer]) -> None:
+    server = raw_server(b"HTTP/1.1 204 No Content\r\n\r\n")
+    result = one(http(server.port), LOOPBACK, None)
+    assert result.ok and result.detail.startswith("HTTP 204")
+    assert f"Host: {LOOPBACK}:{server.port}" in server.requests[0].decode().split("\r\n")
