@@ -544,6 +544,88 @@ class Route53Nameserver:
         self._servers.clear()
 
 
+class ThrottlingProxy:
+    """An HTTP proxy in front of moto that answers the first `throttle` requests with
+    Route 53's Throttling error (HTTP 400), then forwards everything: a real throttling
+    path through boto3, which moto alone never takes."""
+
+    BODY = (
+        b'<?xml version="1.0"?>\n<ErrorResponse xmlns="https://route53.amazonaws.com/doc/'
+        b'2013-04-01/"><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate '
+        b"exceeded</Message></Error><RequestId>test</RequestId></ErrorResponse>"
+    )
+
+    def __init__(self, target: str, throttle: int) -> None:
+        self.target = target.rstrip("/")
+        self.throttle = throttle
+        self.seen = 0
+        self.port = free_port()
+        self._server: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> ThrottlingProxy:
+        import http.server
+
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _any(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                proxy.seen += 1
+                if proxy.seen <= proxy.throttle:
+                    self.send_response(400)
+                    self.send_header("Content-Type", "text/xml")
+                    self.send_header("Content-Length", str(len(proxy.BODY)))
+                    self.end_headers()
+                    self.wfile.write(proxy.BODY)
+                    return
+                # http.client, not urllib: urllib would add a form Content-Type, and moto
+                # tells the protocol by it.
+                import http.client
+
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                host, _, port = proxy.target.removeprefix("http://").partition(":")
+                conn = http.client.HTTPConnection(host, int(port), timeout=10)
+                try:
+                    conn.request(self.command, self.path, body=body or None, headers=headers)
+                    resp = conn.getresponse()
+                    status, data, rh = resp.status, resp.read(), resp.headers
+                finally:
+                    conn.close()
+                self.send_response(status)
+                for k, v in rh.items():
+                    if k.lower() not in ("content-length", "transfer-encoding", "connection",
+                                         "server", "date"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_DELETE = do_PUT = _any
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> ThrottlingProxy:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
 def port_closed(port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) != 0
@@ -556,6 +638,7 @@ __all__ = [
     "MotoServer",
     "PowerDnsServer",
     "Route53Nameserver",
+    "ThrottlingProxy",
     "aws_env",
     "port_closed",
     "query",

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from failover.dns import verify_dns
-from failover.errors import AuthError, NotFound, Unreachable
+from failover.errors import AuthError, NotFound, RateLimited, Unreachable
 from providers.dns import REGISTRY, make_provider, provider_class
 from providers.dns.base import ApplyError, DnsProvider, RecordChange, RecordKey, RecordSet
 from tests.integration.dns.conftest import Backend
@@ -125,3 +125,24 @@ def test_stopped_server_is_unreachable(backend: Backend, tmp_path: Path) -> None
         assert isinstance(info.value.cause, Unreachable)
         assert info.value.sent is False  # connection refused: nothing reached the server
         assert info.value.exit_code == 1
+
+
+def test_route53_throttling_is_retried_with_backoff(moto_backend: Backend, tmp_path: Path) -> None:
+    from tests.support.dns_servers import ThrottlingProxy
+
+    with ThrottlingProxy(moto_backend.server.endpoint_url, throttle=3) as proxy:
+        with provider_of(moto_backend, tmp_path, endpoint_url=proxy.url, max_attempts=6) as p:
+            before = p.read(SHOP_A)  # 3 throttled answers, then the zone, then the records
+            assert before is not None and before.values == ("192.0.2.10",)
+            assert proxy.seen == 5
+            proxy.seen, proxy.throttle = 0, 2
+            new = RecordSet(SHOP_A, ("198.51.100.20",), 60)
+            p.wait(p.apply([RecordChange(before, new)]), time.monotonic() + 10)
+            assert p.read(SHOP_A) == new
+        proxy.seen, proxy.throttle = 0, 100
+        with provider_of(moto_backend, tmp_path, endpoint_url=proxy.url, max_attempts=2) as p:
+            with pytest.raises(ApplyError) as info:
+                p.apply([RecordChange(new, RecordSet(SHOP_A, ("192.0.2.10",), 60))])
+            assert isinstance(info.value.cause, RateLimited)
+            assert not info.value.sent
+            assert proxy.seen == 2  # the zone lookup, throttled twice: gave up
