@@ -162,8 +162,14 @@ _ERRNO_TEXT = {
 }
 
 
+class ProbeError(Exception):
+    """A failure whose message is already the probe's detail."""
+
+
 def describe_error(exc: BaseException) -> str:
     """One line for an exception raised by a probe."""
+    if isinstance(exc, ProbeError):
+        return str(exc)
     if isinstance(exc, ssl.SSLCertVerificationError):
         msg = (exc.verify_message or exc.reason or str(exc)).rstrip(".")
         return f"TLS: certificate verify failed: {msg}"
@@ -515,11 +521,12 @@ class _Connection:
                 break
             except ssl.SSLWantReadError:
                 self._flush()
-                data = await self.reader.read(_READ_SIZE)
+                try:
+                    data = await self.reader.read(_READ_SIZE)
+                except ConnectionResetError:
+                    raise ProbeError("TLS: connection reset during the handshake") from None
                 if not data:
-                    raise ConnectionResetError(
-                        errno.ECONNRESET, "connection closed during the TLS handshake"
-                    ) from None
+                    raise ProbeError("TLS: connection closed during the handshake") from None
                 self._in.write(data)
         self._flush()
         self.tls = tls

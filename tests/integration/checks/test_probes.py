@@ -5,9 +5,12 @@ outages (blackhole, TCP reset, server stopped, link down). Traffic goes only to
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +18,7 @@ import pytest
 from failover.checks import ProbeResult, run_probes
 from failover.config.models import DnsCheck, HttpCheck, IcmpCheck, TcpCheck
 from tests.support import free_port
-from tests.support.netns import NetnsHost
+from tests.support.netns import NetnsHost, cleanup_leftovers
 from tests.support.webserver import TestCA, WebServer
 
 from .conftest import SITE, DnsResponder
@@ -44,9 +47,10 @@ class RawServer:
     """Accepts on loopback, records each request head, sends `reply` (or nothing when None)
     and closes (or holds the connection open when `hold`)."""
 
-    def __init__(self, reply: bytes | None, hold: bool = False) -> None:
+    def __init__(self, reply: bytes | None, hold: bool = False, at_once: bool = False) -> None:
         self.reply = reply
         self.hold = hold
+        self.at_once = at_once  # answer without waiting for a request
         self.requests: list[bytes] = []
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -70,7 +74,7 @@ class RawServer:
         data = b""
         conn.settimeout(5)
         try:
-            while b"\r\n\r\n" not in data:
+            while not self.at_once and b"\r\n\r\n" not in data:
                 chunk = conn.recv(4096)
                 if not chunk:
                     break
@@ -94,8 +98,8 @@ class RawServer:
 def raw_server() -> Iterator[Callable[..., RawServer]]:
     servers: list[RawServer] = []
 
-    def make(reply: bytes | None, hold: bool = False) -> RawServer:
-        server = RawServer(reply, hold)
+    def make(reply: bytes | None, hold: bool = False, at_once: bool = False) -> RawServer:
+        server = RawServer(reply, hold, at_once)
         servers.append(server)
         return server
 
@@ -286,6 +290,19 @@ def test_https_against_plain_http_is_a_tls_failure(trust_test_ca: TestCA, web: W
     assert result.detail.startswith("TLS: ")
 
 
+def test_https_server_closing_or_silent_during_the_handshake(
+    raw_server: Callable[..., RawServer],
+) -> None:
+    closing = raw_server(b"", at_once=True)
+    # Closed (FIN) or reset (RST, when the ClientHello was already there): timing decides.
+    assert one(https(closing.port)).detail in (
+        "TLS: connection closed during the handshake",
+        "TLS: connection reset during the handshake",
+    )
+    silent = raw_server(None, hold=True, at_once=True)
+    assert one(https(silent.port, timeout=0.5)).detail == "timeout after 0.5s (TLS handshake)"
+
+
 # --- DNS --------------------------------------------------------------------------------------
 
 
@@ -453,6 +470,14 @@ def test_link_down(netns_host: NetnsHost, start_web: Callable[..., WebServer]) -
     check = http(server.port, timeout=1)
     assert one(check, netns_host.ip).ok
     netns_host.link_down()
+    # The guard route keeps the subnet's traffic on this machine while the link is down.
+    guard = subprocess.run(
+        ["ip", "route", "show", "type", "unreachable", "10.213.0.0/16"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "10.213.0.0/16" in guard.stdout
     started = time.monotonic()
     results = run_probes(
         [
@@ -487,3 +512,27 @@ def test_host_header_defaults_to_the_address(raw_server: Callable[..., RawServer
     result = one(http(server.port), LOOPBACK, None)
     assert result.ok and result.detail.startswith("HTTP 204")
     assert f"Host: {LOOPBACK}:{server.port}" in server.requests[0].decode().split("\r\n")
+
+
+def test_cleanup_leftovers_removes_what_a_crashed_run_left(netns_session: None) -> None:
+    crashed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import os; from tests.support.netns import NetnsHost\n"
+            "h = NetnsHost().create(); h.blackhole(); print(h.name, flush=True); os._exit(0)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=str(Path(__file__).resolve().parents[3]),
+    )
+    name = crashed.stdout.strip()
+    assert name.startswith("fot-")
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert name in listed
+    assert name in cleanup_leftovers()
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert name not in listed
+    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    assert f"{name}h" not in links
