@@ -74,7 +74,8 @@ async def probe(check: AnyCheck, address: str, hostname: str | None) -> ProbeRes
             return ProbeResult(label, False, None, f"unknown check type {check.type!r}")
     except TimeoutError:
         phase = f" ({state.phase})" if state.phase else ""
-        return ProbeResult(label, False, None, f"timeout after {_secs(check.timeout)}{phase}")
+        detail = f"timeout after {_secs(check.timeout)}{phase}"
+        return ProbeResult(label, False, None, detail, state.warning)
     except Exception as exc:  # every failure is a result, never an exception
         return ProbeResult(label, False, None, describe_error(exc), state.warning)
 
@@ -790,11 +791,13 @@ async def _probe_dns(check: DnsCheck, address: str, state: _State) -> ProbeResul
     query = dns.message.make_query(check.query, dns.rdatatype.from_text(check.rdtype))
     state.phase = "query"
     start = time.perf_counter()
+    # dnspython's own timeout is a backstop: the probe's deadline fires first.
+    backstop = check.timeout + 1
     if check.protocol == "tcp":
-        response = await dns.asyncquery.tcp(query, address, timeout=check.timeout, port=check.port)
+        response = await dns.asyncquery.tcp(query, address, timeout=backstop, port=check.port)
     else:
         response, _ = await dns.asyncquery.udp_with_fallback(
-            query, address, timeout=check.timeout, port=check.port
+            query, address, timeout=backstop, port=check.port
         )
     latency = _ms(time.perf_counter() - start)
     rcode = response.rcode()
