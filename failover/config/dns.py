@@ -11,9 +11,18 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from failover.config.types import Duration, Secret
@@ -243,8 +252,37 @@ class Rfc2136DnsProvider(_Model):
         return self
 
 
+_PROVIDER_TYPES: dict[str, type[_Model]] = {
+    "libcloud": LibcloudDnsProvider,
+    "route53": Route53DnsProvider,
+    "rfc2136": Rfc2136DnsProvider,
+}
+
+
+def _provider_by_type(value: Any, info: ValidationInfo) -> _Model:
+    """Validate a provider entry as the model its `type` names. (A discriminated union would
+    put the tag into error locations, dns_providers.x.rfc2136.port; this keeps them true to
+    the file: dns_providers.x.port.)"""
+    if isinstance(value, _Model):
+        return value
+    if not isinstance(value, dict):
+        raise PydanticCustomError("dns_provider", "expected a mapping with a `type`")
+    kind = value.get("type")
+    if kind not in _PROVIDER_TYPES:
+        raise located_error(
+            ("type",) if "type" in value else (),
+            f"expected one of {', '.join(_PROVIDER_TYPES)}"
+            + (f", got {kind!r}" if "type" in value else " in `type`"),
+        )
+    return _PROVIDER_TYPES[kind].model_validate(value, context=info.context)
+
+
 DnsProviderConfig = Annotated[
-    LibcloudDnsProvider | Route53DnsProvider | Rfc2136DnsProvider, Field(discriminator="type")
+    LibcloudDnsProvider | Route53DnsProvider | Rfc2136DnsProvider,
+    PlainValidator(
+        _provider_by_type,
+        json_schema_input_type=LibcloudDnsProvider | Route53DnsProvider | Rfc2136DnsProvider,
+    ),
 ]
 
 

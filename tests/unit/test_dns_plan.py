@@ -243,3 +243,13 @@ def test_parse_server() -> None:
     assert parse_server("::1") == ("::1", 53)
     assert parse_server("[::1]:5300") == ("::1", 5300)
     assert parse_server("ns1.example.com:53") == ("ns1.example.com", 53)
+
+
+def test_provider_errors_name_the_key_and_its_line() -> None:
+    data = config()
+    data["dns_providers"]["bind"] = {"type": "rfc2136", "server": "192.0.2.53", "port": "x"}
+    lines = yaml.safe_dump(data, sort_keys=False).splitlines()
+    line = next(i for i, text in enumerate(lines, 1) if "port: x" in text)
+    assert f"failover.yaml:{line}: dns_providers.bind.port: " in problems(data)
+    data["dns_providers"]["bind"] = {"type": "bind9"}
+    assert "dns_providers.bind.type: expected one of libcloud, route53, rfc2136" in problems(data)
