@@ -17,7 +17,7 @@ import pytest
 
 from failover.checks import ProbeResult, run_probes
 from failover.config.models import DnsCheck, HttpCheck, IcmpCheck, TcpCheck
-from tests.support import free_port
+from tests.support import free_port, require_root
 from tests.support.netns import NetnsHost, cleanup_leftovers
 from tests.support.webserver import TestCA, WebServer
 
@@ -422,6 +422,8 @@ def test_blackhole_times_out_without_delaying_a_healthy_host(
         ("sick-tcp", TcpCheck(type="tcp", port=sick_web.port, timeout=1), sick.ip, None),
         ("healthy", http(healthy_web.port, timeout=1), healthy.ip, SITE),
         ("local", TcpCheck(type="tcp", port=healthy_web.port, timeout=1), healthy.ip, None),
+        ("sick-icmp", IcmpCheck(type="icmp", count=2, timeout=1), sick.ip, None),
+        ("healthy-icmp", IcmpCheck(type="icmp", count=2, timeout=1), healthy.ip, None),
     ]
     started = time.monotonic()
     results = run_probes(targets)
@@ -431,6 +433,10 @@ def test_blackhole_times_out_without_delaying_a_healthy_host(
     assert results["sick-tcp"].detail == "timeout after 1s (connect)"
     assert results["healthy"].ok, results["healthy"]
     assert results["local"].ok
+    assert results["sick-icmp"].detail == "no reply to 2 echo requests"
+    assert results["healthy-icmp"].ok, results["healthy-icmp"]
+    icmp_latency = results["healthy-icmp"].latency_ms
+    assert icmp_latency is not None and icmp_latency < 100
     latency = results["healthy"].latency_ms
     assert latency is not None and latency < 300, latency
     sick.heal()
@@ -536,3 +542,18 @@ def test_cleanup_leftovers_removes_what_a_crashed_run_left(netns_session: None) 
     assert name not in listed
     links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
     assert f"{name}h" not in links
+
+
+def test_many_concurrent_pings_lose_nothing() -> None:
+    """Hundreds of pings in one round share one raw socket: no false losses."""
+    require_root()  # raw ICMP sockets
+    check = IcmpCheck(type="icmp", count=2, timeout=2, max_loss=0)
+    targets = [(i, check, f"127.0.{1 + i // 250}.{1 + i % 250}", None) for i in range(600)]
+    if Path("/proc/net/if_inet6").exists():
+        targets.append((600, check, "::1", None))
+    started = time.monotonic()
+    results = run_probes(targets)
+    assert time.monotonic() - started < 1.9
+    failed = [r.detail for r in results.values() if not r.ok]
+    assert failed == []
+    assert all(r.detail.startswith("2/2 replies") for r in results.values())
