@@ -41,9 +41,23 @@ def bench(kind: str) -> tuple[str, str]:
             for i in range(RUNS):
                 started = time.perf_counter()
                 proc = subprocess.run(
-                    [sys.executable, "-m", "failover", "--config", str(config), "dns", "set",
-                     "shop", "--to", targets[i % 2], "--yes"],
-                    capture_output=True, text=True, env=env, cwd=REPO,
+                    [
+                        sys.executable,
+                        "-m",
+                        "failover",
+                        "--config",
+                        str(config),
+                        "dns",
+                        "set",
+                        "shop",
+                        "--to",
+                        targets[i % 2],
+                        "--yes",
+                    ],
+                    capture_output=True,
+                    text=True,
+                    env=env,
+                    cwd=REPO,
                 )
                 cli.append(time.perf_counter() - started)
                 if proc.returncode != 0 or "all serve the new values" not in proc.stdout:
@@ -66,14 +80,19 @@ def bench(kind: str) -> tuple[str, str]:
 
 def main() -> None:
     sys.path.insert(0, str(REPO))
-    for key, value in {"AWS_EC2_METADATA_DISABLED": "true",
-                       "AWS_ACCESS_KEY_ID": "testing-access-key",
-                       "AWS_SECRET_ACCESS_KEY": "testing-secret-key",
-                       "AWS_DEFAULT_REGION": "us-east-1"}.items():
+    for key, value in {
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_ACCESS_KEY_ID": "testing-access-key",
+        "AWS_SECRET_ACCESS_KEY": "testing-secret-key",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
         os.environ.setdefault(key, value)
     print(f"DNS switch to every authoritative server serving the new values ({RUNS} runs each)")
-    labels = {"libcloud": "libcloud -> PowerDNS 4.7", "rfc2136": "RFC 2136 -> BIND 9.18",
-              "route53": "Route 53 -> moto"}
+    labels = {
+        "libcloud": "libcloud -> PowerDNS 4.7",
+        "rfc2136": "RFC 2136 -> BIND 9.18",
+        "route53": "Route 53 -> moto",
+    }
     for kind in ("libcloud", "rfc2136", "route53"):
         cli, core = bench(kind)
         print(f"  {labels[kind]:<26} cli: {cli}")

@@ -62,7 +62,9 @@ def _soa_ready(port: int, zone: str) -> bool:
     return r.rcode() == dns.rcode.NOERROR and bool(r.answer)
 
 
-def query(port: int, name: str, rtype: str, host: str = "127.0.0.1") -> tuple[list[str], int | None]:
+def query(
+    port: int, name: str, rtype: str, host: str = "127.0.0.1"
+) -> tuple[list[str], int | None]:
     """What the server at host:port answers for name/type: (values, ttl)."""
     q = dns.message.make_query(name.rstrip(".") + ".", rtype)
     r = dns.query.udp(q, host, port=port, timeout=2)
@@ -82,8 +84,12 @@ class _Process:
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
         try:
             self.proc = subprocess.Popen(
-                argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=env, start_new_session=True,
+                argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
             )
         finally:
             log.close()
@@ -109,8 +115,12 @@ class _Process:
 class PowerDnsServer(_Process):
     """PowerDNS authoritative (gsqlite3 backend) with the HTTP API on loopback."""
 
-    def __init__(self, zone: str = ZONE, records: dict[Any, Any] | None = None,
-                 api_key: str = "test-pdns-api-key") -> None:
+    def __init__(
+        self,
+        zone: str = ZONE,
+        records: dict[Any, Any] | None = None,
+        api_key: str = "test-pdns-api-key",
+    ) -> None:
         self.zone = zone
         self.records = DEFAULT_RECORDS if records is None else records
         self.api_key = api_key
@@ -133,8 +143,12 @@ class PowerDnsServer(_Process):
             "type": "libcloud",
             "driver": "powerdns",
             "key": key_ref,
-            "args": {"host": "127.0.0.1", "port": self.api_port, "secure": False,
-                     "api_version": "v1"},
+            "args": {
+                "host": "127.0.0.1",
+                "port": self.api_port,
+                "secure": False,
+                "api_version": "v1",
+            },
             "timeout": "5s",
         }
 
@@ -151,25 +165,27 @@ class PowerDnsServer(_Process):
         with sqlite3.connect(db) as conn:
             conn.executescript(schema.read_text())
         (self.dir / "pdns.conf").write_text(
-            "\n".join([
-                "launch=gsqlite3",
-                f"gsqlite3-database={db}",
-                "local-address=127.0.0.1",
-                f"local-port={self.dns_port}",
-                f"socket-dir={self.dir}",
-                "daemon=no",
-                "guardian=no",
-                "disable-syslog=yes",
-                "webserver=yes",
-                "webserver-address=127.0.0.1",
-                f"webserver-port={self.api_port}",
-                "webserver-allow-from=127.0.0.0/8",
-                "api=yes",
-                f"api-key={self.api_key}",
-                "security-poll-suffix=",
-                "loglevel=4",
-                "",
-            ])
+            "\n".join(
+                [
+                    "launch=gsqlite3",
+                    f"gsqlite3-database={db}",
+                    "local-address=127.0.0.1",
+                    f"local-port={self.dns_port}",
+                    f"socket-dir={self.dir}",
+                    "daemon=no",
+                    "guardian=no",
+                    "disable-syslog=yes",
+                    "webserver=yes",
+                    "webserver-address=127.0.0.1",
+                    f"webserver-port={self.api_port}",
+                    "webserver-allow-from=127.0.0.0/8",
+                    "api=yes",
+                    f"api-key={self.api_key}",
+                    "security-poll-suffix=",
+                    "loglevel=4",
+                    "",
+                ]
+            )
         )
         self._pdns = pdns
         self._prepared = True
@@ -179,8 +195,11 @@ class PowerDnsServer(_Process):
         if first:
             self._prepare()
         self._spawn([self._pdns, f"--config-dir={self.dir}"])
-        wait_for(lambda: self._check_alive() is None and self._api("GET", "") is not None, 15,
-                 "PowerDNS API")
+        wait_for(
+            lambda: self._check_alive() is None and self._api("GET", "") is not None,
+            15,
+            "PowerDNS API",
+        )
         if first:
             self._create_zone()
         wait_for(lambda: _soa_ready(self.dns_port, self.zone), 10, "PowerDNS to serve the zone")
@@ -188,30 +207,54 @@ class PowerDnsServer(_Process):
 
     def _api(self, method: str, path: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.api_url + path, data=data, method=method,
-                                     headers={"X-API-Key": self.api_key,
-                                              "Content-Type": "application/json"})
+        req = urllib.request.Request(
+            self.api_url + path,
+            data=data,
+            method=method,
+            headers={"X-API-Key": self.api_key, "Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(req, timeout=5) as resp:
             text = resp.read()
         return json.loads(text) if text else {}
 
     def _create_zone(self) -> None:
         rrsets = [
-            {"name": f"ns1.{self.zone}.", "type": "A", "ttl": 3600,
-             "records": [{"content": "127.0.0.1", "disabled": False}]},
+            {
+                "name": f"ns1.{self.zone}.",
+                "type": "A",
+                "ttl": 3600,
+                "records": [{"content": "127.0.0.1", "disabled": False}],
+            },
         ]
         for (name, rtype), (values, ttl) in self.records.items():
-            rrsets.append({"name": name + ".", "type": rtype, "ttl": ttl,
-                           "records": [{"content": v, "disabled": False} for v in values]})
-        self._api("POST", "/zones", {"name": self.zone + ".", "kind": "Native",
-                                     "nameservers": [f"ns1.{self.zone}."], "rrsets": rrsets})
+            rrsets.append(
+                {
+                    "name": name + ".",
+                    "type": rtype,
+                    "ttl": ttl,
+                    "records": [{"content": v, "disabled": False} for v in values],
+                }
+            )
+        self._api(
+            "POST",
+            "/zones",
+            {
+                "name": self.zone + ".",
+                "kind": "Native",
+                "nameservers": [f"ns1.{self.zone}."],
+                "rrsets": rrsets,
+            },
+        )
 
     def set_records(self, name: str, rtype: str, values: list[str], ttl: int = 60) -> None:
         """Change a record behind the tool's back (a person in the provider's web UI)."""
         rrset: dict[str, Any] = {"name": name.rstrip(".") + ".", "type": rtype}
         if values:
-            rrset.update(changetype="REPLACE", ttl=ttl,
-                         records=[{"content": v, "disabled": False} for v in values])
+            rrset.update(
+                changetype="REPLACE",
+                ttl=ttl,
+                records=[{"content": v, "disabled": False} for v in values],
+            )
         else:
             rrset["changetype"] = "DELETE"
         self._api("PATCH", f"/zones/{self.zone}.", {"rrsets": [rrset]})
@@ -240,8 +283,13 @@ class PowerDnsServer(_Process):
 class BindServer(_Process):
     """BIND 9 authoritative for one zone that accepts updates signed by a TSIG key."""
 
-    def __init__(self, zone: str = ZONE, records: dict[Any, Any] | None = None,
-                 key_name: str = "ddns-key", algorithm: str = "hmac-sha256") -> None:
+    def __init__(
+        self,
+        zone: str = ZONE,
+        records: dict[Any, Any] | None = None,
+        key_name: str = "ddns-key",
+        algorithm: str = "hmac-sha256",
+    ) -> None:
         self.zone = zone
         self.records = DEFAULT_RECORDS if records is None else records
         self.key_name = key_name
@@ -266,9 +314,15 @@ class BindServer(_Process):
         return path
 
     def provider_config(self, secret_ref: str = "${DDNS_KEY_SECRET}") -> dict[str, Any]:
-        return {"type": "rfc2136", "server": "127.0.0.1", "port": self.port,
-                "key_name": self.key_name, "key_secret": secret_ref,
-                "key_algorithm": self.algorithm, "timeout": "3s"}
+        return {
+            "type": "rfc2136",
+            "server": "127.0.0.1",
+            "port": self.port,
+            "key_name": self.key_name,
+            "key_secret": secret_ref,
+            "key_algorithm": self.algorithm,
+            "timeout": "3s",
+        }
 
     def _zone_text(self) -> str:
         lines = [
@@ -312,8 +366,11 @@ zone "{self.zone}" {{
         if not self._prepared:
             self._prepare()
         self._spawn([self._named, "-g", "-c", str(self.dir / "named.conf")])
-        wait_for(lambda: self._check_alive() is None and _soa_ready(self.port, self.zone), 15,
-                 "named to serve the zone")
+        wait_for(
+            lambda: self._check_alive() is None and _soa_ready(self.port, self.zone),
+            15,
+            "named to serve the zone",
+        )
         return self
 
     def _update(self) -> dns.update.Update:
@@ -379,24 +436,42 @@ class MotoServer(_Process):
         return self.bridge.nameserver
 
     def provider_config(self) -> dict[str, Any]:
-        return {"type": "route53", "access_key_id": "${AWS_ACCESS_KEY_ID}",
-                "secret_access_key": "${AWS_SECRET_ACCESS_KEY}",
-                "endpoint_url": self.endpoint_url, "region": "us-east-1",
-                "max_attempts": 2, "timeout": "5s"}
+        return {
+            "type": "route53",
+            "access_key_id": "${AWS_ACCESS_KEY_ID}",
+            "secret_access_key": "${AWS_SECRET_ACCESS_KEY}",
+            "endpoint_url": self.endpoint_url,
+            "region": "us-east-1",
+            "max_attempts": 2,
+            "timeout": "5s",
+        }
 
     def client(self) -> Any:
         import boto3
 
         env = TEST_AWS_ENV
         return boto3.client(
-            "route53", endpoint_url=self.endpoint_url, region_name="us-east-1",
+            "route53",
+            endpoint_url=self.endpoint_url,
+            region_name="us-east-1",
             aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
         )
 
     def start(self) -> MotoServer:
-        self._spawn([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
-                     str(self.port)], env=aws_env())
+        import importlib.util
+
+        from tests.support import require
+
+        require(
+            importlib.util.find_spec("moto") is not None
+            and importlib.util.find_spec("flask") is not None,
+            "moto's server mode is not installed (pip install -e '.[test]')",
+        )
+        self._spawn(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            env=aws_env(),
+        )
         wait_for(lambda: self._check_alive() is None and self._ping(), 20, "moto server")
         if self.zone_id is None:
             self._create_zone()
@@ -418,21 +493,27 @@ class MotoServer(_Process):
     def set_records(self, name: str, rtype: str, values: list[str], ttl: int = 60) -> None:
         c = self.client()
         if values:
-            change = {"Action": "UPSERT", "ResourceRecordSet": {
-                "Name": name.rstrip(".") + ".", "Type": rtype, "TTL": ttl,
-                "ResourceRecords": [{"Value": v} for v in values]}}
+            change = {
+                "Action": "UPSERT",
+                "ResourceRecordSet": {
+                    "Name": name.rstrip(".") + ".",
+                    "Type": rtype,
+                    "TTL": ttl,
+                    "ResourceRecords": [{"Value": v} for v in values],
+                },
+            }
         else:
             old = self.lookup(name, rtype)
             if old is None:
                 return
             change = {"Action": "DELETE", "ResourceRecordSet": old}
-        c.change_resource_record_sets(HostedZoneId=self.zone_id,
-                                      ChangeBatch={"Changes": [change]})
+        c.change_resource_record_sets(HostedZoneId=self.zone_id, ChangeBatch={"Changes": [change]})
 
     def lookup(self, name: str, rtype: str) -> dict[str, Any] | None:
         fqdn = name.rstrip(".").lower() + "."
         out = self.client().list_resource_record_sets(
-            HostedZoneId=self.zone_id, StartRecordName=fqdn, StartRecordType=rtype, MaxItems="1")
+            HostedZoneId=self.zone_id, StartRecordName=fqdn, StartRecordType=rtype, MaxItems="1"
+        )
         for rrset in out.get("ResourceRecordSets", []):
             if rrset["Name"].lower() == fqdn and rrset["Type"] == rtype:
                 return dict(rrset)
@@ -493,9 +574,15 @@ class Route53Nameserver:
             response.set_rcode(dns.rcode.SERVFAIL)
             return response.to_wire()
         if rrset is not None:
-            response.answer.append(dns.rrset.from_text_list(
-                name, rrset.get("TTL", 300), "IN", rtype,
-                [r["Value"] for r in rrset.get("ResourceRecords", [])]))
+            response.answer.append(
+                dns.rrset.from_text_list(
+                    name,
+                    rrset.get("TTL", 300),
+                    "IN",
+                    rtype,
+                    [r["Value"] for r in rrset.get("ResourceRecords", [])],
+                )
+            )
         return response.to_wire()
 
     def start(self) -> Route53Nameserver:
@@ -600,8 +687,13 @@ class ThrottlingProxy:
                     conn.close()
                 self.send_response(status)
                 for k, v in rh.items():
-                    if k.lower() not in ("content-length", "transfer-encoding", "connection",
-                                         "server", "date"):
+                    if k.lower() not in (
+                        "content-length",
+                        "transfer-encoding",
+                        "connection",
+                        "server",
+                        "date",
+                    ):
                         self.send_header(k, v)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()

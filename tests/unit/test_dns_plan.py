@@ -21,19 +21,25 @@ ENV = {"PDNS_API_KEY": "k3y-value"}
 def config(**site_dns: Any) -> dict[str, Any]:
     return {
         "dns_providers": {
-            "pdns": {"type": "libcloud", "driver": "powerdns", "key": "${PDNS_API_KEY}",
-                     "args": {"host": "127.0.0.1", "port": 8081}},
+            "pdns": {
+                "type": "libcloud",
+                "driver": "powerdns",
+                "key": "${PDNS_API_KEY}",
+                "args": {"host": "127.0.0.1", "port": 8081},
+            },
         },
         "sites": {
             "shop": {
                 "hostname": "shop.example.com",
                 "endpoints": {
-                    "primary": {"address": "192.0.2.10",
-                                "dns_values": {"AAAA": "2001:db8::10",
-                                               "CNAME": "primary.example.net"}},
-                    "standby": {"address": "198.51.100.20",
-                                "dns_values": {"AAAA": "2001:db8::20",
-                                               "CNAME": "Standby.Example.NET."}},
+                    "primary": {
+                        "address": "192.0.2.10",
+                        "dns_values": {"AAAA": "2001:db8::10", "CNAME": "primary.example.net"},
+                    },
+                    "standby": {
+                        "address": "198.51.100.20",
+                        "dns_values": {"AAAA": "2001:db8::20", "CNAME": "Standby.Example.NET."},
+                    },
                 },
                 "checks": [{"type": "tcp", "port": 80}],
                 "dns": {
@@ -159,8 +165,14 @@ def test_plan_is_pure(site: Any) -> None:
     assert plan_dns_switch("shop", site, current, "standby") == first
     assert current == snapshot
     assert first.to_dict()["records"][0] == {
-        "name": "shop.example.com", "type": "A", "old": ["192.0.2.10"], "old_ttl": 60,
-        "old_endpoint": "primary", "new": ["198.51.100.20"], "new_ttl": 60, "change": True,
+        "name": "shop.example.com",
+        "type": "A",
+        "old": ["192.0.2.10"],
+        "old_ttl": 60,
+        "old_endpoint": "primary",
+        "new": ["198.51.100.20"],
+        "new_ttl": 60,
+        "change": True,
     }
 
 
@@ -190,8 +202,9 @@ def test_config_names_the_unknown_provider_with_its_line() -> None:
     data = config(provider="nope")
     lines = yaml.safe_dump(data, sort_keys=False).splitlines()
     line = next(i for i, text in enumerate(lines, 1) if "provider: nope" in text)
-    assert (f"failover.yaml:{line}: sites.shop.dns.provider: 'nope' is not one of "
-            "dns_providers (pdns)") in problems(data)
+    assert (
+        f"failover.yaml:{line}: sites.shop.dns.provider: 'nope' is not one of dns_providers (pdns)"
+    ) in problems(data)
 
 
 def test_config_refuses_inline_credentials() -> None:
@@ -214,10 +227,14 @@ def test_config_needs_a_value_per_endpoint_and_type() -> None:
     ("records", "message"),
     [
         ([{"name": "shop.other.org", "type": "A"}], "is not inside the zone example.com"),
-        ([{"name": "a.example.com", "type": "A"}, {"name": "a.example.com", "type": "A"}],
-         "listed twice"),
-        ([{"name": "a.example.com", "type": "A"}, {"name": "a.example.com", "type": "CNAME"}],
-         "cannot share its name"),
+        (
+            [{"name": "a.example.com", "type": "A"}, {"name": "a.example.com", "type": "A"}],
+            "listed twice",
+        ),
+        (
+            [{"name": "a.example.com", "type": "A"}, {"name": "a.example.com", "type": "CNAME"}],
+            "cannot share its name",
+        ),
         ([{"name": "example.com", "type": "CNAME"}], "zone apex"),
         ([{"name": "a.example.com", "type": "MX"}], "records[0].type"),
     ],
@@ -232,8 +249,11 @@ def test_config_other_providers() -> None:
     assert "give both access_key_id and secret_access_key" in problems(data)
     data["dns_providers"]["r53"] = {"type": "rfc2136", "server": "ns1.example.com"}
     assert "is not an IP address" in problems(data)
-    data["dns_providers"]["r53"] = {"type": "rfc2136", "server": "192.0.2.53",
-                                    "key_algorithm": "hmac-sha3"}
+    data["dns_providers"]["r53"] = {
+        "type": "rfc2136",
+        "server": "192.0.2.53",
+        "key_algorithm": "hmac-sha3",
+    }
     assert "key_algorithm" in problems(data)
 
 

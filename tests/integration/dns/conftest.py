@@ -40,9 +40,15 @@ class Backend:
     def nameserver(self) -> str:
         return str(self.server.nameserver)
 
-    def config(self, tmp_path: Path, *, provider: dict[str, Any] | None = None,
-               records: list[dict[str, Any]] | None = None, site: dict[str, Any] | None = None,
-               **dns: Any) -> dict[str, Any]:
+    def config(
+        self,
+        tmp_path: Path,
+        *,
+        provider: dict[str, Any] | None = None,
+        records: list[dict[str, Any]] | None = None,
+        site: dict[str, Any] | None = None,
+        **dns: Any,
+    ) -> dict[str, Any]:
         site_dns = {
             "provider": "main",
             "zone": "example.com",
@@ -86,8 +92,9 @@ class Backend:
 def make_backend(kind: str, tmp_path: Path) -> Iterator[Backend]:
     if kind == "libcloud":
         with PowerDnsServer() as pdns:
-            yield Backend(kind, pdns, pdns.provider_config("${PDNS_API_KEY}"),
-                          {"PDNS_API_KEY": pdns.api_key})
+            yield Backend(
+                kind, pdns, pdns.provider_config("${PDNS_API_KEY}"), {"PDNS_API_KEY": pdns.api_key}
+            )
     elif kind == "rfc2136":
         with BindServer() as bind:
             secret = bind.write_secret(tmp_path / "ddns.secret")

@@ -17,10 +17,16 @@ pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def run(backend: Backend, config: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run(
+    backend: Backend, config: Path, *args: str, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
         [sys.executable, "-m", "failover", "--config", str(config), *args],
-        capture_output=True, text=True, env=backend.subprocess_env(), cwd=ROOT, timeout=timeout,
+        capture_output=True,
+        text=True,
+        env=backend.subprocess_env(),
+        cwd=ROOT,
+        timeout=timeout,
     )
     assert "Traceback" not in proc.stderr, proc.stderr
     return proc
@@ -65,7 +71,9 @@ def test_hand_change_exit_3_then_force(bind_backend: Backend, tmp_path: Path) ->
     config = backend.write(tmp_path)
     refused = run(backend, config, "dns", "set", "shop", "--to", "standby", "--yes")
     assert refused.returncode == 3
-    assert "shop.example.com A: 203.0.113.9 ttl 60 [unknown value] -> 198.51.100.20" in refused.stdout
+    assert (
+        "shop.example.com A: 203.0.113.9 ttl 60 [unknown value] -> 198.51.100.20" in refused.stdout
+    )
     assert refused.stderr.strip().count("\n") == 0  # one line
     assert "--force" in refused.stderr
     assert backend.server.get_records("shop.example.com", "A")[0] == ["203.0.113.9"]
@@ -95,8 +103,9 @@ def test_wrong_credentials_one_line_exit_1_no_secret(pdns_backend: Backend, tmp_
 
 def test_missing_zone_and_unreachable(bind_backend: Backend, tmp_path: Path) -> None:
     backend = bind_backend
-    data = backend.config(tmp_path, zone="other.test", records=[
-        {"name": "shop.other.test", "type": "A", "ttl": 60}])
+    data = backend.config(
+        tmp_path, zone="other.test", records=[{"name": "shop.other.test", "type": "A", "ttl": 60}]
+    )
     config = backend.write(tmp_path, data)
     proc = run(backend, config, "dns", "set", "shop", "--to", "standby", "--yes")
     assert proc.returncode == 1

@@ -24,8 +24,9 @@ SHOP_AAAA = RecordKey("example.com", "shop.example.com", "AAAA")
 WWW_A = RecordKey("example.com", "www.example.com", "A")
 
 
-def provider_of(backend: Backend, tmp_path: Path, *, whole: dict[str, object] | None = None,
-                **override: object) -> DnsProvider:
+def provider_of(
+    backend: Backend, tmp_path: Path, *, whole: dict[str, object] | None = None, **override: object
+) -> DnsProvider:
     loaded = backend.load(tmp_path, provider=whole or {**backend.provider, **override})
     return make_provider("main", loaded.config.dns_providers["main"])
 
@@ -72,11 +73,13 @@ def test_replace_several_records_then_served(backend: Backend, tmp_path: Path) -
 
 def test_create_a_record_and_a_cname(backend: Backend, tmp_path: Path) -> None:
     new_a = RecordSet(RecordKey("example.com", "new.example.com", "A"), ("192.0.2.55",), 120)
-    cname = RecordSet(RecordKey("example.com", "cdn.example.com", "CNAME"),
-                      ("Standby.Example.NET.",), 60)
+    cname = RecordSet(
+        RecordKey("example.com", "cdn.example.com", "CNAME"), ("Standby.Example.NET.",), 60
+    )
     with provider_of(backend, tmp_path) as p:
-        p.wait(p.apply([RecordChange(None, new_a), RecordChange(None, cname)]),
-               time.monotonic() + 10)
+        p.wait(
+            p.apply([RecordChange(None, new_a), RecordChange(None, cname)]), time.monotonic() + 10
+        )
         assert p.read(new_a.key) == new_a
         got = p.read(cname.key)
         assert got is not None and got.values == ("standby.example.net",)
@@ -101,8 +104,11 @@ def test_wrong_credentials_are_an_auth_error(backend: Backend, tmp_path: Path) -
     else:
         # moto accepts any signature; a profile that does not exist is the failure boto3
         # itself raises before sending anything.
-        provider = {k: v for k, v in backend.provider.items()
-                    if k not in ("access_key_id", "secret_access_key")}
+        provider = {
+            k: v
+            for k, v in backend.provider.items()
+            if k not in ("access_key_id", "secret_access_key")
+        }
         p = provider_of(backend, tmp_path, whole={**provider, "profile": "no-such-profile"})
         secret = "no-secret-here"
     change = RecordChange(None, RecordSet(SHOP_A, ("203.0.113.1",), 60))

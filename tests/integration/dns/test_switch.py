@@ -27,11 +27,16 @@ from tests.support.dns_servers import query
 
 pytestmark = pytest.mark.integration
 
-PRIMARY_VALUES = {("shop.example.com", "A"): ["192.0.2.10"], ("www.example.com", "A"): ["192.0.2.10"],
-                  ("shop.example.com", "AAAA"): ["2001:db8::10"]}
-STANDBY_VALUES = {("shop.example.com", "A"): ["198.51.100.20"],
-                  ("www.example.com", "A"): ["198.51.100.20"],
-                  ("shop.example.com", "AAAA"): ["2001:db8::20"]}
+PRIMARY_VALUES = {
+    ("shop.example.com", "A"): ["192.0.2.10"],
+    ("www.example.com", "A"): ["192.0.2.10"],
+    ("shop.example.com", "AAAA"): ["2001:db8::10"],
+}
+STANDBY_VALUES = {
+    ("shop.example.com", "A"): ["198.51.100.20"],
+    ("www.example.com", "A"): ["198.51.100.20"],
+    ("shop.example.com", "AAAA"): ["2001:db8::20"],
+}
 
 
 def served(backend: Backend) -> dict[tuple[str, str], list[str]]:
@@ -67,7 +72,10 @@ def test_switch_applies_verifies_and_journals(backend: Backend, tmp_path: Path) 
         last = last_switch(store, "shop")
         assert last is not None
         assert (last["from_endpoint"], last["to_endpoint"], last["outcome"]) == (
-            "primary", "standby", "applied")
+            "primary",
+            "standby",
+            "applied",
+        )
         assert last["verified"] == 1
         assert {(c["name"], c["rtype"]): c["old_values"] for c in last["changes"]} == PRIMARY_VALUES
         assert {c["outcome"] for c in last["changes"]} == {"applied"}
@@ -205,8 +213,9 @@ def test_hung_server_mid_switch_outcome_unknown(bind_backend: Backend, tmp_path:
 def test_wrong_tsig_key_refused_and_journaled(bind_backend: Backend, tmp_path: Path) -> None:
     wrong = tmp_path / "wrong.secret"
     wrong.write_text("d3Jvbmcgc2VjcmV0IHdyb25nIHNlY3JldA==\n")
-    loaded = bind_backend.load(tmp_path, provider={**bind_backend.provider,
-                                                   "key_secret": f"file:{wrong}"})
+    loaded = bind_backend.load(
+        tmp_path, provider={**bind_backend.provider, "key_secret": f"file:{wrong}"}
+    )
     with Store.open(loaded.state_path, lock=True) as store:
         with pytest.raises(AuthError, match="TSIG signature was rejected"):
             switch_site_dns(loaded, "shop", "standby", store)
@@ -215,11 +224,14 @@ def test_wrong_tsig_key_refused_and_journaled(bind_backend: Backend, tmp_path: P
 
 
 def test_unsigned_update_refused(bind_backend: Backend, tmp_path: Path) -> None:
-    provider = {k: v for k, v in bind_backend.provider.items()
-                if k not in ("key_name", "key_secret")}
+    provider = {
+        k: v for k, v in bind_backend.provider.items() if k not in ("key_name", "key_secret")
+    }
     loaded = bind_backend.load(tmp_path, provider=provider)
-    with Store.open(loaded.state_path, lock=True) as store, \
-            pytest.raises(AuthError, match="refused the update"):
+    with (
+        Store.open(loaded.state_path, lock=True) as store,
+        pytest.raises(AuthError, match="refused the update"),
+    ):
         switch_site_dns(loaded, "shop", "standby", store)
     assert served(bind_backend) == PRIMARY_VALUES
 
@@ -237,7 +249,9 @@ def test_other_tsig_algorithms(algorithm: str, tmp_path: Path) -> None:
         backend.server._prepared = False
         backend.server.start()
         secret = backend.server.write_secret(tmp_path / "ddns.secret")
-        loaded = backend.load(tmp_path, provider={**backend.server.provider_config(f"file:{secret}")})
+        loaded = backend.load(
+            tmp_path, provider={**backend.server.provider_config(f"file:{secret}")}
+        )
         with Store.open(loaded.state_path, lock=True) as store:
             result = switch_site_dns(loaded, "shop", "standby", store)
         assert result.verification is not None and result.verification.ok
