@@ -922,12 +922,18 @@ async def _ping_unprivileged(
 ) -> list[float | None]:
     """Without raw sockets: icmplib's ICMP datagram sockets (net.ipv4.ping_group_range),
     which the kernel demultiplexes per socket."""
-    from icmplib import async_ping
+    from icmplib import SocketPermissionError, async_ping
 
     per_echo = max(0.05, (budget - (count - 1) * interval) / count)
-    host = await async_ping(
-        address, count=count, interval=interval, timeout=per_echo, privileged=False
-    )
+    try:
+        host = await async_ping(
+            address, count=count, interval=interval, timeout=per_echo, privileged=False
+        )
+    except SocketPermissionError:
+        raise ProbeError(
+            "ICMP not permitted: run as root, give CAP_NET_RAW, or allow this group in "
+            "net.ipv4.ping_group_range"
+        ) from None
     rtts: list[float | None] = [float(r) for r in host.rtts]
     return rtts + [None] * (host.packets_sent - len(rtts))
 
