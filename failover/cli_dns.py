@@ -115,7 +115,13 @@ def _print_entry(entry: dict[str, Any]) -> None:
 @dns_app.command("set")
 def set_(
     site: str = typer.Argument(..., help="The site whose records to switch."),
-    to: str = typer.Option(..., "--to", help="The endpoint to point the records at."),
+    to: str | None = typer.Option(None, "--to", help="The endpoint to point the records at."),
+    undo: bool = typer.Option(
+        False,
+        "--undo",
+        help="Instead of --to: put back exactly the values the last switch replaced (kept in "
+        "the state).",
+    ),
     yes: bool = typer.Option(False, "--yes", "-y", help="Apply the plan (otherwise only show it)."),
     force: bool = typer.Option(
         False, "--force", help="Overwrite records that hold no endpoint's value (changed by hand)."
@@ -130,10 +136,12 @@ def set_(
 ) -> None:
     """Point a site's DNS records at an endpoint: show the plan, apply with --yes, verify."""
     from failover.cli import emit_json, load
-    from failover.dns import format_plan, format_verify, switch_site_dns
-    from failover.errors import FailoverError, UnsafePlan
+    from failover.dns import format_plan, format_verify, switch_site_dns, undo_site_dns
+    from failover.errors import FailoverError, UnsafePlan, UsageError
     from failover.store import Store
 
+    if (to is None) == (not undo):
+        raise UsageError("give either --to ENDPOINT or --undo")
     seconds = _parse_deadline(deadline)
     loaded = load()
     shown: dict[str, Any] = {}
@@ -144,19 +152,28 @@ def set_(
             for line in format_plan(plan):
                 typer.echo(line)
 
-    store = Store.open(loaded.state_path, lock=True) if yes else None
+    if yes:
+        store = Store.open(loaded.state_path, lock=True)
+    elif undo:
+        store = _read_store(loaded)
+        if store is None:
+            raise UsageError(f"no state at {loaded.state_path}: no switch to undo")
+    else:
+        store = None
+    options: dict[str, Any] = {
+        "apply": yes,
+        "force": force,
+        "deadline": seconds,
+        "on_plan": on_plan,
+    }
     try:
         try:
-            result = switch_site_dns(
-                loaded,
-                site,
-                to,
-                store,
-                apply=yes,
-                force=force,
-                deadline=seconds,
-                on_plan=on_plan,
-            )
+            if undo:
+                assert store is not None
+                result = undo_site_dns(loaded, site, store, **options)
+            else:
+                assert to is not None
+                result = switch_site_dns(loaded, site, to, store, **options)
         except UnsafePlan:
             if json_out and "plan" in shown:
                 emit_json({"plan": shown["plan"].to_dict(), "apply": None, "verify": None})

@@ -128,6 +128,8 @@ class DnsPlan:
     """Why the plan is refused; with force, the same reasons stay as warnings."""
     forced: bool = False
     from_endpoint: str | None = None
+    notes: tuple[str, ...] = ()
+    """Things the plan leaves alone, for the person reading it (never blocking)."""
 
     @property
     def pending(self) -> list[PlannedChange]:
@@ -143,6 +145,7 @@ class DnsPlan:
             "verdict": self.verdict,
             "forced": self.forced,
             "reasons": list(self.reasons),
+            "notes": list(self.notes),
             "records": [r.to_dict() for r in self.records],
         }
 
@@ -235,7 +238,85 @@ def format_plan(plan: DnsPlan) -> list[str]:
         )
     for reason in plan.reasons:
         lines.append(("  forced: " if plan.forced else "  refused: ") + reason)
+    for note in plan.notes:
+        lines.append("  note: " + note)
     return lines
+
+
+def plan_dns_undo(
+    site_name: str,
+    site: Site,
+    current: Mapping[RecordKey, RecordSet | None],
+    last: Sequence[RecordChange],
+    *,
+    restores: str | None = None,
+    force: bool = False,
+) -> DnsPlan:
+    """Plan putting back the values a switch replaced (`last`: its applied changes, old and
+    new). Pure. A record that no longer holds what that switch wrote refuses the plan unless
+    forced; a record the switch created is left alone (the interface replaces, never deletes).
+    `restores` names the endpoint the old values belonged to, when there was one.
+    """
+    if site.dns is None:
+        raise UsageError(f"site {site_name} has no dns section: nothing to undo")
+    managed = {RecordKey(site.dns.zone, r.name, r.type): r for r in site.dns.records}
+    records: list[PlannedChange] = []
+    blocking: list[str] = []
+    notes: list[str] = []
+    for change in last:
+        key = change.key
+        if key not in managed:
+            notes.append(f"{key} is no longer managed by this site: left alone")
+            continue
+        if change.old is None or not change.old.values:
+            notes.append(f"{key} did not exist before that switch: left alone (delete by hand)")
+            continue
+        cur = current.get(key)
+        new = RecordSet(key, change.old.values, change.old.ttl or managed[key].ttl)
+        planned = PlannedChange(key, cur, new, endpoint_of(site, key, cur))
+        records.append(planned)
+        if planned.changes and not change.new.same_values(cur):
+            shown = "(none)" if cur is None else ", ".join(cur.values) or "(empty)"
+            blocking.append(
+                f"{key} holds {shown}, not {', '.join(change.new.values)} as that switch left "
+                "it (changed since?)"
+            )
+    if not last:
+        raise UsageError(f"site {site_name}: no applied DNS switch in the state to undo")
+    owners = {r.old_endpoint for r in records}
+    common: dict[str, Any] = {
+        "site": site_name,
+        "provider": site.dns.provider,
+        "zone": site.dns.zone,
+        "target": restores or "(previous values)",
+        "records": tuple(records),
+        "from_endpoint": owners.pop() if len(owners) == 1 else None,
+        "notes": tuple(notes),
+    }
+    if not any(r.changes for r in records):
+        return DnsPlan(**common, verdict="noop")
+    if blocking and not force:
+        return DnsPlan(**common, verdict="refused", reasons=tuple(blocking))
+    return DnsPlan(**common, verdict="apply", reasons=tuple(blocking), forced=bool(blocking))
+
+
+def last_switch_changes(store: Store, site: str) -> tuple[list[RecordChange], str | None]:
+    """The applied record changes of the site's last switch, and the endpoint it left."""
+    last = last_switch(store, site)
+    if last is None:
+        return [], None
+    changes = []
+    for c in last["changes"]:
+        if c["outcome"] != "applied":
+            continue
+        key = RecordKey(last["zone"], c["name"], c["rtype"])
+        old = (
+            None
+            if c["old_values"] is None
+            else RecordSet(key, tuple(c["old_values"]), c["old_ttl"])
+        )
+        changes.append(RecordChange(old, RecordSet(key, tuple(c["new_values"]), c["new_ttl"])))
+    return changes, last["from_endpoint"]
 
 
 # --- applying, journaled ------------------------------------------------------------------
@@ -732,20 +813,81 @@ def switch_site_dns(
     provider: DnsProvider | None = None,
     on_plan: Callable[[DnsPlan], None] | None = None,
 ) -> SwitchResult:
-    """Read the records, plan, and (when `apply`) apply, wait and verify.
+    """Read the records, plan pointing them at `target`, and (when `apply`) apply, wait for
+    the provider and verify on every authoritative server.
 
     Raises UnsafePlan (exit 3) for a refused plan and the provider's errors; a failed
     verification does not raise: check `result.verification.ok`. `store` may be None only
     when not applying. `on_plan` sees the plan before anything is changed.
     """
+
+    def plan(site: Site, current: Mapping[RecordKey, RecordSet | None]) -> DnsPlan:
+        return plan_dns_switch(site_name, site, current, target, force=force)
+
+    return _run(
+        loaded,
+        site_name,
+        plan,
+        store,
+        apply=apply,
+        verify=verify,
+        deadline=deadline,
+        provider=provider,
+        on_plan=on_plan,
+    )
+
+
+def undo_site_dns(
+    loaded: LoadedConfig,
+    site_name: str,
+    store: Store,
+    *,
+    apply: bool = True,
+    force: bool = False,
+    verify: bool = True,
+    deadline: float | None = None,
+    provider: DnsProvider | None = None,
+    on_plan: Callable[[DnsPlan], None] | None = None,
+) -> SwitchResult:
+    """Put back the values the site's last switch replaced (kept in the state), exactly,
+    even values that were no endpoint's. Same flow and errors as switch_site_dns()."""
+    last, restores = last_switch_changes(store, site_name)
+
+    def plan(site: Site, current: Mapping[RecordKey, RecordSet | None]) -> DnsPlan:
+        return plan_dns_undo(site_name, site, current, last, restores=restores, force=force)
+
+    return _run(
+        loaded,
+        site_name,
+        plan,
+        store,
+        apply=apply,
+        verify=verify,
+        deadline=deadline,
+        provider=provider,
+        on_plan=on_plan,
+    )
+
+
+def _run(
+    loaded: LoadedConfig,
+    site_name: str,
+    make_plan: Callable[[Site, Mapping[RecordKey, RecordSet | None]], DnsPlan],
+    store: Store | None,
+    *,
+    apply: bool,
+    verify: bool,
+    deadline: float | None,
+    provider: DnsProvider | None,
+    on_plan: Callable[[DnsPlan], None] | None,
+) -> SwitchResult:
     site = _site(loaded, site_name)
     assert site.dns is not None
     own = provider is None
     if provider is None:
         provider = provider_for(loaded, site_name)
     try:
-        current = read_current(provider, site)
-        plan = plan_dns_switch(site_name, site, current, target, force=force)
+        plan = make_plan(site, read_current(provider, site))
         if on_plan is not None:
             on_plan(plan)
         result = SwitchResult(plan)
@@ -924,7 +1066,9 @@ __all__ = [
     "last_switch",
     "managed_keys",
     "plan_dns_switch",
+    "plan_dns_undo",
     "show_dns",
     "switch_site_dns",
+    "undo_site_dns",
     "verify_dns",
 ]

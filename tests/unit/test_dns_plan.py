@@ -273,3 +273,29 @@ def test_provider_errors_name_the_key_and_its_line() -> None:
     assert f"failover.yaml:{line}: dns_providers.bind.port: " in problems(data)
     data["dns_providers"]["bind"] = {"type": "bind9"}
     assert "dns_providers.bind.type: expected one of libcloud, route53, rfc2136" in problems(data)
+
+
+def test_undo_plan() -> None:
+    from failover.dns import plan_dns_undo
+    from providers.dns.base import RecordChange
+
+    site = load(config()).config.sites["shop"]
+    before = at(site, "primary")
+    before[KEY_A] = RecordSet(KEY_A, ("203.0.113.9",), 120)  # hand-set, then forced over
+    now = at(site, "standby")
+    created = RecordKey("example.com", "cdn.example.com", "CNAME")
+    last = [RecordChange(before[k], now[k]) for k in now if k != created]
+    last.append(RecordChange(None, now[created]))
+    plan = plan_dns_undo("shop", site, now, last, restores=None)
+    assert plan.verdict == "apply" and plan.target == "(previous values)"
+    assert {r.key: r.new for r in plan.records}[KEY_A] == before[KEY_A]
+    assert plan.notes == (
+        "cdn.example.com CNAME did not exist before that switch: left alone (delete by hand)",
+    )
+    changed = dict(now)
+    changed[KEY_A] = RecordSet(KEY_A, ("192.0.2.200",), 60)
+    assert plan_dns_undo("shop", site, changed, last).verdict == "refused"
+    assert plan_dns_undo("shop", site, changed, last, force=True).forced
+    assert plan_dns_undo("shop", site, before, last).verdict == "noop"
+    with pytest.raises(UsageError, match="no applied DNS switch"):
+        plan_dns_undo("shop", site, now, [])

@@ -131,3 +131,15 @@ def test_config_errors_exit_2(bind_backend: Backend, tmp_path: Path) -> None:
     assert "inline-value" not in proc.stderr
     proc = run(backend, backend.write(tmp_path), "dns", "set", "shop", "--to", "nowhere")
     assert proc.returncode == 2 and "no endpoint 'nowhere'" in proc.stderr
+
+
+def test_undo_from_the_command_line(bind_backend: Backend, tmp_path: Path) -> None:
+    backend = bind_backend
+    config = backend.write(tmp_path)
+    assert run(backend, config, "dns", "set", "shop").returncode == 2  # neither --to nor --undo
+    assert run(backend, config, "dns", "set", "shop", "--to", "standby", "--yes").returncode == 0
+    dry = run(backend, config, "dns", "set", "shop", "--undo")
+    assert dry.returncode == 0 and "point DNS at primary (now standby)" in dry.stdout
+    done = run(backend, config, "dns", "set", "shop", "--undo", "--yes")
+    assert done.returncode == 0, done.stderr
+    assert backend.server.get_records("shop.example.com", "A")[0] == ["192.0.2.10"]

@@ -295,3 +295,26 @@ def test_show_and_ttl_warnings(backend: Backend, tmp_path: Path) -> None:
         # without asking the provider: what the state last saw
         assert dns_ttl_warnings(loaded, store=store, live=False) == warnings
     json.dumps(shown)  # serializable for --json
+
+
+def test_undo_puts_back_exactly_the_previous_values(backend: Backend, tmp_path: Path) -> None:
+    """Even a value that was no endpoint's (forced over) comes back with --undo."""
+    from failover.dns import undo_site_dns
+
+    backend.server.set_records("www.example.com", "A", ["203.0.113.9"], 120)
+    loaded = backend.load(tmp_path)
+    with Store.open(loaded.state_path, lock=True) as store:
+        with pytest.raises(Exception, match="no applied DNS switch"):
+            undo_site_dns(loaded, "shop", store)
+        switch_site_dns(loaded, "shop", "standby", store, force=True)
+        assert served(backend) == STANDBY_VALUES
+        undone = undo_site_dns(loaded, "shop", store)
+        assert undone.plan.verdict == "apply" and undone.plan.from_endpoint == "standby"
+        assert undone.verification is not None and undone.verification.ok
+        assert backend.server.get_records("www.example.com", "A") == (["203.0.113.9"], 120)
+        assert backend.server.get_records("shop.example.com", "A")[0] == ["192.0.2.10"]
+        # someone changes a record after the switch: undo refuses, like a switch would
+        switch_site_dns(loaded, "shop", "standby", store, force=True)
+        backend.server.set_records("shop.example.com", "A", ["203.0.113.77"], 60)
+        with pytest.raises(UnsafePlan, match="changed since"):
+            undo_site_dns(loaded, "shop", store)
