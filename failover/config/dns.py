@@ -281,7 +281,10 @@ DnsProviderConfig = Annotated[
     LibcloudDnsProvider | Route53DnsProvider | Rfc2136DnsProvider,
     PlainValidator(
         _provider_by_type,
-        json_schema_input_type=LibcloudDnsProvider | Route53DnsProvider | Rfc2136DnsProvider,
+        json_schema_input_type=Annotated[
+            LibcloudDnsProvider | Route53DnsProvider | Rfc2136DnsProvider,
+            Field(discriminator="type"),
+        ],
     ),
 ]
 
