@@ -25,6 +25,8 @@ from .conftest import SITE, DnsResponder
 
 LOOPBACK = "127.0.0.1"
 
+pytestmark = pytest.mark.integration
+
 
 def http(port: int, **kw: Any) -> HttpCheck:
     kw.setdefault("timeout", 2)
@@ -253,6 +255,7 @@ def test_https_untrusted_ca_fails_unless_verification_is_off(
     assert "unable to get local issuer certificate" in result.detail
     unverified = one(https(server.port, tls_verify=False))
     assert unverified.ok, unverified
+    assert one(https(server.port, tls_verify=False), hostname="other.test").ok
     # The expiry is still read (from the DER, without verification).
     assert unverified.warning is not None
     assert unverified.warning.startswith(f"certificate for {SITE} expires in ")
@@ -380,6 +383,7 @@ def test_probe_all_runs_concurrently(raw_server: Callable[..., RawServer]) -> No
 # --- namespaces: a VPS with real outages ------------------------------------------------------
 
 
+@pytest.mark.netns
 def test_icmp_to_a_namespace_host(netns_host: NetnsHost) -> None:
     check = IcmpCheck(type="icmp", count=3, timeout=1)
     result = one(check, netns_host.ip, None)
@@ -397,6 +401,7 @@ def test_icmp_to_a_namespace_host(netns_host: NetnsHost) -> None:
     assert one(check, netns_host.ip, None).ok
 
 
+@pytest.mark.netns
 def test_namespace_http_and_https(
     netns_host: NetnsHost, trust_test_ca: TestCA, start_web: Callable[..., WebServer]
 ) -> None:
@@ -409,6 +414,7 @@ def test_namespace_http_and_https(
     assert result.warning is None
 
 
+@pytest.mark.netns
 def test_blackhole_times_out_without_delaying_a_healthy_host(
     make_netns_host: Callable[[], NetnsHost], start_web: Callable[..., WebServer]
 ) -> None:
@@ -443,6 +449,7 @@ def test_blackhole_times_out_without_delaying_a_healthy_host(
     assert one(http(sick_web.port), sick.ip).ok
 
 
+@pytest.mark.netns
 def test_tcp_reset_fails_fast(netns_host: NetnsHost, start_web: Callable[..., WebServer]) -> None:
     server = start_web(netns=netns_host)
     netns_host.reset(server.port)
@@ -462,6 +469,7 @@ def test_tcp_reset_fails_fast(netns_host: NetnsHost, start_web: Callable[..., We
     assert one(http(server.port), netns_host.ip).ok
 
 
+@pytest.mark.netns
 def test_server_stopped(netns_host: NetnsHost, start_web: Callable[..., WebServer]) -> None:
     server = start_web(netns=netns_host)
     assert one(http(server.port), netns_host.ip).ok
@@ -471,6 +479,7 @@ def test_server_stopped(netns_host: NetnsHost, start_web: Callable[..., WebServe
     assert result.detail == "connection refused"
 
 
+@pytest.mark.netns
 def test_link_down(netns_host: NetnsHost, start_web: Callable[..., WebServer]) -> None:
     server = start_web(netns=netns_host)
     check = http(server.port, timeout=1)
@@ -520,6 +529,7 @@ def test_host_header_defaults_to_the_address(raw_server: Callable[..., RawServer
     assert f"Host: {LOOPBACK}:{server.port}" in server.requests[0].decode().split("\r\n")
 
 
+@pytest.mark.netns
 def test_cleanup_leftovers_removes_what_a_crashed_run_left(netns_session: None) -> None:
     crashed = subprocess.run(
         [
