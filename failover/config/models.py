@@ -54,7 +54,7 @@ class HttpCheck(CheckBase):
     method: Literal["GET", "HEAD"] = Field("GET", description="HTTP method.")
     headers: dict[str, str] = Field(default_factory=dict, description="Extra request headers.")
     expect_status: list[int | str] = Field(
-        default_factory=lambda: ["2xx", "3xx"],
+        default_factory=lambda: list[int | str](["2xx", "3xx"]),
         description="Accepted status codes: numbers, ranges such as 200-204, or classes such as 2xx.",
         examples=[[200, "301-302"]],
     )
@@ -246,7 +246,7 @@ class Site(Model):
     checks: list[Check] = Field(
         min_length=1, description="What to probe on every endpoint; all must pass for it to be up."
     )
-    policy: Policy = Field(default_factory=Policy, description="Thresholds and switching rules.")
+    policy: Policy = Field(default_factory=lambda: Policy(), description="Thresholds and switching rules.")
     dns: SiteDns | None = Field(
         None, description="The DNS records that point users at the active endpoint, and where "
         "they are hosted; unset: the tool never touches this site's DNS."
