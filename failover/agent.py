@@ -341,7 +341,8 @@ class Agent:
             by_interval.setdefault(site.policy.interval, []).append(name)
             self.store.ensure_active(name, site.initial_active)
         for interval, sites in sorted(by_interval.items()):
-            self._scheduler.every(interval).seconds.do(self._start_round, interval, sites)
+            self._scheduler.every(interval).seconds.do(  # type: ignore[arg-type]
+                self._start_round, interval, sites)
             log.info("probing %s every %ss", ", ".join(sites), f"{interval:g}")
         # Backups and other stages: due work is checked once a minute (and after rounds).
         self._scheduler.every(60).seconds.do(self._start_hooks)

@@ -100,9 +100,7 @@ def step(state: HealthState, ts: float, ok: bool | None, policy: Policy
     if target == state.status:
         return new, None
     outage_start = new.outage_start
-    if target == "suspect" and state.status in ("unknown", "up"):
-        outage_start = streak_start
-    elif target == "down" and outage_start is None:
+    if (target == "suspect" and state.status in ("unknown", "up")) or (target == "down" and outage_start is None):
         outage_start = streak_start
     elif target == "up":
         outage_start = None

@@ -98,7 +98,7 @@ def render_text(data: dict[str, Any]) -> str:
         lines.append("")
         auto = "auto-failover on" if site["auto_failover"] else "auto-failover off"
         lines.append(f"{site_name} ({site['hostname']})  active: {site['active']}  [{auto}]")
-        rows = [("", "ENDPOINT", "ADDRESS", "HEALTH", "SINCE", "LAST PROBE")]
+        rows: list[tuple[str, ...]] = [("", "ENDPOINT", "ADDRESS", "HEALTH", "SINCE", "LAST PROBE")]
         for ep_name, ep in site["endpoints"].items():
             probe = "; ".join(
                 f"{c['check']} {'ok' if c['ok'] else 'FAIL'} {c['detail']}" for c in ep["checks"]
