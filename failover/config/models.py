@@ -231,6 +231,62 @@ class Policy(Model):
         return self
 
 
+class SiteFailover(Model):
+    """How a switch to another endpoint is carried out (automatic failover, `switch`,
+    `migrate`)."""
+
+    standby: Literal["cold", "warm"] = Field(
+        "cold",
+        description="cold: the newest snapshot is restored onto the standby when failing over; "
+        "warm: the standby is kept current by other means (or by warm_refresh) and the "
+        "restore step is skipped.",
+    )
+    warm_refresh: Duration | None = Field(
+        None,
+        description="With a warm standby: restore the newest snapshot onto the standby this "
+        "often, so that it is current when it is needed.",
+        examples=["1h"],
+    )
+    restore_target: str = Field(
+        "/",
+        description="Where snapshots are restored on the target endpoint: restic puts "
+        "/srv/shop from the snapshot at <restore_target>/srv/shop.",
+    )
+    after_restore: list[str] = Field(
+        default_factory=list,
+        description="Shell commands run on the target endpoint over SSH after the restore "
+        "(load the database dump, restart services), in order; any failure stops the run.",
+        examples=[["systemctl restart nginx"]],
+    )
+    fence: list[str] = Field(
+        default_factory=list,
+        description="Shell commands run on the old primary over SSH when it comes back after a "
+        "failover, so that it stops serving an old copy (for example, stop its web server).",
+        examples=[["systemctl stop nginx"]],
+    )
+    max_backup_age: Duration | None = Field(
+        None,
+        description="Refuse to fail over onto a snapshot older than this; defaults to the "
+        "backup set's max_age.",
+    )
+    allow_stale_backup: bool = Field(
+        False,
+        description="Fail over even when the newest snapshot is older than max_backup_age "
+        "(an old copy beats no site at all; your call).",
+    )
+    recheck_timeout: Duration = Field(
+        60.0, description="How long the target endpoint has to pass the site's checks after "
+        "the restore."
+    )
+    max_attempts: int = Field(
+        3, ge=1, description="How often the agent retries a failed run before it gives up and "
+        "asks a person."
+    )
+    command_timeout: Duration = Field(
+        600.0, description="Timeout of each after_restore or fence command."
+    )
+
+
 class Site(Model):
     hostname: str = Field(
         description="The name users reach the site by: sent as HTTP Host and TLS SNI.",
@@ -247,6 +303,10 @@ class Site(Model):
         min_length=1, description="What to probe on every endpoint; all must pass for it to be up."
     )
     policy: Policy = Field(default_factory=lambda: Policy(), description="Thresholds and switching rules.")
+    failover: SiteFailover = Field(
+        default_factory=lambda: SiteFailover(),
+        description="How a switch to another endpoint is carried out.",
+    )
     dns: SiteDns | None = Field(
         None, description="The DNS records that point users at the active endpoint, and where "
         "they are hosted; unset: the tool never touches this site's DNS."
