@@ -997,16 +997,19 @@ def dns_ttl_warnings(
     *,
     store: Store | None = None,
     live: bool = True,
+    sites: Iterable[str] | None = None,
     factory: ProviderFactory | None = None,
 ) -> list[str]:
     """Warnings for `status`: managed records whose TTL is longer than the site's max_ttl.
 
-    live=True asks each provider (one read per site); live=False uses what the state last
-    observed (no network). A provider that cannot be read gives a warning too.
+    live=True asks each provider (one read per site) and, given a writable store, records
+    what it saw; live=False uses what the state last observed (no network: for `status`).
+    A provider that cannot be read gives a warning too.
     """
     warnings: list[str] = []
+    wanted = set(sites) if sites is not None else None
     for name, site in loaded.config.sites.items():
-        if site.dns is None:
+        if site.dns is None or (wanted is not None and name not in wanted):
             continue
         max_ttl = site.dns.max_ttl
         for record in site.dns.records:
@@ -1030,16 +1033,12 @@ def dns_ttl_warnings(
             if store is not None:
                 try:
                     record_observed(store, name, [current[k] or (k, None) for k in current])
-                except Exception:
+                except Exception:  # a read-only state: nothing to remember
                     pass
         elif store is not None:
-            try:
-                rows = store.conn.execute(
-                    "SELECT name, rtype, ttl FROM dns_observed WHERE site=?", (name,)
-                ).fetchall()
-            except Exception:
-                rows = []
-            observed = {(r[0], r[1]): r[2] for r in rows}
+            observed = {
+                (o["name"], o["type"]): o["ttl"] for o in observed_records(store, site, name)
+            }
         for (rname, rtype), ttl in sorted(observed.items()):
             if ttl is not None and ttl > max_ttl:
                 warnings.append(
@@ -1047,6 +1046,85 @@ def dns_ttl_warnings(
                     f"max_ttl {max_ttl}s (users would follow a failover only after that long)"
                 )
     return warnings
+
+
+def observed_records(store: Store, site: Site, site_name: str) -> list[dict[str, Any]]:
+    """The managed records as the provider last showed them (state only, no network)."""
+    import sqlite3
+
+    try:
+        rows = store.conn.execute(
+            "SELECT name, rtype, provider_values, ttl, ts FROM dns_observed WHERE site=?",
+            (site_name,),
+        ).fetchall()
+    except sqlite3.OperationalError:  # nothing observed yet: no table
+        return []
+    by_key = {(r[0], r[1]): r for r in rows}
+    out = []
+    for key in managed_keys(site):
+        row = by_key.get((key.name, key.rtype))
+        if row is None:
+            continue
+        values = None if row[2] is None else tuple(json.loads(row[2]))
+        have = None if values is None else RecordSet(key, values, row[3])
+        out.append(
+            {
+                "name": key.name,
+                "type": key.rtype,
+                "values": None if have is None else list(have.values),
+                "ttl": row[3],
+                "endpoint": endpoint_of(site, key, have),
+                "observed": row[4],
+            }
+        )
+    return out
+
+
+def dns_status_section(loaded: LoadedConfig, store: Store | None, site_name: str) -> dict[str, Any]:
+    """A `status` section (failover.status.add_site_section): the site's managed records as
+    last observed, its last switch, and warnings (long TTLs, a switch that did not finish
+    or was not verified). Reads the state only: no network."""
+    site = loaded.config.sites[site_name]
+    if site.dns is None:
+        return {}
+    warnings = dns_ttl_warnings(loaded, store=store, live=False, sites=[site_name])
+    warnings = [w.removeprefix(f"site {site_name}: ") for w in warnings]
+    section: dict[str, Any] = {
+        "provider": site.dns.provider,
+        "zone": site.dns.zone,
+        "records": [],
+        "last_switch": None,
+    }
+    if store is not None:
+        section["records"] = observed_records(store, site, site_name)
+        last = last_switch(store, site_name)
+        if last is not None:
+            section["last_switch"] = {
+                k: last[k]
+                for k in (
+                    "started",
+                    "from_endpoint",
+                    "to_endpoint",
+                    "outcome",
+                    "synced",
+                    "verified",
+                    "detail",
+                )
+            }
+            if last["outcome"] in ("pending", "failed", "partial", "unknown"):
+                warnings.append(
+                    f"the last DNS switch to {last['to_endpoint']} is {last['outcome']}"
+                    + (f": {last['detail']}" if last["detail"] else "")
+                )
+            elif last["verified"] == 0:
+                warnings.append(
+                    f"the last DNS switch to {last['to_endpoint']} was not verified on every "
+                    "authoritative server (failover dns show)"
+                )
+        pointing = {r["endpoint"] for r in section["records"]}
+        if section["records"] and None in pointing:
+            warnings.append("a managed DNS record holds no endpoint's value (failover dns show)")
+    return {"dns": section, "warnings": warnings}
 
 
 __all__ = [
@@ -1058,6 +1136,7 @@ __all__ = [
     "SwitchResult",
     "VerifyReport",
     "apply_dns_plan",
+    "dns_status_section",
     "dns_ttl_warnings",
     "endpoint_of",
     "find_nameservers",

@@ -318,3 +318,36 @@ def test_undo_puts_back_exactly_the_previous_values(backend: Backend, tmp_path: 
         backend.server.set_records("shop.example.com", "A", ["203.0.113.77"], 60)
         with pytest.raises(UnsafePlan, match="changed since"):
             undo_site_dns(loaded, "shop", store)
+
+
+def test_status_section_from_the_state(pdns_backend: Backend, tmp_path: Path) -> None:
+    from failover import status
+    from failover.dns import dns_status_section
+    from tests.support import free_port
+
+    backend = pdns_backend
+    dead = f"127.0.0.1:{free_port()}"
+    loaded = backend.load(tmp_path, nameservers=[backend.nameserver, dead], max_ttl=300)
+    with Store.open(loaded.state_path, lock=True) as store:
+        switch_site_dns(loaded, "shop", "standby", store, deadline=0.5)
+        backend.server.set_records("www.example.com", "A", ["203.0.113.9"], 3600)
+        dns_ttl_warnings(loaded, store=store)  # what the agent runs now and then: refreshes
+    with Store.open(loaded.state_path, readonly=True) as store:
+        section = dns_status_section(loaded, store, "shop")
+        registered = dns_status_section in status._sections
+        status.add_site_section(dns_status_section)
+        try:
+            gathered = status.gather(loaded, store)
+        finally:
+            if not registered:  # leave the registry as other tests expect it
+                status._sections.remove(dns_status_section)
+    warnings = section["warnings"]
+    assert any("www.example.com A has TTL 3600s" in w for w in warnings)
+    assert any("was not verified" in w for w in warnings)
+    assert any("holds no endpoint's value" in w for w in warnings)
+    records = {(r["name"], r["type"]): r["endpoint"] for r in section["dns"]["records"]}
+    assert records[("shop.example.com", "A")] == "standby"
+    assert records[("www.example.com", "A")] is None
+    assert section["dns"]["last_switch"]["outcome"] == "applied"
+    assert gathered["sites"]["shop"]["dns"]["zone"] == "example.com"
+    assert set(warnings) <= set(gathered["sites"]["shop"]["warnings"])
