@@ -132,8 +132,10 @@ class Rfc2136DnsProvider(DnsProvider):
         rcode = response.rcode()
         if rcode == dns.rcode.NOERROR:
             return None
-        # An UPDATE is all or nothing: an error answer means nothing was changed.
-        raise not_delivered(self._rejected(rcode, zone))
+        # An UPDATE is all or nothing (RFC 2136 3.4): a refused signature or key means it
+        # was not looked at; for other errors the outcome is read back, not assumed.
+        error = self._rejected(rcode, zone)
+        raise not_delivered(error) if isinstance(error, AuthError) else error
 
     def _rejected(self, rcode: dns.rcode.Rcode, zone: str) -> FailoverError:
         text = dns.rcode.to_text(rcode)

@@ -249,7 +249,9 @@ class Route53DnsProvider(DnsProvider):
                     )
                 )
             if code in ("InvalidChangeBatch", "InvalidInput"):
-                return not_delivered(ProviderError(f"{action}: {code}: {message}"))
+                # Route 53 applies a batch whole or not at all, but the outcome is read back
+                # rather than assumed (an emulator may not be atomic).
+                return ProviderError(f"{action}: {code}: {message}")
             return ProviderError(f"{action}: {code or status}: {message}")
         if isinstance(exc, (bx.NoCredentialsError, bx.PartialCredentialsError)):
             return not_delivered(

@@ -152,3 +152,25 @@ def test_route53_throttling_is_retried_with_backoff(moto_backend: Backend, tmp_p
             assert isinstance(info.value.cause, RateLimited)
             assert not info.value.sent
             assert proxy.seen == 2  # the zone lookup, throttled twice: gave up
+
+
+def test_several_records_all_or_nothing(
+    backend: Backend, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """One bad record set in a change: the provider refuses the whole change."""
+    if backend.kind == "route53":
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                reason="moto applies a change batch change by change (Route 53 itself "
+                "applies a batch atomically); test_switch checks the state then says 'partial'",
+            )
+        )
+    with provider_of(backend, tmp_path) as p:
+        current = p.read_many([SHOP_A, WWW_A])
+        good = RecordSet(SHOP_A, ("198.51.100.20",), 60)
+        outside = RecordSet(RecordKey("example.com", "www.example.org", "A"), ("192.0.2.1",), 60)
+        with pytest.raises(ApplyError) as info:
+            p.apply([RecordChange(current[SHOP_A], good), RecordChange(None, outside)])
+        assert p.read(SHOP_A) == current[SHOP_A]
+        assert p.read(WWW_A) == current[WWW_A]

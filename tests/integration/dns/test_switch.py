@@ -351,3 +351,37 @@ def test_status_section_from_the_state(pdns_backend: Backend, tmp_path: Path) ->
     assert section["dns"]["last_switch"]["outcome"] == "applied"
     assert gathered["sites"]["shop"]["dns"]["zone"] == "example.com"
     assert set(warnings) <= set(gathered["sites"]["shop"]["warnings"])
+
+
+def test_half_applied_batch_is_journaled_as_partial(moto_backend: Backend, tmp_path: Path) -> None:
+    """moto, unlike Route 53, applies a batch change by change: a batch whose second change
+    is refused leaves the first applied. The state must say exactly that."""
+    import dataclasses
+
+    from failover.dns import PlannedChange, apply_dns_plan, plan_dns_switch, read_current
+    from providers.dns.base import RecordKey, RecordSet
+
+    loaded = moto_backend.load(tmp_path)
+    site = loaded.config.sites["shop"]
+    provider = provider_for(loaded, "shop")
+    plan = plan_dns_switch("shop", site, read_current(provider, site), "standby")
+    outside = RecordKey("example.com", "www.example.org", "A")
+    plan = dataclasses.replace(
+        plan,
+        records=(
+            *plan.records,
+            PlannedChange(outside, None, RecordSet(outside, ("192.0.2.1",), 60), None),
+        ),
+    )
+    with Store.open(loaded.state_path, lock=True) as store:
+        with pytest.raises(Exception, match="changed: ") as info:
+            apply_dns_plan(plan, provider, store)
+        assert "1 left as they were" in str(info.value)
+        assert store.conn.execute("SELECT outcome FROM dns_switches").fetchone()[0] == "partial"
+        outcomes = {(r["name"], r["rtype"]): r["outcome"] for r in changes_rows(store)}
+    assert outcomes == {
+        ("shop.example.com", "A"): "applied",
+        ("www.example.com", "A"): "applied",
+        ("shop.example.com", "AAAA"): "applied",
+        ("www.example.org", "A"): "not_applied",
+    }
