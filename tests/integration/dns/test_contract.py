@@ -170,7 +170,7 @@ def test_several_records_all_or_nothing(
         current = p.read_many([SHOP_A, WWW_A])
         good = RecordSet(SHOP_A, ("198.51.100.20",), 60)
         outside = RecordSet(RecordKey("example.com", "www.example.org", "A"), ("192.0.2.1",), 60)
-        with pytest.raises(ApplyError) as info:
+        with pytest.raises(ApplyError):
             p.apply([RecordChange(current[SHOP_A], good), RecordChange(None, outside)])
         assert p.read(SHOP_A) == current[SHOP_A]
         assert p.read(WWW_A) == current[WWW_A]
