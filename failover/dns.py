@@ -620,16 +620,26 @@ def parse_servers(items: Iterable[str]) -> list[tuple[str, int]]:
 
 
 def find_nameservers(
-    zone: str, configured: Sequence[str] | None, timeout: float = 5.0
+    zone: str,
+    configured: Sequence[str] | None,
+    timeout: float = 5.0,
+    *,
+    resolver_address: tuple[str, int] | None = None,
 ) -> list[tuple[str, int]]:
     """The zone's authoritative servers as (address, port): the configured list when given,
-    else the zone's NS records resolved to addresses through the system resolver."""
+    else the zone's NS records resolved to addresses through the system resolver (or the
+    server at `resolver_address`)."""
     if configured:
         return parse_servers(configured)
     import dns.exception
     import dns.resolver
 
-    resolver = dns.resolver.Resolver()
+    if resolver_address is None:
+        resolver = dns.resolver.Resolver()
+    else:
+        resolver = dns.resolver.Resolver(configure=False)
+        resolver.nameservers = [resolver_address[0]]
+        resolver.port = resolver_address[1]
     resolver.lifetime = timeout
     try:
         ns_names = sorted(str(r.target) for r in resolver.resolve(zone + ".", "NS"))

@@ -385,3 +385,25 @@ def test_half_applied_batch_is_journaled_as_partial(moto_backend: Backend, tmp_p
         ("shop.example.com", "AAAA"): "applied",
         ("www.example.org", "A"): "not_applied",
     }
+
+
+def test_nameservers_from_the_zone_and_resolvers_asked(
+    bind_backend: Backend, tmp_path: Path
+) -> None:
+    """Without a configured list, the NS records give the servers (looked up here through
+    the test's BIND, never a real resolver); resolvers the user names are asked too."""
+    from failover.dns import find_nameservers, verify_dns
+    from providers.dns.base import RecordKey, RecordSet
+
+    port = bind_backend.server.port
+    assert find_nameservers("example.com", None, 2, resolver_address=("127.0.0.1", port)) == [
+        ("127.0.0.1", 53)
+    ]
+    key = RecordKey("example.com", "shop.example.com", "A")
+    report = verify_dns(
+        [RecordSet(key, ("192.0.2.10",), 60)],
+        [("127.0.0.1", port)],
+        2,
+        resolvers=[("127.0.0.1", port)],
+    )
+    assert report.ok and len(report.resolvers) == 1 and report.resolvers[0].ok
