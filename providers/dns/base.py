@@ -111,8 +111,8 @@ class Capabilities:
 class ApplyError(FailoverError):
     """Raised by `DnsProvider.apply()` around an adapter's failure.
 
-    `sent` says whether the change may have reached the provider: False means nothing was
-    changed for sure; True means the outcome is unknown until the records are read back.
+    `sent` says whether the change may have been applied: False means nothing was changed
+    for sure; True means the outcome is open until the records are read back.
     `cause` is the project error the SDK error was turned into; the exit code is its own.
     """
 
@@ -124,7 +124,9 @@ class ApplyError(FailoverError):
 
 
 def not_delivered(error: FailoverError) -> FailoverError:
-    """Mark an error as certainly not delivered (connection refused, nothing sent)."""
+    """Mark an error as certainly not applied: nothing reached the provider (connection
+    refused, no credentials), or it was rejected before being looked at (authentication).
+    Without the mark, a failure after `_mark_sent()` makes the caller read the records back."""
     error.not_delivered = True  # type: ignore[attr-defined]
     return error
 
