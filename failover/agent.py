@@ -252,7 +252,24 @@ def _iso(ts: float) -> str:
 # --- cron: one tick -----------------------------------------------------------------------
 
 
-Hook = Callable[[LoadedConfig, Store, Notifier, RoundResult | None], None]
+@dataclass
+class HookContext:
+    """What a stage that runs after each round (backups, the failover runbook) gets.
+
+    `spawn(key, fn)` runs long work (a restore, a backup): inline in a cron `check`, in a
+    worker thread with its own state connection in the daemon, so that rounds go on
+    meanwhile. A key still running is not started again (and spawn returns False).
+    """
+
+    loaded: LoadedConfig
+    store: Store
+    notifier: Notifier
+    result: RoundResult | None
+    spawn: Callable[[str, Callable[[Store], None]], bool]
+    daemon: bool = False
+
+
+Hook = Callable[[HookContext], None]
 _tick_hooks: list[Hook] = []
 
 
@@ -262,24 +279,41 @@ def add_tick_hook(hook: Hook) -> None:
         _tick_hooks.append(hook)
 
 
+def _default_hooks() -> None:
+    from failover.stages import register_all  # the stages import heavier modules
+
+    register_all()
+
+
 def tick(loaded: LoadedConfig, store: Store, notifier: Notifier) -> RoundResult:
     """One round for cron: probe everything, then run what the hooks say is due."""
     for site_name, site in loaded.config.sites.items():
         store.ensure_active(site_name, site.initial_active)
     result = run_round(loaded.config, store, notifier)
-    run_hooks(loaded, store, notifier, result)
+    run_hooks(HookContext(loaded, store, notifier, result, spawn=_inline_spawn(store)))
     prune(loaded, store)
     return result
 
 
-def run_hooks(loaded: LoadedConfig, store: Store, notifier: Notifier,
-              result: RoundResult | None) -> None:
+def _inline_spawn(store: Store) -> Callable[[str, Callable[[Store], None]], bool]:
+    def spawn(key: str, fn: Callable[[Store], None]) -> bool:
+        try:
+            fn(store)
+        except Exception as exc:
+            log.error("%s failed: %s", key, exc)
+        return True
+
+    return spawn
+
+
+def run_hooks(ctx: HookContext) -> None:
+    _default_hooks()
     for hook in _tick_hooks:
         try:
-            hook(loaded, store, notifier, result)
+            hook(ctx)
         except Exception as exc:  # one failing stage never stops the watch
-            log.error("%s failed: %s", getattr(hook, "__name__", "hook"), exc,
-                      exc_info=exc, extra={"show_traceback": True} if log.isEnabledFor(10) else {})
+            log.error("%s failed: %s: %s", getattr(hook, "__name__", "hook"),
+                      exc.__class__.__name__, exc)
 
 
 def prune(loaded: LoadedConfig, store: Store, now: float | None = None) -> None:
@@ -318,6 +352,7 @@ class Agent:
         self._reload_requested = threading.Event()
         self._store_lock = threading.Lock()
         self._running: dict[float, threading.Thread] = {}
+        self._jobs: dict[str, threading.Thread] = {}
         self.rounds = 0
         self.skipped = 0
 
@@ -366,17 +401,45 @@ class Agent:
             result = run_round(config, self.store, self.notifier, sites, self._store_lock)
             self.rounds += 1
             with self._store_lock:
-                run_hooks(self.loaded, self.store, self.notifier, result)
+                run_hooks(self._context(result))
         except Exception as exc:
             log.error("round failed: %s: %s", exc.__class__.__name__, exc)
 
     def _start_hooks(self) -> None:
         def work() -> None:
             with self._store_lock:
-                run_hooks(self.loaded, self.store, self.notifier, None)
+                run_hooks(self._context(None))
                 prune(self.loaded, self.store)
 
         threading.Thread(target=work, name="hooks", daemon=True).start()
+
+    def _context(self, result: RoundResult | None) -> HookContext:
+        return HookContext(self.loaded, self.store, self.notifier, result, spawn=self._spawn,
+                           daemon=True)
+
+    def _spawn(self, key: str, fn: Callable[[Store], None]) -> bool:
+        """Run `fn` in a worker thread with its own state connection (the process already
+        holds the state lock), unless the same key is still running."""
+        running = self._jobs.get(key)
+        if running is not None and running.is_alive():
+            return False
+
+        def work() -> None:
+            store = Store.open(self.store.path)
+            try:
+                fn(store)
+            except Exception as exc:
+                log.error("%s failed: %s: %s", key, exc.__class__.__name__, exc)
+            finally:
+                store.close()
+
+        thread = threading.Thread(target=work, name=key, daemon=True)
+        self._jobs[key] = thread
+        thread.start()
+        return True
+
+    def busy(self) -> list[str]:
+        return [key for key, t in self._jobs.items() if t.is_alive()]
 
     def _do_reload(self) -> None:
         self._reload_requested.clear()
@@ -409,6 +472,10 @@ class Agent:
         finally:
             for thread in list(self._running.values()):
                 thread.join(timeout=30)
+            for key in self.busy():
+                # A run or backup still going: it is journaled, the next start resumes it.
+                log.warning("stopping while %s is still running; it resumes at the next start",
+                            key)
             self.store.add_agent_event("stopped", f"{self.rounds} round(s), {self.skipped} skipped")
             self.notifier.flush(10)
         return 0

@@ -16,7 +16,7 @@ from typing import Any
 
 import typer
 
-from failover.errors import ExitCode, FailoverError, UsageError
+from failover.errors import ExitCode, FailoverError, UnsafePlan, UsageError
 
 app = typer.Typer(
     name="failover",
@@ -192,8 +192,10 @@ def status(
 ) -> None:
     """Per site: the active endpoint, each endpoint's health and since when, the last probes."""
     from failover import status as status_mod
+    from failover.stages import register_all
     from failover.store import Store
 
+    register_all()
     loaded = load()
     store = Store.open(loaded.state_path, readonly=True) if loaded.state_path.exists() else None
     try:
@@ -210,6 +212,147 @@ def status(
 from failover.cli_dns import dns_app  # noqa: E402 - after the commands: it imports `load`
 
 app.add_typer(dns_app, name="dns")
+
+
+@app.command()
+def switch(
+    site: str = typer.Argument(..., help="The site to move."),
+    to: str = typer.Option(..., "--to", help="The endpoint to make active."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Apply the plan (otherwise only show it)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan only."),
+    force: bool = typer.Option(
+        False, "--force", help="Overwrite DNS records that hold no endpoint's value."
+    ),
+    allow_stale: bool = typer.Option(
+        False, "--allow-stale", help="Restore a snapshot older than the site's limit."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print the plan or the run as JSON."),
+) -> None:
+    """Move a site to another endpoint (manual failover or failback): plan, then --yes."""
+    from failover import runbook
+    from failover.notify import Notifier
+    from failover.store import Store
+
+    loaded = load()
+    with Store.open(loaded.state_path) as store:
+        runbook.ensure_schema(store)
+        plan, existing = runbook.plan_manual(loaded, store, site, to)
+        if existing is not None and existing.owner_alive:
+            raise UnsafePlan(f"run #{existing.id} of {site} is being executed by process "
+                             f"{existing.owner} (the agent?)",
+                             hint="wait for it: `failover status` shows its progress")
+        if json_out and (dry_run or not yes):
+            emit_json({"plan": plan.to_dict(), "resumes_run": existing.id if existing else None,
+                       "applied": False})
+            return
+        if not json_out:
+            header = f"resuming run #{existing.id}: " if existing else ""
+            lines = plan.lines()
+            typer.echo(header + lines[0])
+            for line in lines[1:]:
+                typer.echo(line)
+        if dry_run or not yes:
+            if not json_out:
+                typer.echo("dry run: nothing changed" if dry_run
+                           else "nothing changed: run again with --yes to apply")
+            return
+        run = existing or runbook.start_run(
+            store, plan, "manual", {"force": force, "allow_stale": allow_stale})
+        if existing is not None and (force or allow_stale):
+            run.options.update({"force": force or run.options.get("force", False),
+                                "allow_stale": allow_stale or run.options.get("allow_stale",
+                                                                                False)})
+            runbook.set_options(store, run.id, run.options)
+        notifier = Notifier(loaded.config.notify)
+        done = runbook.execute(loaded, store, notifier, run,
+                               progress=None if json_out else lambda m: typer.echo(m, err=True))
+        notifier.flush(30)
+        if json_out:
+            emit_json({"plan": plan.to_dict(), "run": done.to_dict(), "applied": True})
+        else:
+            for line in runbook.describe_steps(done):
+                typer.echo(line)
+        if done.status != "done":
+            raise FailoverError(f"run #{done.id} stopped: {done.detail} (run the same command "
+                                "again to resume it)")
+        if not json_out:
+            typer.echo(f"{site} is now served by {to}")
+
+
+runs_app = typer.Typer(help="Journaled runs (failover, failback, switch, migrate).",
+                       no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+
+
+@runs_app.command("list")
+def runs_list(
+    site: str | None = typer.Argument(None, help="Only this site."),
+    json_out: bool = typer.Option(False, "--json", help="Print as JSON."),
+) -> None:
+    """Every run with its outcome."""
+    from failover import runbook
+    from failover.store import Store
+
+    loaded = load()
+    if not loaded.state_path.exists():
+        items: list[Any] = []
+    else:
+        with Store.open(loaded.state_path, readonly=True) as store:
+            items = runbook.runs(store, site) if store.has_table("runs") else []
+    if json_out:
+        emit_json([r.to_dict() for r in items])
+        return
+    if not items:
+        typer.echo("no runs")
+    for r in items:
+        typer.echo(f"#{r.id} {_ts(r.created)} {r.site} {r.kind} ({r.trigger}) {r.source} -> "
+                   f"{r.target}: {r.status}" + (f" ({r.detail})" if r.detail else ""))
+
+
+@runs_app.command("show")
+def runs_show(run_id: int = typer.Argument(..., help="The run's number."),
+              json_out: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
+    """One run, step by step."""
+    from failover import runbook
+    from failover.store import Store
+
+    loaded = load()
+    with Store.open(loaded.state_path, readonly=True) as store:
+        run = runbook.get_run(store, run_id) if store.has_table("runs") else None
+    if run is None:
+        raise UsageError(f"no run #{run_id}")
+    if json_out:
+        emit_json(run.to_dict())
+        return
+    typer.echo(f"#{run.id} {run.site} {run.kind} ({run.trigger}) {run.source} -> {run.target}: "
+               f"{run.status}, {run.attempts} attempt(s)")
+    for line in runbook.describe_steps(run):
+        typer.echo(line)
+
+
+@runs_app.command("abandon")
+def runs_abandon(run_id: int = typer.Argument(..., help="The run's number."),
+                 reason: str = typer.Option("abandoned by hand", "--reason")) -> None:
+    """Give up on an open run (what it already did stays done; the state says what)."""
+    from failover import runbook
+    from failover.store import Store
+
+    loaded = load()
+    with Store.open(loaded.state_path) as store:
+        run = runbook.get_run(store, run_id)
+        if run is None or run.status not in runbook.OPEN:
+            raise UsageError(f"run #{run_id} is not open")
+        if run.owner_alive:
+            raise UnsafePlan(f"run #{run_id} is being executed by process {run.owner}")
+        runbook.abandon_run(store, run_id, reason)
+    done = [s["name"] for s in run.steps if s["status"] == "done"]
+    typer.echo(f"run #{run_id} abandoned; steps already done: {', '.join(done) or 'none'}")
+
+
+def _ts(ts: float | None) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "-"
 
 
 # --- entry point --------------------------------------------------------------------------

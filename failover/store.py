@@ -111,10 +111,12 @@ class Transition:
 class Store:
     """One SQLite state file. Use `Store.open(path, lock=True)` for writers."""
 
-    def __init__(self, path: Path, conn: sqlite3.Connection, lock_fd: int | None) -> None:
+    def __init__(self, path: Path, conn: sqlite3.Connection, lock_fd: int | None,
+                 readonly: bool = False) -> None:
         self.path = path
         self.conn = conn
         self._lock_fd = lock_fd
+        self.readonly = readonly
 
     # --- opening ------------------------------------------------------------------------
 
@@ -147,14 +149,23 @@ class Store:
                 if lock_fd is not None:
                     os.close(lock_fd)
                 raise FailoverError(f"cannot open the state file {path}: {exc}") from None
-        store = cls(path, conn, lock_fd)
+        store = cls(path, conn, lock_fd, readonly)
         if not readonly:
             store.ensure_schema(CORE_SCHEMA)
         return store
 
     def ensure_schema(self, ddl: str) -> None:
+        """Create a feature's tables if missing. A read-only store (status, report) skips
+        it: readers must cope with tables that do not exist yet (see `has_table`)."""
+        if self.readonly:
+            return
         # executescript() manages its own transaction: wrap the DDL so it lands whole.
         self.conn.executescript("BEGIN IMMEDIATE;" + ddl + "\nCOMMIT;")
+
+    def has_table(self, name: str) -> bool:
+        row = self.conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)).fetchone()
+        return row is not None
 
     def close(self) -> None:
         try:

@@ -1,0 +1,246 @@
+"""The steps of a run (see runbook.py). Each takes a StepContext and returns a one-line
+detail plus data for later steps; each raises StepFailed (or another FailoverError) with
+a message that says what failed and why. Every step is safe to repeat: a run resumed
+after a crash runs its unfinished step again from the start.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from failover.errors import FailoverError
+from failover.logs import get_logger
+from failover.notify import Event
+from failover.runbook import StepContext, StepFailed
+
+if TYPE_CHECKING:
+    from failover.config import LoadedConfig
+
+log = get_logger("steps")
+
+StepOut = tuple[str, dict[str, Any]]
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def probe_endpoint(loaded: LoadedConfig, site_name: str, endpoint: str) -> list[Any]:
+    """Probe one endpoint with the site's checks, now. Returns the ProbeResults."""
+    from failover import checks
+
+    site = loaded.config.sites[site_name]
+    address = site.endpoints[endpoint].address
+    targets = [(i, check, address, site.hostname) for i, check in enumerate(site.checks)]
+    results = checks.run_probes(targets)
+    return [results[i] for i in range(len(site.checks))]
+
+
+def canaries_ok(loaded: LoadedConfig) -> tuple[bool, str]:
+    from failover import checks
+    from failover.agent import network_is_ok
+
+    config = loaded.config
+    if not config.canaries:
+        return True, "no canaries configured"
+    targets = [(i, c, c.host, c.host) for i, c in enumerate(config.canaries)]
+    results = checks.run_probes(targets)
+    ordered = [results[i] for i in range(len(config.canaries))]
+    ok = network_is_ok(config, ordered)
+    return ok, f"{sum(r.ok for r in ordered)}/{len(ordered)} canaries pass"
+
+
+def remote_for(loaded: LoadedConfig, site_name: str, endpoint: str) -> Any:
+    from providers.remote import Remote
+
+    ep = loaded.config.sites[site_name].endpoints[endpoint]
+    if ep.ssh is None:
+        raise StepFailed(f"{endpoint} has no ssh settings")
+    return Remote(ep.ssh, ep.address, name=endpoint)
+
+
+def run_commands(loaded: LoadedConfig, site_name: str, endpoint: str,
+                 commands: list[str]) -> None:
+    """Run shell commands on an endpoint over SSH, in order; the first failure raises."""
+    remote = remote_for(loaded, site_name, endpoint)
+    timeout = loaded.config.sites[site_name].failover.command_timeout
+    for command in commands:
+        log.info("on %s: %s", endpoint, command, extra={"site": site_name, "endpoint": endpoint})
+        remote.run(["/bin/sh", "-c", command], timeout=timeout)
+
+
+# --- the steps -----------------------------------------------------------------------------------
+
+
+def step_preflight(ctx: StepContext) -> StepOut:
+    """Refuse to touch anything unless the move can succeed: the agent's network is fine,
+    the target passes the site's checks (unless a restore will change it first), the
+    snapshot to restore is fresh enough, and the DNS provider answers with values the
+    tool put there."""
+    loaded, run, site = ctx.loaded, ctx.run, ctx.site
+    facts: list[str] = []
+    out: dict[str, Any] = {}
+
+    ok, detail = canaries_ok(loaded)
+    if not ok:
+        raise StepFailed(f"the agent's own network is down ({detail}): not switching")
+    facts.append(detail)
+
+    restoring = _step_planned(ctx, "restore")
+    results = probe_endpoint(loaded, run.site, run.target)
+    failing = [f"{r.check}: {r.detail}" for r in results if not r.ok]
+    if failing and not restoring:
+        raise StepFailed(f"{run.target} fails the site's checks: {'; '.join(failing)}")
+    if failing:
+        # A cold standby may serve nothing until it is restored; it must at least be
+        # reachable over SSH, which the restore needs.
+        remote_for(loaded, run.site, run.target).run(["true"], timeout=30)
+        facts.append(f"{run.target} reachable over SSH (checks fail before the restore)")
+    else:
+        facts.append(f"{run.target} passes {len(results)} check(s)")
+
+    if restoring and not _step_planned(ctx, "final_backup"):
+        from failover import backup
+
+        snapshot = backup.newest_snapshot(loaded, run.site)
+        if snapshot is None:
+            raise StepFailed("the repository holds no snapshot of the site to restore")
+        age = time.time() - snapshot.time
+        limit = site.failover.max_backup_age or (site.backup.max_age if site.backup else None)
+        allow = site.failover.allow_stale_backup or run.options.get("allow_stale")
+        if limit is not None and age > limit and not allow:
+            raise StepFailed(
+                f"the newest snapshot {snapshot.short_id} is {_age(age)} old, more than "
+                f"{_age(limit)}: refusing to restore an old copy (allow_stale_backup or "
+                "--allow-stale overrides)")
+        out["snapshot"] = snapshot.id
+        out["snapshot_time"] = snapshot.time
+        facts.append(f"snapshot {snapshot.short_id} is {_age(age)} old")
+
+    if site.dns is not None:
+        from failover import dns
+
+        result = dns.switch_site_dns(loaded, run.site, run.target, None, apply=False,
+                                     force=bool(run.options.get("force")))
+        changes = sum(1 for c in result.plan.records if c.changes)
+        facts.append(f"DNS provider answers ({changes} record(s) to change)")
+    return "; ".join(facts), out
+
+
+def step_final_backup(ctx: StepContext) -> StepOut:
+    """Back up the endpoint being left (it took writes): the snapshot restored next."""
+    from failover import backup
+
+    snapshot = backup.run_backup(ctx.loaded, ctx.store, ctx.run.site, source=ctx.run.source,
+                                 progress=ctx.progress)
+    return (f"snapshot {snapshot.short_id} of {ctx.run.source}",
+            {"snapshot": snapshot.id, "snapshot_time": snapshot.time})
+
+
+def step_restore(ctx: StepContext) -> StepOut:
+    from failover import backup
+
+    snapshot = ctx.data.get("snapshot") or "latest"
+    target = ctx.site.failover.restore_target
+    backup.restore_to_endpoint(ctx.loaded, ctx.run.site, ctx.run.target, snapshot=snapshot,
+                               target=target, progress=ctx.progress)
+    short = snapshot[:8] if snapshot != "latest" else snapshot
+    return f"restored snapshot {short} onto {ctx.run.target}:{target}", {}
+
+
+def step_after_restore(ctx: StepContext) -> StepOut:
+    commands = ctx.site.failover.after_restore
+    run_commands(ctx.loaded, ctx.run.site, ctx.run.target, commands)
+    return f"ran {len(commands)} command(s) on {ctx.run.target}", {}
+
+
+def step_recheck(ctx: StepContext) -> StepOut:
+    deadline = time.monotonic() + ctx.site.failover.recheck_timeout
+    interval = min(2.0, ctx.site.policy.interval)
+    while True:
+        results = probe_endpoint(ctx.loaded, ctx.run.site, ctx.run.target)
+        failing = [f"{r.check}: {r.detail}" for r in results if not r.ok]
+        if not failing:
+            return f"{ctx.run.target} passes {len(results)} check(s)", {}
+        if time.monotonic() >= deadline:
+            raise StepFailed(f"{ctx.run.target} still fails the site's checks after "
+                             f"{ctx.site.failover.recheck_timeout:g}s: {'; '.join(failing)}")
+        time.sleep(interval)
+
+
+def step_switch_dns(ctx: StepContext) -> StepOut:
+    from failover import dns
+
+    result = dns.switch_site_dns(ctx.loaded, ctx.run.site, ctx.run.target, ctx.store,
+                                 apply=True, verify=False, force=bool(ctx.run.options.get("force")))
+    applied = result.applied
+    outcome = applied.outcome if applied else result.plan.verdict
+    if outcome not in ("applied", "noop"):
+        raise StepFailed(f"DNS change {outcome}: " + "; ".join(
+            f"{k} {v}" for k, v in (applied.changes if applied else {}).items()))
+    changed = [f"{c.key.name} {c.key.rtype} -> {','.join(c.new.values)}"
+               for c in result.plan.records if c.changes]
+    return ("; ".join(changed) or "records already pointed at the target"), {
+        "dns_switch_id": applied.switch_id if applied else None}
+
+
+def step_activate(ctx: StepContext) -> StepOut:
+    ctx.store.set_active(ctx.run.site, ctx.run.target)
+    return f"{ctx.run.target} is the active endpoint", {"activated": time.time()}
+
+
+def step_verify_dns(ctx: StepContext) -> StepOut:
+    from failover import dns
+    from providers.dns.base import RecordKey, RecordSet
+
+    site = ctx.site
+    assert site.dns is not None
+    expected = [RecordSet(RecordKey(site.dns.zone, r.name, r.type),
+                          dns.endpoint_values(site, ctx.run.target, r.type), r.ttl)
+                for r in site.dns.records]
+    servers = dns.find_nameservers(site.dns.zone, site.dns.nameservers)
+    report = dns.verify_dns(expected, servers, site.dns.verify_deadline,
+                            resolvers=dns.parse_servers(site.dns.resolvers))
+    if not report.ok:
+        raise StepFailed("not every authoritative server serves the new values within "
+                         f"{site.dns.verify_deadline:g}s: " + "; ".join(
+                             f"{a.server} {a.name}: {a.error or ','.join(a.values or []) or '-'}"
+                             for a in report.failing))
+    return (f"{len(servers)} authoritative server(s) serve {ctx.run.target} "
+            f"(after {report.seconds:.1f}s)"), {"dns_verified": time.time()}
+
+
+def step_notify(ctx: StepContext) -> StepOut:
+    run, site = ctx.run, ctx.site
+    lines = []
+    for s in run.steps:
+        if s["name"] == "notify":
+            continue
+        lines.append(f"- {s['name']}: {s['status'] if s['status'] == 'skipped' else 'done'}"
+                     + (f" ({s['detail']})" if s.get("detail") else ""))
+    ctx.notifier.send(Event(
+        "failover", f"[{run.site}] {run.kind} to {run.target} complete",
+        f"{site.hostname} now points at {run.target} "
+        f"({site.endpoints[run.target].address}); {run.source} is no longer active.\n"
+        + "\n".join(lines), site=run.site, endpoint=run.target, level="success"))
+    return "notified", {}
+
+
+# --- small pieces ------------------------------------------------------------------------------
+
+
+def _step_planned(ctx: StepContext, name: str) -> bool:
+    return any(s["name"] == name and s["status"] != "skipped" for s in ctx.run.steps)
+
+
+def _age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f}d"
+
+
+__all__ = ["FailoverError", "canaries_ok", "probe_endpoint", "run_commands"]

@@ -1,0 +1,159 @@
+"""The runbook's pure parts: which steps a move takes, and when to fail over."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from failover.config import parse_config
+from failover.errors import UsageError
+from failover.health import HealthState
+from failover.runbook import decide, plan_run
+
+BASE = """\
+dns_providers:
+  pdns: {type: libcloud, driver: powerdns, key: "${PDNS_KEY}", args: {host: 127.0.0.1, port: 8081}}
+sites:
+  shop:
+    hostname: shop.example.test
+    endpoints:
+      primary: {address: 192.0.2.10, ssh: {user: root}}
+      standby: {address: 192.0.2.20, ssh: {user: root}}
+      spare: {address: 192.0.2.30, ssh: {user: root}}
+    checks: [{type: tcp, port: 22}]
+    policy: {interval: 10s, down_after: 30s, up_after: 30s, cooldown: 10m,
+             auto_failover: true, auto_failback: AUTOFB}
+    failover: {standby: MODE, after_restore: [systemctl restart nginx]}
+    dns:
+      provider: pdns
+      zone: example.test
+      records: [{name: shop.example.test, type: A, ttl: 60}]
+    backup:
+      repository: /var/backups/shop
+      password: ${RESTIC_PW}
+      source: primary
+      paths: [/srv/site]
+"""
+
+
+def site(mode: str = "cold", auto_failback: bool = False, **replace: str):
+    text = BASE.replace("MODE", mode).replace("AUTOFB", str(auto_failback).lower())
+    for old, new in replace.items():
+        text = text.replace(old, new)
+    return parse_config(text, "f.yaml", env={"PDNS_KEY": "k", "RESTIC_PW": "p"}).config.sites["shop"]
+
+
+def names(plan):
+    return [(s.name, s.skip is None) for s in plan.steps]
+
+
+def test_failover_restores_the_newest_snapshot_and_takes_no_final_backup():
+    plan = plan_run("shop", site(), "failover", "primary", "standby")
+    steps = dict(names(plan))
+    assert list(steps) == ["preflight", "final_backup", "restore", "after_restore", "recheck",
+                           "switch_dns", "activate", "verify_dns", "notify"]
+    assert steps["final_backup"] is False  # the source is down
+    assert steps["restore"] and steps["switch_dns"] and steps["verify_dns"]
+
+
+def test_failback_backs_up_the_standby_first():
+    plan = plan_run("shop", site(), "failback", "standby", "primary")
+    steps = dict(names(plan))
+    assert steps["final_backup"] and steps["restore"]
+    assert "back up standby" in plan.steps[1].title
+
+
+def test_warm_standby_skips_backup_and_restore():
+    plan = plan_run("shop", site("warm"), "failover", "primary", "standby")
+    steps = {s.name: s.skip for s in plan.steps}
+    assert "warm" in steps["restore"]
+
+
+def test_no_dns_section_skips_dns_steps_with_a_warning():
+    no_dns = site(**{"    dns:\n      provider: pdns\n      zone: example.test\n"
+                     "      records: [{name: shop.example.test, type: A, ttl: 60}]\n": ""})
+    plan = plan_run("shop", no_dns, "failover", "primary", "standby")
+    steps = {s.name: s.skip for s in plan.steps}
+    assert steps["switch_dns"] and steps["verify_dns"]
+    assert any("point the site's name at 192.0.2.20" in w for w in plan.warnings)
+
+
+def test_unknown_or_same_target_is_a_usage_error():
+    with pytest.raises(UsageError, match="no endpoint 'nope'"):
+        plan_run("shop", site(), "switch", "primary", "nope")
+    with pytest.raises(UsageError, match="already the active endpoint"):
+        plan_run("shop", site(), "switch", "primary", "primary")
+
+
+def test_restore_needs_ssh_on_the_target():
+    s = site(**{"standby: {address: 192.0.2.20, ssh: {user: root}}":
+                "standby: {address: 192.0.2.20}"})
+    with pytest.raises(UsageError, match="standby has no ssh settings"):
+        plan_run("shop", s, "failover", "primary", "standby")
+
+
+def h(status: str) -> HealthState:
+    return HealthState(status=status, since=1.0, last_ts=2.0,  # type: ignore[arg-type]
+                       streak_ok=status in ("up", "recovering"))
+
+
+NOW = 100_000.0
+
+
+def test_decide_fails_over_to_the_first_healthy_standby():
+    d = decide(site(), "primary", {"primary": h("down"), "standby": h("suspect"),
+                                   "spare": h("up")},
+               network_ok=True, now=NOW, last_switch=None, open_run=False)
+    assert (d.action, d.target) == ("failover", "spare")
+
+
+def test_decide_never_switches_while_the_agents_network_is_down():
+    d = decide(site(), "primary", {"primary": h("down"), "standby": h("up"), "spare": h("up")},
+               network_ok=False, now=NOW, last_switch=None, open_run=False)
+    assert d.action == "none"
+
+
+def test_decide_alarms_when_no_standby_is_healthy():
+    d = decide(site(), "primary", {"primary": h("down"), "standby": h("down"),
+                                   "spare": h("unknown")},
+               network_ok=True, now=NOW, last_switch=None, open_run=False)
+    assert d.action == "alarm" and "no standby is healthy" in d.reason
+
+
+def test_decide_respects_cooldown_open_runs_and_auto_failover_off():
+    health = {"primary": h("down"), "standby": h("up"), "spare": h("up")}
+    assert decide(site(), "primary", health, network_ok=True, now=NOW, last_switch=NOW - 60,
+                  open_run=False).action == "none"
+    assert decide(site(), "primary", health, network_ok=True, now=NOW, last_switch=None,
+                  open_run=True).action == "none"
+    off = site(**{"auto_failover: true": "auto_failover: false"})
+    assert decide(off, "primary", health, network_ok=True, now=NOW, last_switch=None,
+                  open_run=False).action == "none"
+
+
+def test_old_primary_returning_is_not_made_active_unless_auto_failback():
+    health = {"primary": h("up"), "standby": h("up"), "spare": h("up")}
+    assert decide(site(), "standby", health, network_ok=True, now=NOW,
+                  last_switch=NOW - 3600, open_run=False).action == "none"
+    d = decide(site(auto_failback=True), "standby", health, network_ok=True, now=NOW,
+               last_switch=NOW - 3600, open_run=False)
+    assert (d.action, d.target) == ("failback", "primary")
+    # ... and only once it is up (recovering is not enough)
+    health["primary"] = h("recovering")
+    assert decide(site(auto_failback=True), "standby", health, network_ok=True, now=NOW,
+                  last_switch=NOW - 3600, open_run=False).action == "none"
+
+
+statuses = st.sampled_from(["unknown", "up", "suspect", "down", "recovering"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(p=statuses, s=statuses, x=statuses, net=st.booleans(), fb=st.booleans())
+def test_decide_only_ever_targets_a_healthy_endpoint(p, s, x, net, fb):
+    health = {"primary": h(p), "standby": h(s), "spare": h(x)}
+    d = decide(site(auto_failback=fb), "primary", health, network_ok=net, now=NOW,
+               last_switch=None, open_run=False)
+    if d.action in ("failover", "failback"):
+        assert net and d.target != "primary" and health[d.target].status == "up"
+        assert health["primary"].is_down
