@@ -85,6 +85,11 @@ def _print_entry(entry: dict[str, Any]) -> None:
             have = ",".join(record["provider"]) + (f" ttl {record['ttl']}" if record["ttl"] else "")
             points = f" -> {record['endpoint']}" if record["endpoint"] else " -> unknown value"
         typer.echo(f"  {record['name']} {record['type']}: {have}{points}")
+        if record["ttl"] and record["ttl"] > entry["max_ttl"]:
+            typer.echo(
+                f"    ! TTL {record['ttl']}s is longer than max_ttl {entry['max_ttl']}s: users "
+                "would follow a failover only that late"
+            )
         for answer in record["nameservers"]:
             if answer["error"]:
                 seen = f"error: {answer['error']}"

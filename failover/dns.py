@@ -955,6 +955,7 @@ def show_dns(
             "site": name,
             "provider": site.dns.provider,
             "zone": site.dns.zone,
+            "max_ttl": site.dns.max_ttl,
             "records": [],
             "error": None,
         }

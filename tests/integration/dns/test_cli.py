@@ -81,6 +81,10 @@ def test_hand_change_exit_3_then_force(bind_backend: Backend, tmp_path: Path) ->
     shown = run(backend, config, "dns", "show", "shop")
     assert shown.returncode == 0
     assert "shop.example.com A: 203.0.113.9 ttl 60 -> unknown value" in shown.stdout
+    assert "! TTL" not in shown.stdout
+    backend.server.set_records("www.example.com", "A", ["192.0.2.10"], 3600)
+    shown = run(backend, config, "dns", "show", "shop")
+    assert "! TTL 3600s is longer than max_ttl 300s" in shown.stdout
 
     forced = run(backend, config, "dns", "set", "shop", "--to", "standby", "--yes", "--force")
     assert forced.returncode == 0, forced.stderr
