@@ -355,6 +355,41 @@ def _ts(ts: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "-"
 
 
+@app.command()
+def report(
+    site: str | None = typer.Argument(None, help="Only this site."),
+    since: str | None = typer.Option(None, "--since", help="Start date (YYYY-MM-DD, UTC)."),
+    fmt: str = typer.Option("markdown", "--format", help="markdown or json."),
+    target: float = typer.Option(99.9, "--target", help="Monthly uptime target in percent."),
+) -> None:
+    """Incidents as timelines, and uptime per endpoint per month against a target."""
+    from datetime import UTC, datetime
+
+    from failover import report as report_mod
+    from failover.store import Store
+
+    if fmt not in ("markdown", "json"):
+        raise UsageError(f"--format: expected markdown or json, got {fmt!r}")
+    if not 0 < target < 100:
+        raise UsageError("--target: a percentage between 0 and 100, such as 99.9")
+    start = 0.0
+    if since:
+        try:
+            start = datetime.strptime(since, "%Y-%m-%d").replace(tzinfo=UTC).timestamp()
+        except ValueError:
+            raise UsageError(f"--since: expected a date such as 2026-11-01, got {since!r}") \
+                from None
+    loaded = load()
+    if site is not None and site not in loaded.config.sites:
+        raise UsageError(f"no site {site!r} in {loaded.path}")
+    with Store.open(loaded.state_path, readonly=True) as store:
+        data = report_mod.build_report(loaded, store, site, start, target / 100)
+    if fmt == "json":
+        emit_json(data)
+    else:
+        typer.echo(report_mod.render_markdown(data))
+
+
 # --- entry point --------------------------------------------------------------------------
 
 
