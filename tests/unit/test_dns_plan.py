@@ -299,3 +299,18 @@ def test_undo_plan() -> None:
     assert plan_dns_undo("shop", site, before, last).verdict == "noop"
     with pytest.raises(UsageError, match="no applied DNS switch"):
         plan_dns_undo("shop", site, now, [])
+
+
+def test_sdks_load_only_when_a_provider_is_used() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, failover.cli, failover.dns, providers.dns\n"
+        "assert not {'boto3', 'botocore', 'libcloud'} & set(sys.modules), sys.modules.keys()\n"
+        "providers.dns.provider_class('rfc2136')\n"
+        "assert not {'boto3', 'libcloud'} & set(sys.modules)\n"
+        "providers.dns.provider_class('libcloud')\n"
+        "assert 'boto3' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
