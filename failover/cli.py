@@ -212,6 +212,8 @@ def status(
 from failover.cli_dns import dns_app  # noqa: E402 - after the commands: it imports `load`
 
 app.add_typer(dns_app, name="dns")
+from failover.cli_backup import backup_app  # noqa: E402
+app.add_typer(backup_app, name="backup")
 
 
 @app.command()

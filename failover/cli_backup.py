@@ -1,0 +1,222 @@
+"""`failover backup run|list|verify|restore`. Only typer and the standard library at module
+level: restic, pydantic and the store are imported when a command runs."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import typer
+
+backup_app = typer.Typer(
+    help="Back up sites with restic, list snapshots, prove they restore, restore them.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+
+
+def _load() -> Any:
+    from failover.cli import load
+
+    return load()
+
+
+def _store(loaded: Any) -> Any:
+    from failover.store import Store
+
+    return Store.open(loaded.state_path)
+
+
+def _emit(data: Any) -> None:
+    from failover.cli import emit_json
+
+    emit_json(data)
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def _when(ts: float | None) -> str:
+    if ts is None:
+        return "never"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+class _Progress:
+    """restic's status lines on stderr: one updating line on a terminal, a line every few
+    seconds otherwise."""
+
+    def __init__(self, site: str) -> None:
+        self.site = site
+        self.tty = sys.stderr.isatty()
+        self.last = 0.0
+        self.shown = False
+
+    def __call__(self, part: str, msg: dict[str, Any]) -> None:
+        now = time.monotonic()
+        if not self.tty and now - self.last < 5:
+            return
+        self.last = now
+        pct = float(msg.get("percent_done") or 0) * 100
+        done = msg.get("bytes_done") or 0
+        total = msg.get("total_bytes") or 0
+        line = (f"{self.site} {part}: {pct:5.1f}%  {_size(done)} / {_size(total)}  "
+                f"{msg.get('files_done', 0)} files")
+        if self.tty:
+            sys.stderr.write("\r\x1b[2K" + line)
+            self.shown = True
+        else:
+            sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+    def end(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r\x1b[2K")
+            sys.stderr.flush()
+            self.shown = False
+
+
+@backup_app.command("run")
+def run_cmd(
+    site: str | None = typer.Argument(None, help="Only this site (default: every site with a backup set)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the results as JSON."),
+    wait: float = typer.Option(0.0, "--wait", help="Wait this many seconds for another run of the same repository to finish."),
+) -> None:
+    """Back up now: before commands, files, database dumps, after commands, retention."""
+    from failover.backup import backup_sites, run_backup
+    from failover.errors import BackupError
+
+    loaded = _load()
+    sites = backup_sites(loaded, site)
+    if not sites:
+        raise BackupError("no site has a backup set")
+    results = []
+    with _store(loaded) as store:
+        for name in sites:
+            progress = None if json_out else _Progress(name)
+            result = run_backup(loaded, name, store, progress=progress, lock_wait=wait)
+            if progress is not None:
+                progress.end()
+            results.append(result)
+            if not json_out:
+                if result.ok:
+                    parts = ", ".join(f"{k} {v.snapshot_id} (+{_size(v.data_added)})"
+                                      for k, v in result.parts.items())
+                    typer.echo(f"{name}: ok in {result.finished - result.started:.1f}s: {parts}"
+                               + (f"; {result.forgotten} snapshot(s) forgotten"
+                                  if result.forgotten else ""))
+                    for warning in result.warnings:
+                        typer.echo(f"{name}: warning: {warning}", err=True)
+                else:
+                    typer.echo(f"{name}: FAILED: {result.error}", err=True)
+    if json_out:
+        _emit([r.to_json() for r in results])
+    if not all(r.ok for r in results):
+        raise typer.Exit(1)
+
+
+@backup_app.command("list")
+def list_cmd(
+    site: str | None = typer.Argument(None, help="Only this site."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Snapshots in each site's repository, with the backup's health."""
+    from failover.backup import backup_sites, backup_status, list_snapshots
+
+    loaded = _load()
+    sites = backup_sites(loaded, site)
+    out = []
+    with _store(loaded) as store:
+        status = {s["site"]: s for s in backup_status(loaded, store)}
+        for name in sites:
+            snaps = list_snapshots(loaded, name)
+            out.append({**status[name], "snapshots": [s.to_json() for s in snaps]})
+    if json_out:
+        _emit(out)
+        return
+    for item in out:
+        typer.echo(f"{item['site']}: {item['health']}  repository {item['repository']}  "
+                   f"last run {_when(item['last_attempt'])}"
+                   + ("" if item["last_attempt_ok"] is not False else " (failed)")
+                   + f"  last verified {_when(item['last_verify'])}"
+                   + ("" if item["last_verify_ok"] is not False else " (failed)"))
+        for snap in item["snapshots"]:
+            part = next((t[5:] for t in snap["tags"] if t.startswith("part:")), "?")
+            typer.echo(f"  {snap['short_id']}  {_when(snap['time'])}  {part:<20} "
+                       f"{', '.join(snap['paths'])}")
+        if not item["snapshots"]:
+            typer.echo("  (no snapshots)")
+
+
+@backup_app.command("verify")
+def verify_cmd(
+    site: str | None = typer.Argument(None, help="Only this site."),
+    sample: int | None = typer.Option(None, "--sample", help="Files to restore and compare (default: the set's verify_sample)."),
+    read_data_subset: str | None = typer.Option(None, "--read-data-subset", help="Also read this subset of the data (5%, 1/10)."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """restic check, then a real test restore of a sample compared byte for byte."""
+    from failover.backup import backup_sites, verify_backup
+
+    loaded = _load()
+    results = []
+    with _store(loaded) as store:
+        for name in backup_sites(loaded, site):
+            if not json_out:
+                typer.echo(f"{name}: checking the repository and restoring a sample...", err=True)
+            result = verify_backup(loaded, name, store, sample=sample,
+                                   read_data_subset=read_data_subset)
+            results.append(result)
+            if not json_out:
+                good = sum(1 for f in result.files if f["ok"])
+                if result.ok:
+                    typer.echo(f"{name}: ok: repository checks clean, {good}/{len(result.files)} "
+                               "restored files identical to the snapshot")
+                else:
+                    typer.echo(f"{name}: FAILED: {result.error}", err=True)
+                    for f in result.files:
+                        if not f["ok"]:
+                            typer.echo(f"  {f['path']}: {f.get('detail')}", err=True)
+    if json_out:
+        _emit([r.to_json() for r in results])
+    if not all(r.ok for r in results):
+        raise typer.Exit(1)
+
+
+@backup_app.command("restore")
+def restore_cmd(
+    site: str = typer.Argument(..., help="The site."),
+    to: str = typer.Option(..., "--to", help="A directory here, or the name of one of the site's endpoints (restored over SSH)."),
+    snapshot: str = typer.Option("latest", "--snapshot", help="Snapshot id (default: the newest of every part)."),
+    target: str = typer.Option("/", "--target", help="With --to ENDPOINT: the directory on the server (/ puts files back where they were)."),
+    include: list[str] = typer.Option(None, "--include", help="Only these paths (repeatable)."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Restore a site's backup into a directory, or onto a server over SSH."""
+    from failover.backup import restore_to_endpoint, restore_to_path, site_config
+
+    loaded = _load()
+    cfg, _ = site_config(loaded, site)
+    is_endpoint = to in cfg.endpoints and "/" not in to
+    started = time.monotonic()
+    if not json_out:
+        where = f"{to}:{target}" if is_endpoint else to
+        typer.echo(f"{site}: restoring {snapshot} to {where}...", err=True)
+    if is_endpoint:
+        result = restore_to_endpoint(loaded, site, to, snapshot, target=target,
+                                     include=include or None)
+    else:
+        result = restore_to_path(loaded, site, to, snapshot=snapshot, include=include or None)
+    if json_out:
+        _emit(result.to_json())
+    else:
+        typer.echo(f"{site}: restored {', '.join(result.snapshots)} to "
+                   f"{(to + ':' + target) if is_endpoint else to} in "
+                   f"{time.monotonic() - started:.1f}s")
