@@ -213,6 +213,7 @@ from failover.cli_dns import dns_app  # noqa: E402 - after the commands: it impo
 
 app.add_typer(dns_app, name="dns")
 from failover.cli_backup import backup_app  # noqa: E402
+
 app.add_typer(backup_app, name="backup")
 
 
