@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from failover.config.backup import BackupSet
+from failover.config.compute import ComputeTemplate
 from failover.config.dns import DnsProviderConfig, SiteDns, check_value, located_error
 from failover.config.types import Duration, Secret
 
@@ -431,6 +432,11 @@ class Config(Model):
         default_factory=dict,
         description="DNS hosts by name, with credentials by reference; sites name one in "
         "dns.provider.",
+    )
+    compute_templates: dict[Name, ComputeTemplate] = Field(
+        default_factory=dict,
+        description="Servers to create through a cloud API (libcloud compute), by name, with "
+        "credentials by reference; `migrate SITE --provision NAME` uses one.",
     )
     sites: dict[Name, Site] = Field(description="The sites to watch, by name.", min_length=1)
 
