@@ -39,7 +39,6 @@ from failover.logs import get_logger
 from failover.restic import (
     BackupSummary,
     LocalRunner,
-    ProgressFn,
     RemoteRunner,
     Restic,
     ResticError,
@@ -324,9 +323,11 @@ def remove_stale_locks(restic: Restic, bset: Any, now: float | None = None) -> N
 # --- the source: where before/after commands run -------------------------------------------
 
 
-def run_at_source(loaded: Any, site: str, command: str, timeout: float) -> None:
+def run_at_source(loaded: Any, site: str, command: str, timeout: float,
+                  source: str | None = None) -> None:
     cfg, bset = site_config(loaded, site)
-    if bset.source == "local":
+    source = source or bset.source
+    if source == "local":
         try:
             proc = subprocess.run(["/bin/sh", "-c", command], capture_output=True,
                                   timeout=timeout, check=False)
@@ -337,11 +338,11 @@ def run_at_source(loaded: Any, site: str, command: str, timeout: float) -> None:
             raise BackupError(f"command failed (exit {proc.returncode}): {command}: "
                               f"{' / '.join(tail)}")
         return
-    remote = remote_for(cfg, bset.source)
+    remote = remote_for(cfg, source)
     try:
         remote.run(["/bin/sh", "-c", command], timeout=timeout)
     except RemoteError as exc:
-        raise BackupError(f"command on {bset.source} failed: {command}: {exc}") from None
+        raise BackupError(f"command on {source} failed: {command}: {exc}") from None
 
 
 # --- store --------------------------------------------------------------------------------
@@ -418,32 +419,54 @@ class BackupRunResult:
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
     forgotten: int = 0
+    run_tag: str = ""
+
+    @property
+    def id(self) -> str:
+        """The run's main snapshot (files, else the first dump): restoring it by id restores
+        every part of the same run."""
+        for summary in self.parts.values():
+            if summary.snapshot_id:
+                return summary.snapshot_id
+        raise BackupError(f"the backup of {self.site} made no snapshot")
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:8]
+
+    @property
+    def time(self) -> float:
+        return self.started
 
     def to_json(self) -> dict[str, Any]:
-        return {"site": self.site, "ok": self.ok, "started": self.started,
+        return {"site": self.site, "ok": self.ok, "run_tag": self.run_tag, "started": self.started,
                 "finished": self.finished, "error": self.error, "warnings": self.warnings,
                 "forgotten": self.forgotten,
                 "parts": {k: v.to_json() for k, v in self.parts.items()}}
 
 
-def run_backup(loaded: Any, site: str, store: Any | None = None, *,
-               progress: Callable[[str, dict[str, Any]], None] | None = None,
-               lock_wait: float = 0.0, init: bool = True) -> BackupRunResult:
-    """Back up one site's set now (before commands, files, dumps, after commands, retention).
+def run_backup(loaded: Any, store: Any | None, site: str, *, source: str | None = None,
+               progress: Callable[[str], None] | None = None,
+               on_status: Callable[[str, dict[str, Any]], None] | None = None,
+               lock_wait: float = 0.0, check: bool = True, init: bool = True) -> BackupRunResult:
+    """Back up one site's set now: before commands, files, dumps, after commands, retention.
 
-    Never raises for a failed backup: the result says ok=False with the error, and the store
-    (when given) records it. Raises UsageError for a site without a backup set.
+    source: back up from this endpoint (or "local") instead of the set's `source`.
+    progress: human-readable lines; on_status: restic's raw status messages per part.
+    The run is recorded in the store (when given) whatever happens. With check (the
+    default) a failed run raises BackupError; without, the result says ok=False.
     """
     _cfg, bset = site_config(loaded, site)
     started = time.time()
-    result = BackupRunResult(site=site, ok=False, started=started, finished=started)
+    result = BackupRunResult(site=site, ok=False, started=started, finished=started,
+                             run_tag=f"run:{int(started)}-{os.urandom(3).hex()}")
     run_id = None
     if store is not None:
         ensure_schema(store)
         run_id = start_run(store, site, "backup", started)
     try:
         with repository_lock(loaded, bset.repository, wait=lock_wait):
-            _run_locked(loaded, site, bset, result, progress, init)
+            _run_locked(loaded, site, bset, result, source, progress, on_status, init)
         result.ok = True
     except FailoverError as exc:
         result.error = str(exc)
@@ -467,23 +490,34 @@ def run_backup(loaded: Any, site: str, store: Any | None = None, *,
             ids.update(snaps)
             values["snapshot_ids"] = json.dumps(ids)
         save_state(store, site, **values)
+    if check and not result.ok:
+        raise BackupError(f"backup of {site} failed: {result.error}")
     return result
 
 
 def _run_locked(loaded: Any, site: str, bset: Any, result: BackupRunResult,
-                progress: Callable[[str, dict[str, Any]], None] | None, init: bool) -> None:
-    restic = restic_for(loaded, site)
+                source: str | None, progress: Callable[[str], None] | None,
+                on_status: Callable[[str, dict[str, Any]], None] | None, init: bool) -> None:
+    restic = restic_for(loaded, site, source)
+    say = progress or (lambda _msg: None)
     if init and restic.init(exist_ok=True):
         log.info("created the repository %s", restic.where, extra={"site": site})
     for command in bset.before:
-        run_at_source(loaded, site, command, bset.timeout)
+        run_at_source(loaded, site, command, bset.timeout, source)
     try:
         for part in parts_of(bset):
-            tags = [*site_tags(site), f"part:{part.name}", *bset.tags]
-            cb: ProgressFn | None = None
-            if progress is not None:
-                def cb(msg: dict[str, Any], _name: str = part.name) -> None:
-                    progress(_name, msg)
+            tags = [*site_tags(site), f"part:{part.name}", result.run_tag, *bset.tags]
+            say(f"backing up {part.name} of {site} from {source or bset.source}")
+            last = [0.0]
+
+            def cb(msg: dict[str, Any], _name: str = part.name,
+                   last: list[float] = last) -> None:
+                if on_status is not None:
+                    on_status(_name, msg)
+                if progress is not None and time.monotonic() - last[0] >= 5:
+                    last[0] = time.monotonic()
+                    progress(f"{_name}: {float(msg.get('percent_done') or 0) * 100:.0f}% "
+                             f"({msg.get('bytes_done', 0)} of {msg.get('total_bytes', 0)} bytes)")
             if part.command is None:
                 summary = with_unlock(restic, bset, partial(
                     restic.backup, part.paths, exclude=bset.exclude, tags=tags,
@@ -494,6 +528,7 @@ def _run_locked(loaded: Any, site: str, bset: Any, result: BackupRunResult,
                     stdin_secrets=part.secrets, tags=tags, host=host_of(site, bset),
                     progress=cb))
             result.parts[part.name] = summary
+            say(f"snapshot {summary.snapshot_id} of {part.name}")
             if summary.partial:
                 msg = f"{part.name}: some files could not be read: " + \
                     " / ".join(summary.warnings[:5])
@@ -505,7 +540,7 @@ def _run_locked(loaded: Any, site: str, bset: Any, result: BackupRunResult,
     finally:
         for command in bset.after:
             try:
-                run_at_source(loaded, site, command, bset.timeout)
+                run_at_source(loaded, site, command, bset.timeout, source)
             except BackupError as exc:
                 result.warnings.append(f"after command: {exc}")
                 log.error("after command failed: %s", exc, extra={"site": site})
@@ -534,6 +569,30 @@ def latest_by_part(loaded: Any, site: str, snapshots: Sequence[Snapshot]) -> dic
                 if current is None or snap.time > current.time:
                     out[tag[5:]] = snap
     return out
+
+
+def newest_snapshot(loaded: Any, site: str, where: str = "local") -> Snapshot | None:
+    """The main snapshot of the newest complete run (every part present), read from `where`
+    (default: this machine, which must reach the repository). Its `time` is the run's oldest
+    part; restoring its id restores every part of that run. None when there is none."""
+    _cfg, bset = site_config(loaded, site)
+    restic = restic_for(loaded, site, where)
+    snaps = restic.snapshots(tags=site_tags(site), host=host_of(site, bset))
+    names = [p.name for p in parts_of(bset)]
+    by_run: dict[str, dict[str, Snapshot]] = {}
+    for snap in snaps:
+        run = next((t for t in snap.tags if t.startswith("run:")), None)
+        part = next((t[5:] for t in snap.tags if t.startswith("part:")), None)
+        if run and part:
+            by_run.setdefault(run, {})[part] = snap
+    complete = [parts for parts in by_run.values() if all(n in parts for n in names)]
+    if not complete:
+        return None
+    best = max(complete, key=lambda parts: min(parts[n].time for n in names))
+    main = best[names[0]]
+    oldest = min(best[n].time for n in names)
+    return Snapshot(id=main.id, short_id=main.short_id, time=oldest, paths=main.paths,
+                    hostname=main.hostname, tags=main.tags, tree=main.tree, parent=main.parent)
 
 
 def refresh_freshness(loaded: Any, site: str, store: Any) -> float | None:
@@ -718,7 +777,7 @@ class RestoreResult:
 
 def _restore(loaded: Any, site: str, where: str, target: str, snapshot: str,
              include: Sequence[str] | None,
-             progress: ProgressFn | None) -> RestoreResult:
+             progress: Callable[[str], None] | None) -> RestoreResult:
     _cfg, bset = site_config(loaded, site)
     restic = restic_for(loaded, site, where)
     started = time.monotonic()
@@ -730,14 +789,18 @@ def _restore(loaded: Any, site: str, where: str, target: str, snapshot: str,
             raise BackupError(f"site {site!r} has no snapshot to restore in "
                               f"{restic.where}")
     else:
-        chosen = [s for s in restic.snapshots(tags=site_tags(site))
-                  if s.id.startswith(snapshot) or s.short_id == snapshot]
-        if not chosen:
+        every = restic.snapshots(tags=site_tags(site))
+        found = [s for s in every if s.id.startswith(snapshot)]
+        if not found:
             raise BackupError(f"no snapshot {snapshot!r} of site {site!r} in {restic.where}")
-        chosen = chosen[:1]
+        run_tag = next((t for t in found[0].tags if t.startswith("run:")), None)
+        # A run's parts (files and dumps) are restored together.
+        chosen = [s for s in every if run_tag in s.tags] if run_tag else found[:1]
     for snap in chosen:
-        with_unlock(restic, bset, partial(restic.restore, snap.id, target, include=include,
-                                          progress=progress))
+        if progress is not None:
+            progress(f"restoring snapshot {snap.short_id} ({', '.join(snap.paths)}) to "
+                     f"{where}:{target}")
+        with_unlock(restic, bset, partial(restic.restore, snap.id, target, include=include))
     return RestoreResult(site=site, target=target, where=where,
                          snapshots=[s.short_id for s in chosen],
                          duration=time.monotonic() - started)
@@ -745,7 +808,7 @@ def _restore(loaded: Any, site: str, where: str, target: str, snapshot: str,
 
 def restore_to_path(loaded: Any, site: str, target: str | os.PathLike[str], *,
                     snapshot: str = "latest", include: Sequence[str] | None = None,
-                    progress: ProgressFn | None = None) -> RestoreResult:
+                    progress: Callable[[str], None] | None = None) -> RestoreResult:
     """Restore onto this machine under `target` (a path /src/x lands at target/src/x).
     snapshot "latest" restores the newest snapshot of every part (files and each dump,
     dumps under target/failover-dumps/)."""
@@ -755,7 +818,7 @@ def restore_to_path(loaded: Any, site: str, target: str | os.PathLike[str], *,
 
 def restore_to_endpoint(loaded: Any, site: str, endpoint: str, snapshot: str = "latest", *,
                         target: str = "/", include: Sequence[str] | None = None,
-                        progress: ProgressFn | None = None) -> RestoreResult:
+                        progress: Callable[[str], None] | None = None) -> RestoreResult:
     """Restore onto a server over SSH: restic runs there, with the repository secrets passed
     through the SSH channel. target "/" puts every file back at its original path; dumps land
     in /failover-dumps/ (load them with psql / mysql / sqlite3 afterwards)."""
@@ -789,52 +852,127 @@ def current_health(bset: Any, state: dict[str, Any], now: float) -> str:
     return backup_health(state.get("newest_snapshot"), ok, bset.max_age, now)
 
 
-def backup_tick(loaded: Any, store: Any, now: float | None = None,
-                notify: Callable[[BackupEvent], Any] | None = None) -> list[BackupEvent]:
-    """Run what is due (backups by schedule, retries after failures, verifications), read
-    the repository now and then to learn the newest snapshot, and return (and notify) the
-    changes of each set's health. Runs synchronously: call it from a worker thread, with its
-    own Store, if probes must not wait for a backup."""
-    now = time.time() if now is None else now
+def due_work(loaded: Any, store: Any, site: str, now: float) -> list[str]:
+    """What is due for one site now: "backup", "verify", "read" (the repository's snapshots)."""
+    _cfg, bset = site_config(loaded, site)
+    state = load_state(store, site)
+    out = []
+    if backup_due(every=bset.every, at=bset.at, retry_after=bset.retry_after,
+                  last_success=state.get("last_success"), last_attempt=state.get("last_attempt"),
+                  last_attempt_ok=_opt_bool(state.get("last_attempt_ok")), now=now):
+        out.append("backup")
+    if state.get("last_attempt_ok") != 0 and verify_due(
+            bset.verify_every, state.get("last_verify"), _opt_bool(state.get("last_verify_ok")),
+            bset.retry_after, now):
+        out.append("verify")
+    read_every = min(bset.max_age / 4, 3600.0)
+    if state.get("repo_read") is None or now - state["repo_read"] >= read_every:
+        out.append("read")
+    return out
+
+
+def do_work(loaded: Any, store: Any, site: str, work: Sequence[str]) -> None:
+    """Run the due work of one site; failures are recorded, never raised."""
     ensure_schema(store)
+    try:
+        if "backup" in work:
+            run_backup(loaded, store, site, check=False)
+        if "verify" in work and load_state(store, site).get("last_attempt_ok") != 0:
+            verify_backup(loaded, site, store)
+        if "read" in work or "backup" in work:
+            refresh_freshness(loaded, site, store)
+    except FailoverError as exc:
+        log.error("backup check failed: %s", exc, extra={"site": site})
+        save_state(store, site, repo_read=time.time(), error=str(exc)[:1000])
+
+
+def health_events(loaded: Any, store: Any, now: float) -> list[BackupEvent]:
+    """Health changes since the last call (stored), one event each."""
     events = []
     for site in backup_sites(loaded):
         _cfg, bset = site_config(loaded, site)
-        state = load_state(store, site)
-        try:
-            if backup_due(every=bset.every, at=bset.at, retry_after=bset.retry_after,
-                          last_success=state.get("last_success"),
-                          last_attempt=state.get("last_attempt"),
-                          last_attempt_ok=None if state.get("last_attempt_ok") is None
-                          else bool(state["last_attempt_ok"]), now=now):
-                run_backup(loaded, site, store)
-            state = load_state(store, site)
-            if state.get("last_attempt_ok") != 0 and verify_due(
-                    bset.verify_every, state.get("last_verify"),
-                    None if state.get("last_verify_ok") is None else bool(state["last_verify_ok"]),
-                    bset.retry_after, now):
-                verify_backup(loaded, site, store)
-            state = load_state(store, site)
-            read_every = min(bset.max_age / 4, 3600.0)
-            if state.get("repo_read") is None or now - state["repo_read"] >= read_every:
-                refresh_freshness(loaded, site, store)
-        except FailoverError as exc:
-            log.error("backup check failed: %s", exc, extra={"site": site})
-            save_state(store, site, repo_read=now, error=str(exc)[:1000])
         state = load_state(store, site)
         new = current_health(bset, state, now)
         old = state.get("health") or "unknown"
         if new != old:
             save_state(store, site, health=new)
-            event = BackupEvent(site=site, old=old, new=new, ts=now,
-                                message=_health_message(site, bset, state, new, now))
-            events.append(event)
-            if notify is not None:
-                try:
-                    notify(event)
-                except Exception as exc:  # a notifier must never stop the agent
-                    log.error("notification failed: %s", exc, extra={"site": site})
+            events.append(BackupEvent(site=site, old=old, new=new, ts=now,
+                                      message=_health_message(site, bset, state, new, now)))
     return events
+
+
+def backup_tick(loaded: Any, store: Any, now: float | None = None,
+                notify: Callable[[BackupEvent], Any] | None = None) -> list[BackupEvent]:
+    """Run what is due (backups by schedule, retries after failures, verifications, reading
+    the repository now and then to learn the newest snapshot), then return (and notify) the
+    changes of each set's health. Synchronous: `backup_hook` is the agent's non-blocking
+    variant."""
+    now = time.time() if now is None else now
+    ensure_schema(store)
+    for site in backup_sites(loaded):
+        work = due_work(loaded, store, site, now)
+        if work:
+            do_work(loaded, store, site, work)
+    events = health_events(loaded, store, now)
+    for event in events:
+        if notify is not None:
+            try:
+                notify(event)
+            except Exception as exc:  # a notifier must never stop the agent
+                log.error("notification failed: %s", exc, extra={"site": event.site})
+    return events
+
+
+def backup_hook(ctx: Any) -> None:
+    """The agent's stage (failover.agent.HookContext): due work goes through ctx.spawn (a
+    worker thread with its own store in the daemon), health changes to ctx.notifier."""
+    from failover.notify import Event
+
+    loaded, store = ctx.loaded, ctx.store
+    ensure_schema(store)
+    now = time.time()
+    for site in backup_sites(loaded):
+        work = due_work(loaded, store, site, now)
+        if work:
+            ctx.spawn(f"backup:{site}", partial(_spawned, loaded, site, work))
+    for event in health_events(loaded, store, now):
+        level = {"fresh": "success", "stale": "warning", "failing": "failure"}.get(event.new,
+                                                                                  "info")
+        ctx.notifier.send(Event(kind="backup", title=f"backup of {event.site}: {event.new}",
+                                body=event.message, site=event.site, level=level))
+
+
+def _spawned(loaded: Any, site: str, work: Sequence[str], store: Any) -> None:
+    do_work(loaded, store, site, work)
+
+
+def status_section(loaded: Any, store: Any, site: str) -> dict[str, Any]:
+    """For `failover status`: the site's backup health, and a warning when it is stale or
+    failing. Reads the store only."""
+    cfg = loaded.config.sites.get(site)
+    if cfg is None or cfg.backup is None:
+        return {}
+    if store is None or not store.has_table("backup_state"):
+        return {"backup": {"health": "unknown"}}
+    now = time.time()
+    row = load_state(store, site)
+    health = current_health(cfg.backup, row, now)
+    newest = row.get("newest_snapshot")
+    out: dict[str, Any] = {"backup": {
+        "health": health, "repository": redact_repository(cfg.backup.repository),
+        "newest_snapshot": newest, "age": None if newest is None else now - newest,
+        "max_age": cfg.backup.max_age, "last_attempt": row.get("last_attempt"),
+        "last_attempt_ok": _opt_bool(row.get("last_attempt_ok")),
+        "last_verify": row.get("last_verify"), "last_verify_ok": _opt_bool(row.get("last_verify_ok")),
+        "error": row.get("error"),
+    }}
+    if health in ("stale", "failing"):
+        out["warnings"] = [_health_message(site, cfg.backup, row, health, now)]
+    return out
+
+
+def _opt_bool(value: Any) -> bool | None:
+    return None if value is None else bool(value)
 
 
 def _health_message(site: str, bset: Any, state: dict[str, Any], health: str, now: float) -> str:
@@ -888,11 +1026,14 @@ __all__ = [
     "VerifyResult",
     "backup_due",
     "backup_health",
+    "backup_hook",
     "backup_status",
     "backup_tick",
     "list_snapshots",
+    "newest_snapshot",
     "restore_to_endpoint",
     "restore_to_path",
     "run_backup",
+    "status_section",
     "verify_backup",
 ]

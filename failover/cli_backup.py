@@ -101,7 +101,8 @@ def run_cmd(
     with _store(loaded) as store:
         for name in sites:
             progress = None if json_out else _Progress(name)
-            result = run_backup(loaded, name, store, progress=progress, lock_wait=wait)
+            result = run_backup(loaded, store, name, on_status=progress, lock_wait=wait,
+                                check=False)
             if progress is not None:
                 progress.end()
             results.append(result)
