@@ -189,13 +189,15 @@ def set_(
     plan = result.plan
     if json_out:
         emit_json(result.to_dict())
-    elif plan.verdict == "noop":
+    elif plan.verdict == "noop" and not yes:
         typer.echo("nothing to change: every record already points at " + plan.target)
     elif not yes:
         typer.echo("dry run: nothing changed (add --yes to apply)")
     else:
         applied = result.applied
-        if applied is not None:
+        if plan.verdict == "noop":
+            typer.echo("nothing to change: every record already points at " + plan.target)
+        elif applied is not None:
             typer.echo(
                 f"applied in {applied.seconds:.2f}s"
                 + (
@@ -216,7 +218,7 @@ def set_(
     if report is not None and not report.ok:
         failing = sorted({a.server for a in report.failing})
         raise FailoverError(
-            f"site {site}: DNS changed at the provider, but {len(failing)} authoritative "
-            f"server(s) do not serve the new values yet: {', '.join(failing)}",
+            f"site {site}: the provider holds the new values, but {len(failing)} "
+            f"authoritative server(s) do not serve them yet: {', '.join(failing)}",
             hint="check again with `failover dns show`; a secondary may be slow to transfer",
         )

@@ -913,7 +913,7 @@ def _run(
         seconds = site.dns.verify_deadline if deadline is None else deadline
         started = time.monotonic()
         result.applied = apply_dns_plan(plan, provider, store, wait_seconds=seconds)
-        if verify and plan.verdict == "apply":
+        if verify:  # also for a noop: it confirms an earlier switch is served
             left = max(0.0, seconds - (time.monotonic() - started))
             servers = find_nameservers(site.dns.zone, site.dns.nameservers)
             result.verification = verify_dns(

@@ -49,6 +49,7 @@ def test_set_plan_apply_again_and_back(backend: Backend, tmp_path: Path) -> None
     again = run(backend, config, "dns", "set", "shop", "--to", "standby", "--yes")
     assert again.returncode == 0, again.stderr
     assert "nothing to change" in again.stdout
+    assert "all serve the new values" in again.stdout  # still verified
 
     back = run(backend, config, "dns", "set", "shop", "--to", "primary", "--yes", "--json")
     assert back.returncode == 0, back.stderr

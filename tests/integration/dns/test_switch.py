@@ -91,6 +91,7 @@ def test_same_switch_twice_changes_nothing(backend: Backend, tmp_path: Path) -> 
         again = switch_site_dns(loaded, "shop", "standby", store)
         assert again.plan.verdict == "noop"
         assert again.applied is not None and again.applied.outcome == "noop"
+        assert again.verification is not None and again.verification.ok
         assert len(changes_rows(store)) == rows
         assert soa_serial(backend) == serial  # the zone was not touched
         assert served(backend) == STANDBY_VALUES
