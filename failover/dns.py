@@ -418,6 +418,7 @@ def apply_dns_plan(
             hint="check the records; --force overwrites them",
         )
     store.ensure_schema(DNS_SCHEMA)
+    settle_interrupted(store, provider, plan.site, clock)
     started = time.monotonic()
     switch_id, ids = _journal_start(store, plan, clock())
     if plan.verdict == "noop":
@@ -456,6 +457,58 @@ def apply_dns_plan(
         detail,
         round(time.monotonic() - started, 4),
     )
+
+
+def settle_interrupted(
+    store: Store, provider: DnsProvider, site: str, clock: Callable[[], float] = time.time
+) -> list[int]:
+    """Switches of `site` still 'pending' in the state (the process stopped between
+    journaling and recording the outcome): read their records back and record what actually
+    happened. Returns the ids settled; a provider that cannot be read leaves them pending."""
+    rows = store.conn.execute(
+        "SELECT id, zone FROM dns_switches WHERE site=? AND outcome='pending' ORDER BY id",
+        (site,),
+    ).fetchall()
+    settled = []
+    for row in rows:
+        changes = store.conn.execute(
+            "SELECT id, name, rtype, old_values, new_values, new_ttl FROM dns_changes"
+            " WHERE switch_id=? AND outcome='pending'",
+            (row["id"],),
+        ).fetchall()
+        keys = {c["id"]: RecordKey(row["zone"], c["name"], c["rtype"]) for c in changes}
+        try:
+            current = provider.read_many(list(keys.values()))
+        except FailoverError:
+            continue
+        outcomes: dict[RecordKey, str] = {}
+        for c in changes:
+            key = keys[c["id"]]
+            have = current.get(key)
+            new = RecordSet(key, tuple(json.loads(c["new_values"])), c["new_ttl"])
+            old = (
+                None
+                if c["old_values"] is None
+                else RecordSet(key, tuple(json.loads(c["old_values"])))
+            )
+            if have is not None and new.same_values(have) and have.ttl == new.ttl:
+                outcomes[key] = "applied"
+            elif (have is None and old is None) or (old is not None and old.same_values(have)):
+                outcomes[key] = "not_applied"
+            else:
+                outcomes[key] = "unknown"
+        ids = {keys[c["id"]]: c["id"] for c in changes}
+        _journal_outcomes(
+            store,
+            row["id"],
+            ids,
+            outcomes,
+            _overall(outcomes) if outcomes else "failed",
+            "interrupted before its outcome was recorded; records read back later",
+            clock(),
+        )
+        settled.append(int(row["id"]))
+    return settled
 
 
 def _reconcile(
@@ -1165,6 +1218,7 @@ __all__ = [
     "provider_for",
     "read_current",
     "record_observed",
+    "settle_interrupted",
     "show_dns",
     "switch_site_dns",
     "undo_site_dns",

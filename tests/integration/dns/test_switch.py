@@ -408,3 +408,31 @@ def test_nameservers_from_the_zone_and_resolvers_asked(
         resolvers=[("127.0.0.1", port)],
     )
     assert report.ok and len(report.resolvers) == 1 and report.resolvers[0].ok
+
+
+def test_switch_interrupted_after_journaling_is_settled_later(
+    backend: Backend, tmp_path: Path
+) -> None:
+    """The process dies after journaling a switch (rows 'pending') and after the provider
+    applied it: the next switch reads the records back and records what happened."""
+    from failover.dns import _journal_start, plan_dns_switch, read_current
+
+    loaded = backend.load(tmp_path)
+    site = loaded.config.sites["shop"]
+    provider = provider_for(loaded, "shop")
+    plan = plan_dns_switch("shop", site, read_current(provider, site), "standby")
+    with Store.open(loaded.state_path, lock=True) as store:
+        from failover.dns import DNS_SCHEMA
+
+        store.ensure_schema(DNS_SCHEMA)
+        _journal_start(store, plan, time.time())  # ... and the process dies here
+    for (name, rtype), values in STANDBY_VALUES.items():  # the provider had applied it
+        backend.server.set_records(name, rtype, values, 60)
+    with Store.open(loaded.state_path, lock=True) as store:
+        switch_site_dns(loaded, "shop", "primary", store)
+        first = store.conn.execute("SELECT * FROM dns_switches ORDER BY id").fetchone()
+        assert first["outcome"] == "applied" and "interrupted" in first["detail"]
+        assert {r["outcome"] for r in changes_rows(store) if r["switch_id"] == first["id"]} == {
+            "applied"
+        }
+    assert served(backend) == PRIMARY_VALUES
