@@ -99,9 +99,11 @@ class PlannedChange:
 
     @property
     def changes(self) -> bool:
-        return (
-            self.old is None or not self.new.same_values(self.old) or self.old.ttl != self.new.ttl
-        )
+        """True when the record must be written: values differ, or the TTL does (a provider
+        that does not report TTLs, old.ttl None, is not rewritten for the TTL alone)."""
+        if self.old is None or not self.new.same_values(self.old):
+            return True
+        return self.old.ttl is not None and self.old.ttl != self.new.ttl
 
     def to_dict(self) -> dict[str, Any]:
         return {

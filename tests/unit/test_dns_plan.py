@@ -314,3 +314,8 @@ def test_sdks_load_only_when_a_provider_is_used() -> None:
         "assert 'boto3' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_unknown_ttl_alone_is_no_change(site: Any) -> None:
+    current = {k: RecordSet(k, v.values, None) for k, v in at(site, "standby").items() if v}
+    assert plan_dns_switch("shop", site, current, "standby").verdict == "noop"
