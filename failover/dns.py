@@ -303,8 +303,9 @@ def plan_dns_undo(
 
 
 def last_switch_changes(store: Store, site: str) -> tuple[list[RecordChange], str | None]:
-    """The applied record changes of the site's last switch, and the endpoint it left."""
-    last = last_switch(store, site)
+    """The applied record changes of the site's last switch that changed something, and the
+    endpoint it left."""
+    last = last_switch(store, site, changed_only=True)
     if last is None:
         return [], None
     changes = []
@@ -342,10 +343,11 @@ class ApplyResult:
 def _journal_start(store: Store, plan: DnsPlan, now: float) -> tuple[int, dict[RecordKey, int]]:
     with store.transaction() as c:
         cur = c.execute(
-            "INSERT INTO dns_switches(started, site, provider, zone, from_endpoint, to_endpoint,"
-            " forced, outcome, detail) VALUES (?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO dns_switches(started, finished, site, provider, zone, from_endpoint,"
+            " to_endpoint, forced, outcome, detail) VALUES (?,?,?,?,?,?,?,?,?,?)",
             (
                 now,
+                None if plan.pending else now,
                 plan.site,
                 plan.provider,
                 plan.zone,
@@ -601,14 +603,15 @@ def record_observed(
                 )
 
 
-def last_switch(store: Store, site: str) -> dict[str, Any] | None:
+def last_switch(store: Store, site: str, *, changed_only: bool = False) -> dict[str, Any] | None:
     """The newest journaled switch of a site, with its record changes (old values kept)."""
     import sqlite3
 
     try:
+        wanted = "IN ('applied', 'partial')" if changed_only else "!= 'noop'"
         row = store.conn.execute(
-            "SELECT * FROM dns_switches WHERE site=? AND outcome != 'noop' ORDER BY id DESC"
-            " LIMIT 1",
+            f"SELECT * FROM dns_switches WHERE site=? AND outcome {wanted}"
+            " ORDER BY id DESC LIMIT 1",
             (site,),
         ).fetchone()
     except sqlite3.OperationalError:  # no switch journaled yet: no table

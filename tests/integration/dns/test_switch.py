@@ -436,3 +436,20 @@ def test_switch_interrupted_after_journaling_is_settled_later(
             "applied"
         }
     assert served(backend) == PRIMARY_VALUES
+
+
+def test_undo_skips_a_failed_switch(bind_backend: Backend, tmp_path: Path) -> None:
+    from failover.dns import undo_site_dns
+
+    backend = bind_backend
+    loaded = backend.load(tmp_path)
+    with Store.open(loaded.state_path, lock=True) as store:
+        switch_site_dns(loaded, "shop", "standby", store)
+        stopper = StopsServerFirst(provider_for(loaded, "shop"), backend)
+        with pytest.raises(Unreachable):
+            switch_site_dns(loaded, "shop", "primary", store, provider=stopper)
+        assert last_switch(store, "shop")["outcome"] == "failed"  # type: ignore[index]
+        backend.server.start()
+        undone = undo_site_dns(loaded, "shop", store)  # undoes the applied one
+        assert undone.plan.target == "primary"
+    assert served(backend) == PRIMARY_VALUES
