@@ -563,7 +563,7 @@ def _summary(plan: DnsPlan, outcomes: Mapping[RecordKey, str]) -> str:
     if applied:
         parts.append(f"changed: {', '.join(applied)}")
     if unknown:
-        parts.append(f"unknown (provider unreachable): {', '.join(unknown)}")
+        parts.append(f"outcome unknown: {', '.join(unknown)}")
     left = total - len(applied) - len(unknown)
     if left:
         parts.append(f"{left} left as they were")
