@@ -545,8 +545,11 @@ def _run_locked(loaded: Any, site: str, bset: Any, result: BackupRunResult,
                 result.warnings.append(f"after command: {exc}")
                 log.error("after command failed: %s", exc, extra={"site": site})
     if bset.retention is not None:
+        # Grouped by host and paths: the files part and each dump (its own path) are kept
+        # by the policy separately; tags cannot group (each run has its own run: tag).
         forgot = with_unlock(restic, bset, lambda: restic.forget(
-            bset.retention, prune=True, tags=site_tags(site), host=host_of(site, bset)))
+            bset.retention, prune=True, tags=site_tags(site), host=host_of(site, bset),
+            group_by="host,paths"))
         result.forgotten = len(forgot.remove)
 
 

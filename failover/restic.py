@@ -716,7 +716,7 @@ class Restic:
         return parse_snapshots(line)
 
     def forget(self, retention: Any, *, prune: bool = True, tags: Sequence[str] = (),
-               host: str | None = None, group_by: str = "host,tags",
+               host: str | None = None, group_by: str = "host,paths",
                timeout: float | None = None) -> ForgetResult:
         args = ["forget", "--json", *retention_args(retention), "--group-by", group_by]
         if tags:

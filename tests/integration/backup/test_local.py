@@ -1,0 +1,187 @@
+"""A local repository, a local source with an SQLite dump: back up, retain, verify, restore,
+freshness; and the faults that need no other server."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from failover import backup
+from failover.errors import BackupError
+from failover.restic import Restic
+from tests.integration.backup.conftest import PASSWORD, make_source
+
+
+def _sqlite_db(path: Path, rows: int = 200) -> None:
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("CREATE TABLE orders(id INTEGER PRIMARY KEY, item TEXT, qty INTEGER)")
+    conn.executemany("INSERT INTO orders(item, qty) VALUES (?, ?)",
+                     [(f"item-{i}", i % 7) for i in range(rows)])
+    conn.commit()
+    conn.close()
+
+
+def _rows(path: Path) -> list[tuple]:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("SELECT * FROM orders ORDER BY id").fetchall()
+    finally:
+        conn.close()
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file()}
+
+
+def test_local_round_trip(tmp_path, restic_bin, config_factory, store_for):
+    src = make_source(tmp_path)
+    db = tmp_path / "app.db"
+    _sqlite_db(db)
+    loaded = config_factory({
+        "repository": str(tmp_path / "repo"), "paths": [str(src)], "exclude": ["*.tmp"],
+        "databases": [{"type": "sqlite", "path": str(db)}],
+        "retention": {"last": 2}, "every": "1h", "max_age": "1h", "verify_sample": 4,
+        "cache_dir": str(tmp_path / "cache"),
+    })
+    store = store_for(loaded)
+    events = []
+    first = backup.backup_tick(loaded, store, notify=events.append)
+    assert [(e.site, e.old, e.new) for e in first] == [("shop", "unknown", "fresh")]
+    assert events == first
+    # Not due again within the hour: nothing runs, nothing changes.
+    assert backup.backup_tick(loaded, store) == []
+    assert len(backup.runs(store, "shop", "backup")) == 1
+
+    # Change the data, back up twice more: retention keeps the last 2 of each part.
+    (src / "file0.txt").write_text("changed\n")
+    with sqlite3.connect(db) as conn:
+        conn.execute("INSERT INTO orders(item, qty) VALUES ('late', 1)")
+    backup.run_backup(loaded, store, "shop")
+    result = backup.run_backup(loaded, store, "shop")
+    assert result.ok and result.forgotten >= 2
+    snaps = backup.list_snapshots(loaded, "shop")
+    parts = sorted(t for s in snaps for t in s.tags if t.startswith("part:"))
+    assert parts == ["part:files", "part:files", "part:sqlite-app", "part:sqlite-app"]
+
+    newest = backup.newest_snapshot(loaded, "shop")
+    assert newest is not None and newest.id.startswith(result.id)
+
+    verified = backup.verify_backup(loaded, "shop", store, seed=1)
+    assert verified.ok, verified.error
+    assert verified.check_ok
+    assert len(verified.files) == 4
+    assert any(f["path"].endswith("sqlite-app.sql") for f in verified.files)
+    assert backup.runs(store, "shop", "verify")[0]["ok"] == 1
+
+    # Restore the run by its main snapshot id: files and the dump come back together.
+    target = tmp_path / "restored"
+    restored = backup.restore_to_path(loaded, "shop", target, snapshot=result.short_id)
+    assert len(restored.snapshots) == 2
+    got = _tree(target / str(src).lstrip("/"))
+    want = {k: v for k, v in _tree(src).items() if not k.endswith(".tmp")}
+    assert got == want
+    dump = (target / "failover-dumps" / "sqlite-app.sql").read_text()
+    copy = tmp_path / "copy.db"
+    subprocess.run(["sqlite3", str(copy)], input=dump, text=True, check=True)
+    assert _rows(copy) == _rows(db)
+
+    # Freshness: the snapshot is older than max_age an hour and a half later.
+    later = time.time() + 5400
+    status = {s["site"]: s for s in backup.backup_status(loaded, store, later)}
+    assert status["shop"]["health"] == "stale"
+    section = backup.status_section(loaded, store, "shop")
+    assert section["backup"]["health"] == "fresh"
+    assert PASSWORD not in repr(section) and PASSWORD not in repr(status)
+    rows = store.conn.execute("SELECT * FROM backup_runs").fetchall()
+    assert all(PASSWORD not in repr(tuple(r)) for r in rows)
+
+
+def test_wrong_password_and_missing_repository(tmp_path, restic_bin, config_factory, store_for):
+    repo = tmp_path / "repo"
+    Restic(str(repo), "another password").init()
+    src = make_source(tmp_path, files=2)
+    loaded = config_factory({"repository": str(repo), "paths": [str(src)], "every": "1h"})
+    store = store_for(loaded)
+    result = backup.run_backup(loaded, store, "shop", check=False)
+    assert not result.ok
+    assert "wrong_password" in (result.error or "")
+    assert PASSWORD not in (result.error or "")
+    events = backup.backup_tick(loaded, store)  # retry not yet due: health says failing
+    assert [e.new for e in events] == ["failing"]
+
+    missing = Restic(str(tmp_path / "nothing-here"), PASSWORD)
+    with pytest.raises(BackupError) as info:
+        missing.snapshots()
+    assert info.value.kind == "no_repository"  # type: ignore[attr-defined]
+
+
+def test_failing_dump_makes_no_snapshot(tmp_path, restic_bin, config_factory, store_for):
+    src = make_source(tmp_path, files=1)
+    loaded = config_factory({
+        "repository": str(tmp_path / "repo"), "paths": [str(src)],
+        "databases": [{"type": "sqlite", "path": str(tmp_path / "missing.db")},
+                      {"type": "sqlite", "path": str(tmp_path / "x.db"), "dump_name": "half.sql",
+                       "command": "echo 'CREATE TABLE half(a);'; echo oops >&2; exit 3"}],
+    })
+    store = store_for(loaded)
+    result = backup.run_backup(loaded, store, "shop", check=False)
+    assert not result.ok
+    assert "dump failed" in (result.error or "")
+    assert "missing.db" in (result.error or "") or "unable to open" in (result.error or "")
+    snaps = backup.list_snapshots(loaded, "shop")
+    assert [t for s in snaps for t in s.tags if t.startswith("part:")] == ["part:files"]
+
+    # The half-written dump (exit 3 after some output) is not snapshotted either.
+    loaded2 = config_factory({
+        "repository": str(tmp_path / "repo"), "paths": [str(src)],
+        "databases": [{"type": "sqlite", "path": str(tmp_path / "x.db"), "dump_name": "half.sql",
+                       "command": "echo 'CREATE TABLE half(a);'; echo oops >&2; exit 3"}],
+    })
+    with pytest.raises(BackupError, match="exit status 3"):
+        backup.run_backup(loaded2, store, "shop")
+    assert not any("part:half.sql" in s.tags for s in backup.list_snapshots(loaded2, "shop"))
+    assert not os.listdir(tmp_path / "repo" / "locks")
+
+
+def test_killed_backup_then_clean_run(tmp_path, restic_bin, config_factory, store_for):
+    """restic killed (SIGKILL) half way: its lock stays; the next run removes it as stale,
+    succeeds, prunes, and the repository checks clean."""
+    src = tmp_path / "big"
+    src.mkdir()
+    for i in range(6):
+        (src / f"f{i}").write_bytes(os.urandom(40_000_000))
+    repo = tmp_path / "repo"
+    loaded = config_factory({"repository": str(repo), "paths": [str(src)],
+                             "retention": {"last": 1}, "verify_sample": 2})
+    restic = Restic(str(repo), PASSWORD)
+    restic.init()
+    env = {**os.environ, "RESTIC_REPOSITORY": str(repo), "RESTIC_PASSWORD": PASSWORD}
+    proc = subprocess.Popen([restic_bin, "backup", "--json", str(src)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    for line in proc.stdout:  # wait until it has started uploading
+        if b'"bytes_done"' in line:
+            break
+    proc.kill()
+    proc.wait()
+    assert os.listdir(repo / "locks"), "a killed restic leaves its lock"
+    store = store_for(loaded)
+    result = backup.run_backup(loaded, store, "shop")
+    assert result.ok
+    assert not os.listdir(repo / "locks")
+    verified = backup.verify_backup(loaded, "shop", store)
+    assert verified.ok, verified.error
+
+
+def test_repository_lock_prevents_overlap(tmp_path, restic_bin, config_factory):
+    loaded = config_factory({"repository": str(tmp_path / "repo"), "paths": [str(tmp_path)]})
+    with backup.repository_lock(loaded, str(tmp_path / "repo")):
+        result = backup.run_backup(loaded, None, "shop", check=False)
+    assert not result.ok and "another backup job" in (result.error or "")
