@@ -241,8 +241,9 @@ def test_teardown_leaves_nothing_and_a_crashed_labs_leftovers_are_removed() -> N
         child.send_signal(signal.SIGKILL)
         child.wait()
     assert crashed_dir.exists() and Path(f"/proc/{crashed_weed}").exists()
-    removed = cleanup_lab_leftovers()
-    assert str(crashed_dir) in removed and crashed_ns in removed
+    cleanup_lab_leftovers()
+    # (Another test process may have cleaned part of it up first: check the outcome, not
+    # what this call reports.)
     assert not crashed_dir.exists()
     wait_for(lambda: not Path(f"/proc/{crashed_weed}").exists() or _zombie(crashed_weed), 10,
              "the crashed lab's SeaweedFS to be stopped")
