@@ -140,7 +140,8 @@ def _existing(
     if not found:
         return None
     node = found[0]
-    say(f"resuming with server {node.describe()}, created earlier by this run")
+    how = "created earlier by this run" if provider.capabilities.tags else "found by its name"
+    say(f"resuming with server {node.describe()}, {how}")
     if len(found) > 1:
         others = ", ".join(n.describe() for n in found[1:])
         say(f"warning: more servers named {spec.name} belong to this run: {others}")
