@@ -117,7 +117,10 @@ class Sshd:
     """sshd on 127.0.0.1:port; clients log in with `key` as any user (AuthorizedKeysFile is
     one absolute file), checking the host key against `known_hosts`."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, use_pam: bool = False) -> None:
+        # use_pam: sshd without PAM refuses accounts whose password is locked ("!"), such as
+        # the system users a test may log in as; with PAM only key authentication counts.
+        self.use_pam = use_pam
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.dir.chmod(0o755)
@@ -147,7 +150,8 @@ class Sshd:
             f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {host_key}\n"
             f"PidFile {self.dir / 'sshd.pid'}\nAuthorizedKeysFile {authorized}\n"
             "PermitRootLogin prohibit-password\nPasswordAuthentication no\n"
-            "KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
+            f"KbdInteractiveAuthentication no\nUsePAM {'yes' if self.use_pam else 'no'}\n"
+            "StrictModes no\n"
             "Subsystem sftp /usr/lib/openssh/sftp-server\nMaxStartups 100:30:200\n"
             "MaxSessions 50\nLogLevel ERROR\n")
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)

@@ -46,6 +46,14 @@ def sshd(session_dir: Path) -> Iterator[Sshd]:
 
 
 @pytest.fixture(scope="session")
+def sshd_pam(session_dir: Path) -> Iterator[Sshd]:
+    """sshd with PAM, so that a system user with a locked password may log in with a key."""
+    require_binary("sshd")
+    with Sshd(session_dir / "sshd-pam", use_pam=True) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
 def seaweed(session_dir: Path) -> Iterator[SeaweedFS]:
     with SeaweedFS(session_dir / "seaweed") as server:
         yield server
