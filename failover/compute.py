@@ -39,8 +39,7 @@ def template_for(loaded: LoadedConfig, template_name: str) -> ComputeTemplate:
     if template is None:
         known = ", ".join(sorted(loaded.config.compute_templates)) or "none configured"
         raise UsageError(
-            f"no compute template {template_name!r} in {loaded.path} "
-            f"(compute_templates: {known})"
+            f"no compute template {template_name!r} in {loaded.path} (compute_templates: {known})"
         )
     return template
 
@@ -104,15 +103,19 @@ def provision(
     with provider_for_template(loaded, template_name, factory) as provider:
         node = _existing(provider, spec, node_id, say)
         if node is None:
-            say(f"creating server {spec.name} ({template.size}, {template.image}) "
-                f"from compute template {template_name}")
+            say(
+                f"creating server {spec.name} ({template.size}, {template.image}) "
+                f"from compute template {template_name}"
+            )
             node = provider.create_node(spec)
             say(f"created server {node.describe()}")
             if on_created is not None:
                 on_created(node)
         if not (node.running and node.address(template.address)):
-            say(f"waiting up to {template.boot_timeout:g}s for server {node.id} to run with "
-                f"a {template.address} address")
+            say(
+                f"waiting up to {template.boot_timeout:g}s for server {node.id} to run with "
+                f"a {template.address} address"
+            )
         node = provider.wait_running(
             node.id,
             template.boot_timeout,
@@ -197,9 +200,7 @@ def endpoint_block(
     }
 
 
-def wait_for_ssh(
-    template: ComputeTemplate, node: Node, progress: Progress | None = None
-) -> str:
+def wait_for_ssh(template: ComputeTemplate, node: Node, progress: Progress | None = None) -> str:
     """Wait until the new server's SSH port answers with an SSH banner, within
     template.ssh_timeout; returns the banner. Raises Unreachable at the deadline."""
     return wait_ssh_banner(

@@ -163,8 +163,7 @@ class ComputeTemplate(_Model):
     def _by_reference(cls, value: Secret | None) -> Secret | None:
         if value is not None and value.source == "inline":
             raise ValueError(
-                "credentials must be a reference, not the value itself: ${ENV_VAR} or "
-                "file:/path"
+                "credentials must be a reference, not the value itself: ${ENV_VAR} or file:/path"
             )
         return value
 

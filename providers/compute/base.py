@@ -181,9 +181,7 @@ class ComputeProvider:
                 return node
             remaining = deadline - self.clock()
             if remaining <= 0:
-                missing = (
-                    f"has no {want} address" if node.running else f"is still {node.state}"
-                )
+                missing = f"has no {want} address" if node.running else f"is still {node.state}"
                 hint = (
                     "the template's `address: public` needs a public IP (ex_assign_public_ip "
                     "for ec2), or use `address: private`"

@@ -59,18 +59,28 @@ _QUOTA = re.compile(
 )
 _CAPACITY = re.compile(r"InsufficientInstanceCapacity|InsufficientCapacity", re.I)
 _NOT_FOUND: list[tuple[re.Pattern[str], str, str]] = [
-    (re.compile(r"InvalidAMIID|image.*(?:not found|does not exist)", re.I), "image",
-     "check the template's image"),
-    (re.compile(r"InvalidInstanceType|instance type", re.I), "size",
-     "check the template's size"),
-    (re.compile(r"InvalidKeyPair|key ?pair", re.I), "SSH key",
-     "check the template's ssh_key: the key's name at the provider"),
-    (re.compile(r"InvalidSubnetID|subnet", re.I), "subnet",
-     "check extra.ex_subnet"),
-    (re.compile(r"InvalidGroup|security group", re.I), "security group",
-     "check extra.ex_security_group_ids"),
-    (re.compile(r"InvalidAvailabilityZone|availability zone", re.I), "location",
-     "check the template's location"),
+    (
+        re.compile(r"InvalidAMIID|image.*(?:not found|does not exist)", re.I),
+        "image",
+        "check the template's image",
+    ),
+    (re.compile(r"InvalidInstanceType|instance ?type", re.I), "size", "check the template's size"),
+    (
+        re.compile(r"InvalidKeyPair|key ?pair", re.I),
+        "SSH key",
+        "check the template's ssh_key: the key's name at the provider",
+    ),
+    (re.compile(r"InvalidSubnetID|subnet", re.I), "subnet", "check extra.ex_subnet"),
+    (
+        re.compile(r"InvalidGroup|security group", re.I),
+        "security group",
+        "check extra.ex_security_group_ids",
+    ),
+    (
+        re.compile(r"InvalidAvailabilityZone|availability zone", re.I),
+        "location",
+        "check the template's location",
+    ),
 ]
 
 
@@ -178,9 +188,7 @@ class LibcloudComputeProvider(ComputeProvider):
             try:
                 return driver.get_image(wanted)
             except Exception:
-                images = [
-                    i for i in driver.list_images() if wanted in (str(i.id), str(i.name))
-                ]
+                images = [i for i in driver.list_images() if wanted in (str(i.id), str(i.name))]
         if not images:
             raise NotFound(f"image {wanted!r} not found", hint="check the template's image")
         return sorted(images, key=lambda i: str((i.extra or {}).get("creation_date") or ""))[-1]
@@ -243,8 +251,7 @@ class LibcloudComputeProvider(ComputeProvider):
             raise ProviderError(
                 f"the libcloud {self.driver_name} driver's create_node does not take these "
                 f"arguments: {exc}",
-                hint="check the template's `extra` (and ssh_key) against the driver's "
-                "create_node",
+                hint="check the template's `extra` (and ssh_key) against the driver's create_node",
             ) from None
         if isinstance(raw, list):  # some drivers return a list for one node
             raw = raw[0]
@@ -325,7 +332,9 @@ class LibcloudComputeProvider(ComputeProvider):
                 hint="check the template's ssh_key: the key's name at the provider",
             )
         if isinstance(exc, RateLimitReachedError) or _RATE.search(detail):
-            return RateLimited(f"{action}: rate limited by the API: {detail}", hint="try again later")
+            return RateLimited(
+                f"{action}: rate limited by the API: {detail}", hint="try again later"
+            )
         if isinstance(exc, BaseHTTPError):
             code = _http_code(exc)
             if code in (401, 403):
@@ -346,23 +355,30 @@ class LibcloudComputeProvider(ComputeProvider):
                     hint="delete servers you do not need, or ask the provider to raise the limit",
                 )
             for pattern, what, hint in _NOT_FOUND:
-                if pattern.search(detail) and re.search(r"NotFound|Invalid|not (?:found|exist)|"
-                                                        r"does not|unknown", detail, re.I):
+                if pattern.search(detail) and re.search(
+                    r"NotFound|Invalid|not (?:found|exist)|"
+                    r"does not|unknown",
+                    detail,
+                    re.I,
+                ):
                     return NotFound(f"{action}: {what} not found: {detail}", hint=hint)
             if code == 404:
                 return NotFound(f"{action}: not found (HTTP 404): {detail}")
             return ProviderError(f"{action}: HTTP {code}: {detail}")
         if isinstance(exc, requests.exceptions.ConnectTimeout):
-            return Unreachable(f"{action}: connecting to the API timed out",
-                               hint="is the API reachable from here?")
+            return Unreachable(
+                f"{action}: connecting to the API timed out", hint="is the API reachable from here?"
+            )
         if isinstance(exc, requests.exceptions.ConnectionError):
             return Unreachable(
                 f"{action}: cannot reach the API: {_root_cause(exc)}",
                 hint="is the API up, and are args.host and args.port right?",
             )
         if isinstance(exc, requests.exceptions.Timeout):
-            return Unreachable(f"{action}: the API did not answer in time",
-                               hint="try again, or raise the template's timeout")
+            return Unreachable(
+                f"{action}: the API did not answer in time",
+                hint="try again, or raise the template's timeout",
+            )
         if isinstance(exc, ConnectionRefusedError):
             return Unreachable(f"{action}: connection refused")
         if isinstance(exc, OSError):

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from failover.config import parse_config
+from failover.config import LoadedConfig, parse_config
 from failover.errors import ConfigError
 
 SITES = """\
@@ -34,7 +35,7 @@ compute_templates:
 ENV = {"KEY_ID": "AKIAEXAMPLE", "KEY_SECRET": "s3cret-value"}
 
 
-def load(extra: str = "", env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+def load(extra: str = "", env: dict[str, str] | None = None) -> LoadedConfig:
     return parse_config(TEMPLATE + extra + SITES, "f.yaml", env=ENV if env is None else env)
 
 
@@ -120,11 +121,10 @@ def test_driver_names() -> None:
     (p,) = problems(TEMPLATE.replace("driver: EC2", "driver: 'no such'"))
     assert p.startswith("f.yaml:3: compute_templates.small.driver:")
     # The driver's existence is checked at use, not at load: an unknown name loads.
-    parse_config(TEMPLATE.replace("driver: EC2", "driver: nosuchcloud") + SITES, "f.yaml",
-                 env=ENV)
+    parse_config(TEMPLATE.replace("driver: EC2", "driver: nosuchcloud") + SITES, "f.yaml", env=ENV)
 
 
-def test_loading_a_config_with_templates_does_not_import_libcloud(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_loading_a_config_with_templates_does_not_import_libcloud(tmp_path: Path) -> None:
     path = tmp_path / "f.yaml"
     path.write_text(TEMPLATE + SITES)
     code = (

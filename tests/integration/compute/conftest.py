@@ -59,6 +59,10 @@ class Ec2MotoServer(MotoServer):
     def _create_zone(self) -> None:
         self.zone_id = "none"  # EC2 only: no Route 53 hosted zone
 
+    def __enter__(self) -> Ec2MotoServer:
+        super().__enter__()
+        return self
+
     def reset(self) -> None:
         req = urllib.request.Request(self.endpoint_url + "/moto-api/reset", method="POST")
         with urllib.request.urlopen(req, timeout=5):
@@ -219,8 +223,13 @@ class RefusingProxy:
                     conn.close()
                 self.send_response(status)
                 for k, v in rh.items():
-                    if k.lower() not in ("content-length", "transfer-encoding", "connection",
-                                         "server", "date"):
+                    if k.lower() not in (
+                        "content-length",
+                        "transfer-encoding",
+                        "connection",
+                        "server",
+                        "date",
+                    ):
                         self.send_header(k, v)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()

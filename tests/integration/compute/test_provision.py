@@ -170,7 +170,9 @@ def test_waiting_for_a_public_address_that_never_comes_times_out(
     loaded = ec2_lab.load(tmp_path, address="public", boot_timeout="1s")
     created: list[str] = []
     with pytest.raises(ProviderError) as err:
-        compute.provision(loaded, "small", "shop", "run-pub", on_created=lambda n: created.append(n.id))
+        compute.provision(
+            loaded, "small", "shop", "run-pub", on_created=lambda n: created.append(n.id)
+        )
     message = str(err.value)
     assert "has no public address after 1s" in message
     assert created and created[0] in message
@@ -181,9 +183,17 @@ def test_waiting_for_a_public_address_that_never_comes_times_out(
 
 def test_bad_credentials_are_an_auth_error(tmp_path: Path) -> None:
     with Ec2MotoServer(auth=True) as moto:
-        lab = Ec2Lab(moto, "subnet-0123456789abcdef0", "ami-12c6146b", "vpc-0", moto.port,
-                     env={"AWS_ACCESS_KEY_ID": "AKIAWRONGWRONGWRONG1",
-                          "AWS_SECRET_ACCESS_KEY": "wrong-secret-value-123"})
+        lab = Ec2Lab(
+            moto,
+            "subnet-0123456789abcdef0",
+            "ami-12c6146b",
+            "vpc-0",
+            moto.port,
+            env={
+                "AWS_ACCESS_KEY_ID": "AKIAWRONGWRONGWRONG1",
+                "AWS_SECRET_ACCESS_KEY": "wrong-secret-value-123",
+            },
+        )
         loaded = lab.load(tmp_path)
         with pytest.raises(AuthError) as err:
             compute.provision(loaded, "small", "shop", "run-auth")
@@ -221,9 +231,13 @@ def test_unknown_image_size_location_or_subnet_is_not_found(
 def test_quota_refusal_is_a_provider_error_and_creates_nothing(
     ec2_lab: Ec2Lab, tmp_path: Path
 ) -> None:
-    refuse = {"RunInstances": (400, "InstanceLimitExceeded",
-                               "Your quota allows for 0 more running instance(s). "
-                               "You requested at least 1")}
+    refuse = {
+        "RunInstances": (
+            400,
+            "InstanceLimitExceeded",
+            "Your quota allows for 0 more running instance(s). You requested at least 1",
+        )
+    }
     with RefusingProxy(ec2_lab.port, refuse) as proxy:
         ec2_lab.port = proxy.port
         loaded = ec2_lab.load(tmp_path)
