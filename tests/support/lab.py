@@ -28,9 +28,13 @@ Pieces:
   stop "this host's" web server on whichever host it runs.
 - `Lab`: the whole scenario (context manager): `primary` and `standby` LabHosts, a `canary`
   namespace the agent probes (`cut_canary()` / `heal_canary()` take the agent's own network
-  "down"), PowerDNS with zone example.test (shop.example.test A = primary), SeaweedFS S3 with
-  a bucket (and an initialized restic repository), a NotificationReceiver, a TestCA trusted
-  through SSL_CERT_FILE (`env()`), and `write_config(**overrides)`.
+  "down"), PowerDNS with zone example.test (shop.example.test A = primary), SeaweedFS S3
+  (tests/support/storage_servers.py's) with a bucket and an initialized restic repository,
+  a NotificationReceiver, a TestCA trusted through SSL_CERT_FILE (`env()`), and
+  `write_config(**overrides)`.
+
+By hand (or for the README's demonstration): `python3 -m tests.support.lab` starts one,
+writes its config and prints the environment to run `failover` against it.
 
 Everything listens on loopback or on the lab's namespace addresses only. Teardown stops
 every process by its PID and removes the namespaces, routes, sockets and the lab directory;
@@ -58,7 +62,6 @@ from typing import Any
 
 from tests.support import (
     TEST_AWS_ENV,
-    free_port,
     require,
     require_binary,
     require_root,
@@ -67,6 +70,7 @@ from tests.support import (
     wait_for_port,
 )
 from tests.support.netns import NetnsHost, cleanup_leftovers
+from tests.support.storage_servers import SeaweedFS
 from tests.support.webserver import REPO_ROOT, Issued, TestCA, WebServer
 
 SITE = "shop"
@@ -167,83 +171,26 @@ def _seaweed_sockets(directory: Path) -> list[Path]:
     return out
 
 
-class SeaweedS3:
-    """SeaweedFS (`weed mini`) with S3 on 127.0.0.1:`s3_port` and on the Unix socket
-    `s3_socket`; every port moved, telemetry off (REAL-SERVERS.md)."""
+class SeaweedS3(SeaweedFS):
+    """tests/support/storage_servers.py's SeaweedFS (`weed mini`, every port moved,
+    telemetry off), plus what the lab needs: S3 on the Unix socket `s3_socket` waited for,
+    the ports recorded for a crashed run's cleanup, a quick stop, and `create_bucket`."""
 
-    def __init__(self, directory: Path, access_key: str, secret_key: str,
-                 socket_dir: Path) -> None:
-        self.dir = Path(directory)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.access_key = access_key
-        self.secret_key = secret_key
-        self.s3_socket = socket_dir / "s3.sock"
-        self.filer_socket = socket_dir / "filer.sock"
-        used: set[int] = set()
-        ports: list[int] = []
-        while len(ports) < 5:
-            port = free_port(also_plus=10000)
-            if port not in used and port + 10000 not in used:
-                used |= {port, port + 10000}
-                ports.append(port)
-        self.master_port, self.volume_port, self.filer_port, self.s3_port, self.admin_port = ports
+    def __init__(self, directory: Path, access_key: str, secret_key: str) -> None:
+        super().__init__(directory, access_key, secret_key)
+        ports = [self.master_port, self.volume_port, self.filer_port, self.s3_port,
+                 self.admin_port]
         (self.dir / "seaweed-ports.json").write_text(
             json.dumps([p + d for p in ports for d in (0, 10000)])
         )
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log_path = self.dir / "weed.log"
-        # weed can take 2-14 s to stop on SIGTERM; a lab's data is thrown away anyway.
-        self.stop_grace = 2.0
 
     @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.s3_port}"
-
-    def _weed(self) -> str:
-        beside = Path(sys.executable).parent / "weed"
-        if beside.exists():
-            return str(beside)  # not a pyenv shim: the PID is weed's own
-        return require_binary("weed")
+    def s3_socket(self) -> Path:
+        return self.dir / "s3.sock"  # -s3.localSocket of SeaweedFS.start()
 
     def start(self) -> SeaweedS3:
-        weed = self._weed()
-        identities = {"identities": [{
-            "name": "admin",
-            "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
-            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-        }]}
-        config = self.dir / "identities.json"
-        config.write_text(json.dumps(identities))
-        config.chmod(0o600)
-        data = self.dir / "data"
-        data.mkdir(exist_ok=True)
-        argv = [
-            weed, "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-            f"-master.port={self.master_port}", f"-volume.port={self.volume_port}",
-            f"-filer.port={self.filer_port}", f"-s3.port={self.s3_port}",
-            f"-admin.port={self.admin_port}", f"-s3.config={config}",
-            "-s3.port.iceberg=0", "-s3.port.lance=0", "-webdav=false", "-admin.ui=false",
-            "-master.telemetry=false", "-master.telemetry.url=http://127.0.0.1:9/",
-            f"-filer.localSocket={self.filer_socket}", f"-s3.localSocket={self.s3_socket}",
-        ]
-        log = open(self.log_path, "ab")  # noqa: SIM115 - closed below, kept by the child
-        try:
-            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, start_new_session=True,
-                                         cwd=self.dir)
-        finally:
-            log.close()
-
-        def ready() -> bool:
-            if self.proc is not None and self.proc.poll() is not None:
-                tail = self.log_path.read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"weed exited ({self.proc.returncode}):\n{tail}")
-            for port in (self.master_port, self.filer_port, self.s3_port):
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    pass
-            return self.s3_socket.exists()
-
-        wait_for(ready, 30, "SeaweedFS (master, filer, S3)")
+        super().start()
+        wait_for(self.s3_socket.exists, 10, "SeaweedFS's S3 Unix socket")
         return self
 
     def create_bucket(self, name: str) -> None:
@@ -268,10 +215,8 @@ class SeaweedS3:
                 time.sleep(0.2)
 
     def stop(self) -> None:
-        if self.proc is not None:
-            stop_process(self.proc, grace=self.stop_grace)
-            self.proc = None
-        for sock in [*_seaweed_sockets(self.dir), self.s3_socket, self.filer_socket]:
+        super().stop()
+        for sock in [*_seaweed_sockets(self.dir), self.s3_socket, self.dir / "filer.sock"]:
             with contextlib.suppress(OSError):
                 sock.unlink()
 
@@ -586,8 +531,7 @@ class Lab:
             self.restic_password_file.write_text(secrets.token_hex(16) + "\n")
             self.restic_password_file.chmod(0o600)
             self.s3 = SeaweedS3(self.dir / "seaweed", self.s3_access_key,
-                                self.s3_secret_file.read_text().strip(),
-                                socket_dir=self.dir)
+                                self.s3_secret_file.read_text().strip())
             self.s3.start()
             assert self.s3.proc is not None
             self._book.add("weed", self.s3.proc.pid)
@@ -875,6 +819,58 @@ def _merge(target: dict[str, Any], key: str, value: Any) -> None:
 def lab(**kw: Any) -> Iterator[Lab]:
     with Lab(**kw) as running:
         yield running
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python3 -m tests.support.lab`: start a lab, write its config, print how to point
+    the tool at it, and keep it running until Ctrl-C / SIGTERM (for the README's
+    demonstration and for poking at it by hand). Needs root."""
+    import argparse
+    import shlex
+
+    parser = argparse.ArgumentParser(prog="python3 -m tests.support.lab")
+    parser.add_argument("--no-dns", action="store_true", help="leave PowerDNS out")
+    parser.add_argument("--no-storage", action="store_true", help="leave SeaweedFS out")
+    parser.add_argument("--standby", choices=["outdated", "empty"], default="outdated",
+                        help="what the standby's /srv/site holds at first")
+    args = parser.parse_args(argv)
+    if os.geteuid() != 0:
+        print("the lab needs root (network and mount namespaces)", file=sys.stderr)
+        return 2
+    stop = False
+
+    def on_signal(_signum: int, _frame: Any) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    with Lab(dns=not args.no_dns, storage=not args.no_storage,
+             standby_content=args.standby) as running:
+        config = running.write_config()
+        print(f"lab directory: {running.dir}")
+        for name, host in running.hosts.items():
+            print(f"{name}: {host.ip} (ssh root@{host.ip}, https://{HOSTNAME}/ at {host.ip})")
+        print(f"canary: {running.canary.ip}:{running.canary_port}")
+        if running.pdns is not None:
+            print(f"PowerDNS: {running.pdns.nameserver} (API port {running.pdns.api_port})")
+        if running.s3 is not None:
+            print(f"restic repository: {running.repository}")
+        print(f"notifications: {running.receiver.url}")
+        print("\nin another shell:")
+        for key, value in running.env().items():
+            print(f"export {key}={shlex.quote(value)}")
+        print(f"failover --config {config} agent")
+        print(f"ssh -i {running.key} -o UserKnownHostsFile={running.known_hosts} "
+              f"root@{running.primary.ip}")
+        print("\nCtrl-C stops the lab and removes everything.", flush=True)
+        while not stop:
+            time.sleep(0.2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
 
 
 __all__ = ["BUCKET", "HOSTNAME", "SITE", "ZONE", "Lab", "LabHost", "SeaweedS3",
