@@ -23,10 +23,11 @@ from failover.errors import (
     UsageError,
 )
 from providers.compute.base import RUN_TAG, SITE_TAG
-from tests.integration.compute.conftest import (
+from tests.integration.compute.moto_ec2 import (
     Ec2Lab,
     Ec2MotoServer,
     RefusingProxy,
+    first_address,
     make_subnet,
     some_image,
 )
@@ -88,6 +89,8 @@ def test_the_test_picks_the_subnet_and_reads_back_the_private_address(
     node = compute.provision(lab.load(tmp_path), "small", "shop", "run-cidr")
     assert ipaddress.ip_address(node.private_ips[0]) in ipaddress.ip_network("10.77.5.0/24")
     assert [i["PrivateIpAddress"] for i in lab.instances()] == [node.private_ips[0]]
+    # Known before the server exists, so that a test can put a namespace host there first.
+    assert node.private_ips[0] == first_address("10.77.5.0/24") == "10.77.5.4"
 
 
 def test_a_second_provision_with_the_same_key_returns_the_same_server(
