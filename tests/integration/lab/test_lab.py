@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -82,12 +83,10 @@ def test_https_answers_with_the_site_certificate_from_the_root_namespace(lab: La
     # The certificate is for the site's name, issued by the lab CA.
     assert lab.ca is not None
     ctx = ssl.create_default_context(cafile=str(lab.ca.cert_path))
-    import socket
-
     with socket.create_connection((lab.standby.ip, 443), timeout=3) as raw, \
             ctx.wrap_socket(raw, server_hostname=HOSTNAME) as tls:
         cert = tls.getpeercert()
-    assert ("DNS", HOSTNAME) in cert["subjectAltName"]
+    assert cert is not None and ("DNS", HOSTNAME) in cert["subjectAltName"]
     # Another name fails verification: the check verifies for real.
     with socket.create_connection((lab.standby.ip, 443), timeout=3) as raw, \
             pytest.raises(ssl.SSLCertVerificationError):
