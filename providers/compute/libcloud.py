@@ -326,6 +326,12 @@ class LibcloudComputeProvider(ComputeProvider):
                 f"{action}: authentication failed: {detail}",
                 hint=f"check the credentials ({creds})",
             )
+        if type(exc).__name__ == "IdempotentParamError":  # ec2's; its module is heavy
+            return ProviderError(
+                f"{action}: a server was already requested with this run's key but other "
+                f"parameters: {detail}",
+                hint="the template changed during the run; finish or abandon the run first",
+            )
         if isinstance(exc, KeyPairDoesNotExistError):
             return NotFound(
                 f"{action}: SSH key not found: {detail}",

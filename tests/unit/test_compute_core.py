@@ -350,6 +350,14 @@ def test_libcloud_errors_become_project_errors(make: Any, cls: type, needle: str
     assert "\n" not in str(error)
 
 
+def test_a_reused_client_token_with_other_parameters_is_explained() -> None:
+    from libcloud.compute.drivers.ec2 import IdempotentParamError
+
+    error = translate(IdempotentParamError("IdempotentParameterMismatch: token reused"))
+    assert type(error) is ProviderError
+    assert "already requested with this run's key" in str(error)
+
+
 def test_requests_connection_errors_are_unreachable() -> None:
     import requests
 
