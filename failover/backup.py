@@ -122,8 +122,8 @@ def backup_due(*, every: float | None, at: Sequence[str], retry_after: float,
     retry_after has passed."""
     if every is None and not at:
         return False
-    if last_attempt_ok is False and last_attempt is not None and now - last_attempt < retry_after:
-        return False
+    if last_attempt_ok is False and last_attempt is not None:
+        return now - last_attempt >= retry_after
     if last_success is None:
         return True
     if every is not None and now - last_success >= every:

@@ -81,6 +81,9 @@ def classify(returncode: int, stderr: str) -> str | None:
         return "dump_failed"
     if "wrong password" in low or "no key found" in low:
         return "wrong_password"
+    if ("connection refused" in low or "no such host" in low or "i/o timeout" in low
+            or "dial tcp" in low or "connection reset" in low or "network is unreachable" in low):
+        return "unreachable"
     if ("is there a repository at the following location" in low
             or "unable to open config file" in low or "repository does not exist" in low):
         return "no_repository"
