@@ -8,6 +8,11 @@ address. moto's fake public addresses are never contacted.
 from __future__ import annotations
 
 import ipaddress
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -31,6 +36,7 @@ from tests.integration.compute.moto_ec2 import (
     make_subnet,
     some_image,
 )
+from tests.support import TEST_AWS_ENV
 
 pytestmark = pytest.mark.integration
 
@@ -290,3 +296,62 @@ def test_unknown_template_and_driver(ec2_lab: Ec2Lab, tmp_path: Path) -> None:
     with pytest.raises(ProviderError, match="refused its arguments"):
         compute.provision(loaded, "small", "shop", "run-x")
     assert ec2_lab.instances() == []
+
+
+PROVISION_SCRIPT = """
+import sys
+from failover import compute
+from failover.config import load_config
+
+loaded = load_config(sys.argv[1])
+compute.provision(loaded, "small", "shop", "run-killed", lambda m: print(m, flush=True))
+"""
+
+
+def test_process_killed_while_waiting_then_run_again_resumes(
+    ec2_lab: Ec2Lab, tmp_path: Path
+) -> None:
+    """A real process is SIGKILLed while it waits for the server it created (the wait never
+    ends: `address: public` in a subnet without public addresses); the re-run finds that
+    server and creates none."""
+    ec2_lab.load(tmp_path, address="public", boot_timeout="1h", poll_interval="0.2s")
+    repo = Path(__file__).resolve().parents[3]
+    env = {**os.environ, **TEST_AWS_ENV, "PYTHONPATH": str(repo)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", PROVISION_SCRIPT, str(tmp_path / "failover.yaml")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    try:
+        lines: list[str] = []
+        deadline = time.monotonic() + 60
+        assert proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line.rstrip("\n"))
+            if line.startswith("waiting up to"):
+                break
+        assert any(line.startswith("created server failover-shop") for line in lines), lines
+        time.sleep(0.5)  # well inside the wait
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+    (before,) = ec2_lab.instances()
+
+    said: list[str] = []
+    loaded = ec2_lab.load(tmp_path)  # the same template, now with the private address
+    node = compute.provision(loaded, "small", "shop", "run-killed", said.append)
+    assert node.id == before["InstanceId"]
+    assert any("created earlier by this run" in line for line in said)
+    assert [i["InstanceId"] for i in ec2_lab.instances()] == [node.id]
