@@ -784,13 +784,22 @@ def _restore(loaded: Any, site: str, where: str, target: str, snapshot: str,
     _cfg, bset = site_config(loaded, site)
     restic = restic_for(loaded, site, where)
     started = time.monotonic()
+    restored: list[str] = []
     if snapshot == "latest":
-        latest = latest_by_part(loaded, site, restic.snapshots(tags=site_tags(site),
-                                                                 host=host_of(site, bset)))
-        chosen = [s for s in latest.values() if s is not None]
-        if not chosen:
-            raise BackupError(f"site {site!r} has no snapshot to restore in "
-                              f"{restic.where}")
+        # restic picks each part's newest snapshot itself: no listing beforehand.
+        for part in parts_of(bset):
+            if progress is not None:
+                progress(f"restoring the newest snapshot of {part.name} to {where}:{target}")
+            try:
+                with_unlock(restic, bset, partial(
+                    restic.restore, "latest", target, include=include,
+                    tags=[*site_tags(site), f"part:{part.name}"], host=host_of(site, bset)))
+            except ResticError as exc:
+                if "no snapshot found" in str(exc).lower():
+                    raise BackupError(f"site {site!r} has no snapshot of {part.name} to restore "
+                                      f"in {restic.where}") from None
+                raise
+            restored.append(f"latest:{part.name}")
     else:
         every = restic.snapshots(tags=site_tags(site))
         found = [s for s in every if s.id.startswith(snapshot)]
@@ -799,13 +808,13 @@ def _restore(loaded: Any, site: str, where: str, target: str, snapshot: str,
         run_tag = next((t for t in found[0].tags if t.startswith("run:")), None)
         # A run's parts (files and dumps) are restored together.
         chosen = [s for s in every if run_tag in s.tags] if run_tag else found[:1]
-    for snap in chosen:
-        if progress is not None:
-            progress(f"restoring snapshot {snap.short_id} ({', '.join(snap.paths)}) to "
-                     f"{where}:{target}")
-        with_unlock(restic, bset, partial(restic.restore, snap.id, target, include=include))
-    return RestoreResult(site=site, target=target, where=where,
-                         snapshots=[s.short_id for s in chosen],
+        for snap in chosen:
+            if progress is not None:
+                progress(f"restoring snapshot {snap.short_id} ({', '.join(snap.paths)}) to "
+                         f"{where}:{target}")
+            with_unlock(restic, bset, partial(restic.restore, snap.id, target, include=include))
+            restored.append(snap.short_id)
+    return RestoreResult(site=site, target=target, where=where, snapshots=restored,
                          duration=time.monotonic() - started)
 
 

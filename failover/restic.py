@@ -752,9 +752,16 @@ class Restic:
 
     def restore(self, snapshot: str, target: str, *, include: Sequence[str] | None = None,
                 exclude: Sequence[str] | None = None, verify: bool = False,
+                tags: Sequence[str] = (), host: str | None = None,
                 progress: ProgressFn | None = None,
                 timeout: float | None = None) -> ResticResult:
+        """Restore a snapshot (or "latest", chosen among those with all `tags` and `host`)
+        under target: /src/x lands at target/src/x."""
         args = ["restore", snapshot, "--target", target]
+        if tags:
+            args += ["--tag", ",".join(tags)]
+        if host:
+            args += ["--host", host]
         for pattern in include or ():
             args += ["--include", pattern]
         for pattern in exclude or ():
