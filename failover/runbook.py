@@ -106,29 +106,40 @@ class RunPlan:
                 "steps": [{"name": s.name, "title": s.title, "skip": s.skip} for s in self.steps]}
 
 
-def plan_run(site_name: str, site: Site, kind: Kind, source: str, target: str) -> RunPlan:
-    """The steps of moving `site_name` from `source` to `target`. Pure."""
-    if target not in site.endpoints:
+def plan_run(site_name: str, site: Site, kind: Kind, source: str, target: str, *,
+             provision: str | None = None, source_reachable: bool = True) -> RunPlan:
+    """The steps of moving `site_name` from `source` to `target`. Pure.
+
+    provision: a compute template; the target is then a new server created by the run (it
+    is not in the config yet). source_reachable=False (migrate off a dead server): no
+    final backup, the newest snapshot is restored instead.
+    """
+    if provision is None and target not in site.endpoints:
         raise UsageError(f"site {site_name} has no endpoint {target!r} "
                          f"(it has {', '.join(site.endpoints)})")
+    if provision is not None and target in site.endpoints:
+        raise UsageError(f"site {site_name} already has an endpoint {target!r}: pick another "
+                         "name for the new server")
     if source == target:
         raise UsageError(f"{target} is already the active endpoint of {site_name}")
     fo = site.failover
     has_backup = site.backup is not None
-    cold = fo.standby == "cold"
-    carry_data = kind in ("failback", "switch", "migrate")  # the source is alive: take its data
-    target_ep = site.endpoints[target]
+    cold = fo.standby == "cold" or provision is not None  # a new server is always cold
+    # The source is alive: take its newest data along (failover: it is down, it cannot).
+    carry_data = kind in ("failback", "switch", "migrate") and source_reachable
+    target_ep = site.endpoints.get(target)
     source_ep = site.endpoints[source]
     warnings: list[str] = []
 
     def need_ssh(ep_name: str, ep: Any, what: str) -> str | None:
-        if ep.ssh is None:
+        if ep is not None and ep.ssh is None:
             return f"{ep_name} has no ssh settings, needed to {what}"
         return None
 
     backup_skip = None
     if not carry_data:
-        backup_skip = "the source is down; the newest snapshot is used"
+        backup_skip = ("the source is down; the newest snapshot is used" if kind == "failover"
+                       else "the source is unreachable; the newest snapshot is used")
     elif not has_backup:
         backup_skip = "the site has no backup set"
     elif not cold:
@@ -148,18 +159,30 @@ def plan_run(site_name: str, site: Site, kind: Kind, source: str, target: str) -
         raise UsageError(f"site {site_name}: {problem}")
 
     after_skip = None if fo.after_restore else "no after_restore commands"
-    if fo.after_restore and target_ep.ssh is None:
+    if fo.after_restore and target_ep is not None and target_ep.ssh is None:
         raise UsageError(f"site {site_name}: {target} has no ssh settings, needed for "
                          "after_restore commands")
     dns_skip = None if site.dns is not None else "the site has no dns section"
     if dns_skip:
-        warnings.append("DNS is not managed by the tool: point the site's name at "
-                        f"{target_ep.address} yourself")
+        where = target_ep.address if target_ep is not None else "the new server"
+        warnings.append(f"DNS is not managed by the tool: point the site's name at {where} "
+                        "yourself")
 
-    steps = (
+    steps = [
         StepPlan("preflight", f"preflight: {target} passes the site's checks, canaries pass, "
                  "backup fresh enough, DNS provider answers"),
         StepPlan("final_backup", f"back up {source} (it took writes)", backup_skip),
+    ]
+    if kind == "migrate":
+        no_new = None if provision else "the target server exists already"
+        steps += [
+            StepPlan("provision", f"create server {target} from template {provision}"
+                     if provision else "create a server", no_new),
+            StepPlan("wait_ssh", f"wait until {target} answers over SSH", no_new),
+            StepPlan("ensure_restic", f"make sure restic is installed on {target}",
+                     restore_skip),
+        ]
+    steps += [
         StepPlan("restore", f"restore the {'new' if carry_data else 'newest'} snapshot onto "
                  f"{target}", restore_skip),
         StepPlan("after_restore", f"run {len(fo.after_restore)} after-restore command(s) on "
@@ -170,8 +193,8 @@ def plan_run(site_name: str, site: Site, kind: Kind, source: str, target: str) -
         StepPlan("verify_dns", f"verify every authoritative nameserver serves {target}",
                  dns_skip),
         StepPlan("notify", "tell the owner"),
-    )
-    return RunPlan(site_name, kind, source, target, steps, tuple(warnings))
+    ]
+    return RunPlan(site_name, kind, source, target, tuple(steps), tuple(warnings))
 
 
 @dataclass(frozen=True)
@@ -372,6 +395,44 @@ class StepContext:
 
 
 StepFn = Callable[[StepContext], tuple[str, dict[str, Any]]]
+STEPS: dict[str, StepFn] = {}
+
+
+def step(name: str) -> Callable[[StepFn], StepFn]:
+    """Register the implementation of a step (steps.py, migrate.py)."""
+
+    def register(fn: StepFn) -> StepFn:
+        STEPS[name] = fn
+        return fn
+
+    return register
+
+
+def _step_impl(name: str) -> StepFn:
+    if not STEPS:
+        import failover.steps  # noqa: F401  (registers the common steps)
+    if name not in STEPS:
+        import failover.migrate  # noqa: F401  (registers provision, wait_ssh, ensure_restic)
+    try:
+        return STEPS[name]
+    except KeyError:
+        raise UsageError(f"no implementation of step {name!r}") from None
+
+
+def with_new_endpoint(loaded: LoadedConfig, site_name: str, name: str,
+                      block: dict[str, Any]) -> LoadedConfig:
+    """A copy of the config whose site also has endpoint `name` (a server a migrate run
+    created, not yet in the user's file), so that every step sees it like any other."""
+    import dataclasses
+
+    from failover.config.models import Endpoint
+
+    config = loaded.config
+    site = config.sites[site_name]
+    endpoints = {**site.endpoints, name: Endpoint.model_validate(block)}
+    new_site = site.model_copy(update={"endpoints": endpoints})
+    new_config = config.model_copy(update={"sites": {**config.sites, site_name: new_site}})
+    return dataclasses.replace(loaded, config=new_config)
 
 
 def execute(loaded: LoadedConfig, store: Store, notifier: Notifier, run: Run,
@@ -380,8 +441,6 @@ def execute(loaded: LoadedConfig, store: Store, notifier: Notifier, run: Run,
 
     A failing step marks the run failed, notifies, and stops; calling execute() again
     retries from that step."""
-    from failover import steps as step_impls
-
     ensure_schema(store)
     if run.site not in loaded.config.sites:
         raise UsageError(f"run #{run.id} is for site {run.site}, which the config no longer has")
@@ -395,7 +454,9 @@ def execute(loaded: LoadedConfig, store: Store, notifier: Notifier, run: Run,
         if step["status"] in ("done", "skipped"):
             continue
         idx, name = step["idx"], step["name"]
-        impl: StepFn = getattr(step_impls, f"step_{name}")
+        impl = _step_impl(name)
+        if data.get("endpoint") and run.target not in loaded.config.sites[run.site].endpoints:
+            loaded = with_new_endpoint(loaded, run.site, run.target, data["endpoint"])
         started = time.time()
         _step_update(store, run.id, idx, status="running", started=started,
                      attempts=step["attempts"] + 1, detail=None)
@@ -612,6 +673,12 @@ def status_section(loaded: LoadedConfig, store: Store | None, site_name: str) ->
                       "summary": f"last run #{last.id}: {last.kind} {last.source} -> "
                                  f"{last.target}, done {_when(last.finished)}"}
     row = store.active_endpoint(site_name)
+    site = loaded.config.sites[site_name]
+    if row and row["active"] not in site.endpoints:
+        warnings.append(
+            f"the active endpoint {row['active']} is not in the config, so it is not watched: "
+            f"add its block to sites.{site_name}.endpoints (`failover migrate` printed it; "
+            "--write-config adds it)")
     if last is not None and last.kind == "failover" and row and row["active"] != last.source:
         st = HealthState.from_dict(store.health_state(site_name, last.source))
         if st.streak_ok:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from failover.errors import FailoverError
 from failover.logs import get_logger
 from failover.notify import Event
-from failover.runbook import StepContext, StepFailed
+from failover.runbook import StepContext, StepFailed, step
 
 if TYPE_CHECKING:
     from failover.config import LoadedConfig
@@ -72,6 +72,7 @@ def run_commands(loaded: LoadedConfig, site_name: str, endpoint: str,
 # --- the steps -----------------------------------------------------------------------------------
 
 
+@step("preflight")
 def step_preflight(ctx: StepContext) -> StepOut:
     """Refuse to touch anything unless the move can succeed: the agent's network is fine,
     the target passes the site's checks (unless a restore will change it first), the
@@ -87,17 +88,20 @@ def step_preflight(ctx: StepContext) -> StepOut:
     facts.append(detail)
 
     restoring = _step_planned(ctx, "restore")
-    results = probe_endpoint(loaded, run.site, run.target)
-    failing = [f"{r.check}: {r.detail}" for r in results if not r.ok]
-    if failing and not restoring:
-        raise StepFailed(f"{run.target} fails the site's checks: {'; '.join(failing)}")
-    if failing:
-        # A cold standby may serve nothing until it is restored; it must at least be
-        # reachable over SSH, which the restore needs.
-        remote_for(loaded, run.site, run.target).run(["true"], timeout=30)
-        facts.append(f"{run.target} reachable over SSH (checks fail before the restore)")
+    if run.target not in site.endpoints:
+        facts.append(f"{run.target} is created by this run")
     else:
-        facts.append(f"{run.target} passes {len(results)} check(s)")
+        results = probe_endpoint(loaded, run.site, run.target)
+        failing = [f"{r.check}: {r.detail}" for r in results if not r.ok]
+        if failing and not restoring:
+            raise StepFailed(f"{run.target} fails the site's checks: {'; '.join(failing)}")
+        if failing:
+            # A cold standby may serve nothing until it is restored; it must at least be
+            # reachable over SSH, which the restore needs.
+            remote_for(loaded, run.site, run.target).run(["true"], timeout=30)
+            facts.append(f"{run.target} reachable over SSH (checks fail before the restore)")
+        else:
+            facts.append(f"{run.target} passes {len(results)} check(s)")
 
     if restoring and not _step_planned(ctx, "final_backup"):
         from failover import backup
@@ -120,13 +124,19 @@ def step_preflight(ctx: StepContext) -> StepOut:
     if site.dns is not None:
         from failover import dns
 
-        result = dns.switch_site_dns(loaded, run.site, run.target, None, apply=False,
-                                     force=bool(run.options.get("force")))
-        changes = sum(1 for c in result.plan.records if c.changes)
-        facts.append(f"DNS provider answers ({changes} record(s) to change)")
+        if run.target in site.endpoints:
+            result = dns.switch_site_dns(loaded, run.site, run.target, None, apply=False,
+                                         force=bool(run.options.get("force")))
+            changes = sum(1 for c in result.plan.records if c.changes)
+            facts.append(f"DNS provider answers ({changes} record(s) to change)")
+        else:  # the new server has no address yet: check the records are ours to change
+            result = dns.switch_site_dns(loaded, run.site, run.source, None, apply=False,
+                                         force=bool(run.options.get("force")))
+            facts.append("DNS provider answers")
     return "; ".join(facts), out
 
 
+@step("final_backup")
 def step_final_backup(ctx: StepContext) -> StepOut:
     """Back up the endpoint being left (it took writes): the snapshot restored next."""
     from failover import backup
@@ -137,6 +147,7 @@ def step_final_backup(ctx: StepContext) -> StepOut:
             {"snapshot": snapshot.id, "snapshot_time": snapshot.time})
 
 
+@step("restore")
 def step_restore(ctx: StepContext) -> StepOut:
     from failover import backup
 
@@ -148,12 +159,14 @@ def step_restore(ctx: StepContext) -> StepOut:
     return f"restored snapshot {short} onto {ctx.run.target}:{target}", {}
 
 
+@step("after_restore")
 def step_after_restore(ctx: StepContext) -> StepOut:
     commands = ctx.site.failover.after_restore
     run_commands(ctx.loaded, ctx.run.site, ctx.run.target, commands)
     return f"ran {len(commands)} command(s) on {ctx.run.target}", {}
 
 
+@step("recheck")
 def step_recheck(ctx: StepContext) -> StepOut:
     deadline = time.monotonic() + ctx.site.failover.recheck_timeout
     interval = min(2.0, ctx.site.policy.interval)
@@ -168,6 +181,7 @@ def step_recheck(ctx: StepContext) -> StepOut:
         time.sleep(interval)
 
 
+@step("switch_dns")
 def step_switch_dns(ctx: StepContext) -> StepOut:
     from failover import dns
 
@@ -184,11 +198,13 @@ def step_switch_dns(ctx: StepContext) -> StepOut:
         "dns_switch_id": applied.switch_id if applied else None}
 
 
+@step("activate")
 def step_activate(ctx: StepContext) -> StepOut:
     ctx.store.set_active(ctx.run.site, ctx.run.target)
     return f"{ctx.run.target} is the active endpoint", {"activated": time.time()}
 
 
+@step("verify_dns")
 def step_verify_dns(ctx: StepContext) -> StepOut:
     from failover import dns
     from providers.dns.base import RecordKey, RecordSet
@@ -210,6 +226,7 @@ def step_verify_dns(ctx: StepContext) -> StepOut:
             f"(after {report.seconds:.1f}s)"), {"dns_verified": time.time()}
 
 
+@step("notify")
 def step_notify(ctx: StepContext) -> StepOut:
     run, site = ctx.run, ctx.site
     lines = []
