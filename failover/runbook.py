@@ -409,10 +409,12 @@ def step(name: str) -> Callable[[StepFn], StepFn]:
 
 
 def _step_impl(name: str) -> StepFn:
+    import importlib
+
     if not STEPS:
-        import failover.steps  # noqa: F401  (registers the common steps)
+        importlib.import_module("failover.steps")  # registers the common steps
     if name not in STEPS:
-        import failover.migrate  # noqa: F401  (registers provision, wait_ssh, ensure_restic)
+        importlib.import_module("failover.migrate")  # provision, wait_ssh, ensure_restic
     try:
         return STEPS[name]
     except KeyError:
