@@ -624,18 +624,32 @@ class Restic:
 
     # --- commands -----------------------------------------------------------------------
 
+    def _retry_lock(self) -> list[str]:
+        """restic 0.16+ can wait for a live lock to go instead of failing at once."""
+        try:
+            return ["--retry-lock", "2m"] if self.version().at_least(0, 16) else []
+        except ResticError:
+            return []
+
     def version(self) -> ResticVersion:
         """restic's version where it runs, asked once per binary and place."""
         key = (self.runner.key, self.binary)
         with _VERSIONS_LOCK:
             if key in _VERSIONS:
                 return _VERSIONS[key]
-        proc = self.runner.start([self.binary, "version"], env_secrets={}, env={})
-        out, err = proc.popen.communicate(timeout=60)
-        if proc.popen.returncode == 255 and isinstance(self.runner, RemoteRunner):
-            raise self.runner.remote.connection_error(err.decode(errors="replace"))
-        if proc.popen.returncode != 0:
-            raise self.error("version", proc.popen.returncode, err.decode(errors="replace"))
+        if isinstance(self.runner, RemoteRunner):
+            res = self.runner.remote.run([self.binary, "version"], timeout=60, check=False)
+            code, out, err = res.returncode, res.stdout, res.stderr
+        else:
+            try:
+                done = subprocess.run([self.binary, "version"], capture_output=True, timeout=60,
+                                      check=False)
+            except FileNotFoundError:
+                raise ResticError(f"{self.binary} is not installed on this machine",
+                                  kind="not_installed", hint=_HINTS["not_installed"]) from None
+            code, out, err = done.returncode, done.stdout, done.stderr
+        if code != 0:
+            raise self.error("version", code, err.decode(errors="replace"))
         version = parse_version(out.decode(errors="replace"))
         with _VERSIONS_LOCK:
             _VERSIONS[key] = version
@@ -728,6 +742,7 @@ class Restic:
             args += ["--host", host]
         if prune:
             args.append("--prune")
+        args += self._retry_lock()
         result = self.run(args, timeout=timeout)
         keep, remove = parse_forget(result.stdout)
         return ForgetResult(keep, remove, prune)
@@ -737,7 +752,7 @@ class Restic:
 
     def check(self, read_data_subset: str | None = None,
               timeout: float | None = None) -> CheckResult:
-        args = ["check"]
+        args = ["check", *self._retry_lock()]
         if read_data_subset:
             args += ["--read-data-subset", read_data_subset]
         result = self.run(args, timeout=timeout, check=False)

@@ -185,3 +185,69 @@ def test_repository_lock_prevents_overlap(tmp_path, restic_bin, config_factory):
     with backup.repository_lock(loaded, str(tmp_path / "repo")):
         result = backup.run_backup(loaded, None, "shop", check=False)
     assert not result.ok and "another backup job" in (result.error or "")
+
+
+def test_live_lock_of_another_host_is_never_removed(tmp_path, restic_bin, config_factory,
+                                                   store_for):
+    """A lock restic cannot prove stale (another host's, fresh) stays: the run that needs an
+    exclusive lock fails as locked rather than break a live backup's lock."""
+    import shutil as _shutil
+
+    if not _shutil.which("unshare"):
+        pytest.skip("unshare is missing")
+    src = make_source(tmp_path, files=2)
+    repo = tmp_path / "repo"
+    loaded = config_factory({"repository": str(repo), "paths": [str(src)],
+                             "retention": {"last": 1}, "stale_lock_age": "2h"})
+    Restic(str(repo), PASSWORD).init()
+    env = {**os.environ, "RESTIC_REPOSITORY": str(repo), "RESTIC_PASSWORD": PASSWORD}
+    # A restic on "another host" (its own UTS namespace) holding a lock, killed -9.
+    holder = subprocess.Popen(
+        ["unshare", "-u", "sh", "-c",
+         f"hostname elsewhere && exec {restic_bin} backup --stdin --stdin-filename x"],
+        env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not os.listdir(repo / "locks"):
+        time.sleep(0.05)
+    holder.kill()
+    holder.wait()
+    locks = os.listdir(repo / "locks")
+    assert locks
+    store = store_for(loaded)
+    result = backup.run_backup(loaded, store, "shop", check=False)
+    assert not result.ok and "locked" in (result.error or "")
+    assert os.listdir(repo / "locks") == locks
+
+
+def test_agent_hook_and_status_section(tmp_path, restic_bin, config_factory, store_for):
+    src = make_source(tmp_path, files=2)
+    loaded = config_factory({"repository": str(tmp_path / "repo"), "paths": [str(src)],
+                             "every": "1h", "verify_every": None})
+    store = store_for(loaded)
+
+    class Notifier:
+        def __init__(self):
+            self.events = []
+
+        def send(self, event):
+            self.events.append(event)
+
+    class Ctx:
+        def __init__(self):
+            self.loaded, self.store, self.notifier, self.result = loaded, store, Notifier(), None
+            self.spawned = []
+
+        def spawn(self, key, fn):
+            self.spawned.append(key)
+            fn(store)
+            return True
+
+    ctx = Ctx()
+    backup.backup_hook(ctx)  # the backup runs in "spawn"; its health is seen next round
+    assert ctx.spawned == ["backup:shop"]
+    backup.backup_hook(ctx)
+    assert ctx.spawned == ["backup:shop"]  # not due again
+    assert [(e.kind, e.site, e.level) for e in ctx.notifier.events] == [
+        ("backup", "shop", "success")]
+    section = backup.status_section(loaded, store, "shop")
+    assert section["backup"]["health"] == "fresh" and "warnings" not in section
