@@ -420,6 +420,7 @@ class BackupRunResult:
     error: str | None = None
     forgotten: int = 0
     run_tag: str = ""
+    interrupted: bool = False  # stopped by SIGTERM / Ctrl-C: do no more work
 
     @property
     def id(self) -> str:
@@ -470,6 +471,7 @@ def run_backup(loaded: Any, store: Any | None, site: str, *, source: str | None 
         result.ok = True
     except FailoverError as exc:
         result.error = str(exc)
+        result.interrupted = getattr(exc, "kind", None) == "interrupted"
         log.error("backup failed: %s", exc, extra={"site": site})
     except OSError as exc:
         result.error = f"{exc.__class__.__name__}: {exc.strerror or exc}"

@@ -117,6 +117,8 @@ def run_cmd(
                         typer.echo(f"{name}: warning: {warning}", err=True)
                 else:
                     typer.echo(f"{name}: FAILED: {result.error}", err=True)
+            if result.interrupted:
+                break
     if json_out:
         _emit([r.to_json() for r in results])
     if not all(r.ok for r in results):
@@ -210,11 +212,16 @@ def restore_cmd(
     if not json_out:
         where = f"{to}:{target}" if is_endpoint else to
         typer.echo(f"{site}: restoring {snapshot} to {where}...", err=True)
+    def say(message: str) -> None:
+        if not json_out:
+            typer.echo(f"{site}: {message} ({time.monotonic() - started:.0f}s)", err=True)
+
     if is_endpoint:
         result = restore_to_endpoint(loaded, site, to, snapshot, target=target,
-                                     include=include or None)
+                                     include=include or None, progress=say)
     else:
-        result = restore_to_path(loaded, site, to, snapshot=snapshot, include=include or None)
+        result = restore_to_path(loaded, site, to, snapshot=snapshot, include=include or None,
+                                 progress=say)
     if json_out:
         _emit(result.to_json())
     else:
