@@ -1,0 +1,162 @@
+"""The demonstration: the night the primary falls over, on real servers on this machine.
+
+Two "VPSes" (network namespaces with sshd and a web server, each with its own /srv),
+PowerDNS serving the zone, a restic repository on SeaweedFS's S3 and a local receiver for
+notifications. The agent backs up the primary, watches both, and when the primary is cut
+off (nftables drops everything) it restores the backup onto the standby, switches DNS,
+verifies it and notifies. Then the status, the run and the report.
+
+    sudo examples/demo/run.sh            # or: sudo python3 -m examples.demo
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+BOLD, DIM, RESET = ("\033[1m", "\033[2m", "\033[0m") if sys.stdout.isatty() else ("", "", "")
+
+
+def say(text: str) -> None:
+    print(f"\n{BOLD}== {text}{RESET}", flush=True)
+
+
+def show(text: str) -> None:
+    for line in text.rstrip().splitlines():
+        print(f"   {line}", flush=True)
+
+
+class Failover:
+    def __init__(self, config: Path, env: dict[str, str]) -> None:
+        self.config, self.env = config, {**os.environ, **env}
+
+    def argv(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "failover", "--config", str(self.config), *args]
+
+    def run(self, *args: str, check: bool = True) -> str:
+        print(f"{DIM}   $ failover {' '.join(args)}{RESET}", flush=True)
+        proc = subprocess.run(self.argv(*args), capture_output=True, text=True, env=self.env,
+                              cwd=REPO)
+        if check and proc.returncode != 0:
+            show(proc.stdout + proc.stderr)
+            raise SystemExit(f"demo: `failover {' '.join(args)}` exited {proc.returncode}")
+        return proc.stdout + proc.stderr
+
+    def json(self, *args: str) -> Any:
+        proc = subprocess.run(self.argv(*args, "--json"), capture_output=True, text=True,
+                              env=self.env, cwd=REPO)
+        return json.loads(proc.stdout) if proc.returncode == 0 else None
+
+
+def wait(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.5)
+    raise SystemExit(f"demo: timed out after {timeout:.0f}s waiting for {what}")
+
+
+def main() -> int:
+    from tests.support.lab import HOSTNAME, Lab
+
+    if os.geteuid() != 0:
+        print("the demonstration needs root (network namespaces)", file=sys.stderr)
+        return 2
+    say("building the lab: two VPSes (network namespaces with sshd and a web server), "
+        "PowerDNS, an S3 repository (SeaweedFS), a notification receiver")
+    with Lab(standby_content="outdated") as lab:
+        config = lab.write_config()
+        fo = Failover(config, lab.env())
+        show(f"primary  {lab.primary.ip}  serves https://{HOSTNAME}/ from its /srv/site")
+        show(f"standby  {lab.standby.ip}  another cloud; holds an outdated copy")
+        show(f"DNS      {HOSTNAME} A -> {', '.join(lab.dns_answer())} (PowerDNS "
+             f"{lab.pdns.nameserver if lab.pdns else '-'})")
+        show(f"config   {config}")
+
+        say("the config is valid")
+        show(fo.run("validate"))
+
+        say("backing up the primary (restic runs on it over SSH, into S3 at another provider)")
+        marker = f"order placed at {time.strftime('%H:%M:%S')}"
+        lab.primary.ssh(f"echo '{marker}' >> /srv/site/data/orders.csv")
+        show(fo.run("backup", "run"))
+        show(fo.run("backup", "list"))
+
+        say("starting the agent (interval 1s, down after 3s, auto-failover on)")
+        log_path = lab.dir / "agent.log"
+        log = open(log_path, "w")  # noqa: SIM115 - closed below
+        agent = subprocess.Popen(fo.argv("agent"), stdout=log, stderr=subprocess.STDOUT,
+                                 env=fo.env, cwd=REPO)
+        try:
+            wait(lambda: (st := fo.json("status")) is not None and all(
+                e["health"] == "up" for e in st["sites"]["shop"]["endpoints"].values()),
+                30, "both endpoints up")
+            show(fo.run("status"))
+
+            say(f"the provider falls over: the primary is cut off (nftables drops everything) "
+                f"at {time.strftime('%H:%M:%S')}")
+            cut = time.monotonic()
+            lab.primary.blackhole()
+            seen = 0
+
+            def story_done() -> bool:
+                nonlocal seen
+                lines = log_path.read_text().splitlines()
+                for line in lines[seen:]:
+                    show(line)
+                seen = len(lines)
+                return lab.dns_answer() == [lab.standby.ip] and (
+                    (st := fo.json("status")) is not None
+                    and st["sites"]["shop"]["active"] == "standby")
+
+            wait(story_done, 120, "the failover")
+            took = time.monotonic() - cut
+            time.sleep(1)
+            story_done()
+
+            say(f"{HOSTNAME} now resolves to the standby ({took:.1f}s after the cut)")
+            show(f"PowerDNS answers {HOSTNAME} A {', '.join(lab.dns_answer())}")
+            status_code, body = lab.https_get(lab.standby, "/data/orders.csv")
+            show(f"https://{HOSTNAME}/data/orders.csv from the standby: HTTP {status_code}")
+            show(body.strip().splitlines()[-1])
+            if marker not in body:
+                raise SystemExit("demo: the standby does not serve the backed-up data")
+
+            say("notifications the owner received")
+            for message in lab.receiver.messages:
+                show(f"- {message.get('title')}")
+
+            say("status")
+            show(fo.run("status"))
+            say("the run, step by step")
+            show(fo.run("runs", "show", "1"))
+
+            say("the primary's provider comes back: it is NOT made active again (it holds "
+                "an old copy); it is fenced")
+            lab.primary.heal()
+            wait(lambda: any("is back" in str(m.get("title")) for m in lab.receiver.messages),
+                 60, "the old primary to be noticed")
+            time.sleep(1)
+            show(fo.run("status"))
+        finally:
+            agent.terminate()
+            agent.wait(timeout=30)
+            log.close()
+
+        say("the report: a timeline and uptime, evidence for the provider")
+        show(fo.run("report"))
+        say("done: the lab is removed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
