@@ -260,6 +260,6 @@ def test_agent_killed_during_restore_completes_the_run_once(lab: Lab, tmp_path: 
     assert len(runs) == 1 and runs[0][1:4] == ("failover", "done", 2)
     steps = dict(story.db("SELECT name, attempts FROM run_steps"))
     assert steps["preflight"] == 1 and steps["restore"] == 2 and steps["switch_dns"] == 1
-    status, body = lab.https_get(lab.standby, "/")
+    _, body = lab.https_get(lab.standby, "/")
     assert lab.marker in body
     assert sum("failover to standby complete" in t for t in lab.receiver.titles()) <= 1
