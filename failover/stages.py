@@ -27,6 +27,7 @@ def register_all() -> None:
         agent.add_tick_hook(backup.backup_hook)
         status.add_site_section(backup.status_section)
     agent.add_tick_hook(runbook.failover_hook)
+    agent.add_tick_hook(warm_refresh_hook)
     agent.add_tick_hook(dns_refresh_hook)
     status.add_site_section(dns.dns_status_section)
     status.add_site_section(runbook.status_section)
@@ -59,3 +60,47 @@ def dns_refresh_hook(ctx: HookContext) -> None:
             log.warning("%s", warning)
 
     ctx.spawn("dns-refresh", work)
+
+
+def warm_refresh_hook(ctx: HookContext) -> None:
+    """A warm standby with `warm_refresh` gets the newest snapshot restored onto it that
+    often (so that a failover can skip the restore). Never onto the active endpoint, never
+    while a run is open for the site."""
+    import time
+
+    from failover import runbook
+    from failover.logs import get_logger
+
+    log = get_logger("warm")
+    now = time.time()
+    for site_name, site in ctx.loaded.config.sites.items():
+        every = site.failover.warm_refresh
+        if site.failover.standby != "warm" or every is None or site.backup is None:
+            continue
+        if runbook.open_run(ctx.store, site_name) is not None:
+            continue
+        row = ctx.store.active_endpoint(site_name)
+        active = row["active"] if row else site.initial_active
+        for name, endpoint in site.endpoints.items():
+            key = f"warm_refresh:{site_name}:{name}"
+            if name == active or endpoint.ssh is None:
+                continue
+            if now - float(ctx.store.get_meta(key) or 0) < every:
+                continue
+            loaded = ctx.loaded
+
+            def work(store: Store, name: str = name, key: str = key) -> None:
+                from failover import backup
+
+                try:
+                    backup.restore_to_endpoint(loaded, site_name, name,
+                                               target=site.failover.restore_target)
+                except Exception as exc:
+                    log.error("refreshing warm standby %s failed: %s", name, exc,
+                              extra={"site": site_name, "endpoint": name})
+                    return
+                store.set_meta(key, str(time.time()))
+                log.info("warm standby refreshed with the newest snapshot",
+                         extra={"site": site_name, "endpoint": name})
+
+            ctx.spawn(f"warm-{site_name}-{name}", work)
