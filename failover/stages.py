@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from failover.agent import HookContext
+    from failover.config import LoadedConfig
     from failover.store import Store
 
 _registered = False
@@ -67,11 +68,10 @@ def warm_refresh_hook(ctx: HookContext) -> None:
     often (so that a failover can skip the restore). Never onto the active endpoint, never
     while a run is open for the site."""
     import time
+    from functools import partial
 
     from failover import runbook
-    from failover.logs import get_logger
 
-    log = get_logger("warm")
     now = time.time()
     for site_name, site in ctx.loaded.config.sites.items():
         every = site.failover.warm_refresh
@@ -87,20 +87,24 @@ def warm_refresh_hook(ctx: HookContext) -> None:
                 continue
             if now - float(ctx.store.get_meta(key) or 0) < every:
                 continue
-            loaded = ctx.loaded
+            ctx.spawn(f"warm-{site_name}-{name}",
+                      partial(_refresh_warm, ctx.loaded, site_name, name, key))
 
-            def work(store: Store, name: str = name, key: str = key) -> None:
-                from failover import backup
 
-                try:
-                    backup.restore_to_endpoint(loaded, site_name, name,
-                                               target=site.failover.restore_target)
-                except Exception as exc:
-                    log.error("refreshing warm standby %s failed: %s", name, exc,
-                              extra={"site": site_name, "endpoint": name})
-                    return
-                store.set_meta(key, str(time.time()))
-                log.info("warm standby refreshed with the newest snapshot",
-                         extra={"site": site_name, "endpoint": name})
+def _refresh_warm(loaded: LoadedConfig, site_name: str, endpoint: str, key: str,
+                  store: Store) -> None:
+    import time
 
-            ctx.spawn(f"warm-{site_name}-{name}", work)
+    from failover import backup
+    from failover.logs import get_logger
+
+    log = get_logger("warm")
+    extra = {"site": site_name, "endpoint": endpoint}
+    target = loaded.config.sites[site_name].failover.restore_target
+    try:
+        backup.restore_to_endpoint(loaded, site_name, endpoint, target=target)
+    except Exception as exc:
+        log.error("refreshing the warm standby failed: %s", exc, extra=extra)
+        return
+    store.set_meta(key, str(time.time()))
+    log.info("warm standby refreshed with the newest snapshot", extra=extra)
