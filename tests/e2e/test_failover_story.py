@@ -263,3 +263,24 @@ def test_agent_killed_during_restore_completes_the_run_once(lab: Lab, tmp_path: 
     _, body = lab.https_get(lab.standby, "/")
     assert lab.marker in body
     assert sum("failover to standby complete" in t for t in lab.receiver.titles()) <= 1
+
+
+def test_warm_standby_is_refreshed_and_fails_over_without_a_restore(lab: Lab, tmp_path: Path
+                                                                    ) -> None:
+    story = Story(lab, tmp_path, failover={"standby": "warm", "warm_refresh": "1h"})
+    assert story.cli("backup", "run").returncode == 0
+    _, before = lab.https_get(lab.standby, "/")
+    assert lab.outdated_marker in before
+    story.start_agent()
+    try:
+        # the agent restores the newest snapshot onto the warm standby on its own
+        story.wait(lambda: lab.marker in lab.https_get(lab.standby, "/")[1], 60,
+                   "the warm standby to be refreshed")
+        story.both_up()
+        lab.primary.blackhole()
+        story.wait(lambda: lab.dns_answer() == [lab.standby.ip], 60, "the warm failover")
+        story.wait(lambda: story.runs() and story.runs()[0][2] == "done", 30, "the run done")
+    finally:
+        story.stop_agent()
+    steps = dict(story.db("SELECT name, status FROM run_steps"))
+    assert steps["restore"] == "skipped" and steps["switch_dns"] == "done"
