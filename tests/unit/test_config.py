@@ -134,3 +134,18 @@ def _env_refs(text: str) -> set[str]:
     import re
 
     return set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", text))
+
+
+def test_readme_example_config_validates(tmp_path: Path) -> None:
+    import re
+
+    secret = tmp_path / "secret"
+    secret.write_text("placeholder\n")
+    secret.chmod(0o600)
+    readme = (REPO / "README.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", readme, flags=re.S)
+    assert blocks, "the README shows an example config"
+    for block in blocks:
+        env = {k: "placeholder-for-validation" for k in _env_refs(block)}
+        block = re.sub(r"file:[^\s,}\]\"']+", f"file:{secret}", block)
+        parse_config(block, "README.md", env=env)
