@@ -282,6 +282,10 @@ def switch(
             typer.echo(f"{site} is now served by {to}")
 
 
+from failover.cli_migrate import migrate  # noqa: E402
+
+app.command("migrate")(migrate)
+
 runs_app = typer.Typer(help="Journaled runs (failover, failback, switch, migrate).",
                        no_args_is_help=True)
 app.add_typer(runs_app, name="runs")

@@ -1,0 +1,554 @@
+"""`failover migrate`: a one-shot move of a site onto another server, one the user has
+(`--to ENDPOINT`) or a new one created from a compute template (`--provision TEMPLATE`).
+
+A migrate is a journaled run like a failover (runbook.py): the common steps (preflight,
+final backup, restore, after-restore commands, recheck, DNS switch, activate, verify,
+notify) plus three of its own, registered here:
+
+- `provision`: create the server through the template's compute provider, idempotently
+  across crashes: the idempotency key is written into the run's options before the
+  provider is called, and the server's id as soon as it exists, so that a run killed at
+  any point finds its server again instead of creating a second one. Its data carries the
+  new endpoint's block, which makes the server an endpoint (`run.target`) for every later
+  step (runbook.with_new_endpoint).
+- `wait_ssh`: the server's SSH port answers with a banner, then a real login works.
+- `ensure_restic`: restic runs there; if not, it is installed with the server's package
+  manager, or else the local restic binary (same architecture) is uploaded.
+
+The DNS records change late (switch_dns comes after the restore and the checks of the new
+server), so a failure before that leaves the old server active and DNS untouched.
+`on_failure()` deletes a server this run created when asked (`--destroy-on-failure`), and
+otherwise says what was left running. The user's config file is changed only on request
+(`--write-config`, through config.edit, comments kept).
+
+This module is imported by the CLI only when `migrate` runs, and by the runbook when it
+needs one of these steps; SDKs are imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from failover.errors import FailoverError, RemoteError, UnsafePlan, UsageError
+from failover.logs import get_logger
+from failover.runbook import RunPlan, StepContext, StepFailed, StepPlan, step
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from failover.config import LoadedConfig
+    from failover.runbook import Run
+    from failover.store import Store
+
+log = get_logger("migrate")
+
+StepOut = tuple[str, dict[str, Any]]
+
+# Where an uploaded restic goes when backup.restic is a bare program name.
+UPLOAD_PATH = "/usr/local/bin/restic"
+
+# How to install restic with each package manager (run as root, or through sudo -n).
+INSTALL: dict[str, str] = {
+    "apt-get": "DEBIAN_FRONTEND=noninteractive $SUDO apt-get update -q && "
+               "DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q restic",
+    "dnf": "$SUDO dnf install -y restic",
+    "yum": "$SUDO yum install -y restic",
+    "apk": "$SUDO apk add --no-cache restic",
+    "zypper": "$SUDO zypper --non-interactive install restic",
+    "pacman": "$SUDO pacman -S --noconfirm restic",
+}
+_DETECT = ("for pm in " + " ".join(INSTALL) + "; do "
+           "if command -v \"$pm\" >/dev/null 2>&1; then echo \"$pm\"; exit 0; fi; done; exit 1")
+_SUDO = 'if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO="sudo -n"; fi\n'
+# stdin (after the prelude's environment lines) is the binary; $1 is where it goes.
+_UPLOAD = _SUDO + """\
+set -e
+$SUDO mkdir -p "$(dirname "$1")"
+$SUDO sh -c 'cat > "$1.failover-upload" && chmod 755 "$1.failover-upload" && \
+mv -f "$1.failover-upload" "$1"' sh "$1"
+"""
+_ARCH_ALIASES = {"amd64": "x86_64", "arm64": "aarch64", "armv7l": "arm", "armv6l": "arm"}
+
+
+# --- the steps ---------------------------------------------------------------------------
+
+
+@step("provision")
+def step_provision(ctx: StepContext) -> StepOut:
+    """Create the new server (or find the one an interrupted attempt of this run created)
+    and wait until it runs with its address."""
+    from failover import compute
+
+    run = ctx.run
+    template_name = run.options.get("template")
+    if not template_name:
+        raise StepFailed(f"run #{run.id} names no compute template to create a server from")
+    options = dict(run.options)
+    key = options.get("idempotency_key")
+    if not key:
+        # Journaled before the provider hears of it: a retry after a crash at any point
+        # uses the same key, and the provider's find-by-tag (or client token) returns the
+        # server of the first attempt.
+        key = f"{run.site}-{run.id}-{uuid.uuid4().hex[:8]}"
+        options["idempotency_key"] = key
+        _save_options(ctx, options)
+
+    def on_created(node: Any) -> None:
+        options["node_id"] = node.id
+        options["node_name"] = node.name
+        _save_options(ctx, options)
+
+    node = compute.provision(ctx.loaded, template_name, run.site, key, ctx.progress,
+                             node_id=options.get("node_id"), on_created=on_created)
+    if options.get("node_id") != node.id:  # found again by its tag after a crash
+        on_created(node)
+    template = compute.template_for(ctx.loaded, template_name)
+    block = compute.endpoint_block(template, node, template_name)
+    log.info("server %s is %s", node.describe(), run.target,
+             extra={"site": run.site, "run": str(run.id)})
+    return (f"server {node.describe()} from compute template {template_name}",
+            {"node_id": node.id, "node_name": node.name, "template": template_name,
+             "endpoint": block})
+
+
+@step("wait_ssh")
+def step_wait_ssh(ctx: StepContext) -> StepOut:
+    """The new server's SSH port answers, then a real login (user, key, host key) works."""
+    from failover import compute
+    from providers.remote import Remote
+
+    run = ctx.run
+    template_name = ctx.data.get("template") or run.options.get("template")
+    if not template_name or run.target not in ctx.site.endpoints:
+        raise StepFailed(f"no server was provisioned for {run.target}")
+    template = compute.template_for(ctx.loaded, template_name)
+    ep = ctx.site.endpoints[run.target]
+    if ep.ssh is None:
+        raise StepFailed(f"{run.target} has no ssh settings")
+    deadline = time.monotonic() + template.ssh_timeout
+    banner = compute.wait_ssh_banner(ep.address, ep.ssh.port, template.ssh_timeout,
+                                     interval=template.poll_interval, progress=ctx.progress)
+    remote = Remote(ep.ssh, ep.address, name=run.target,
+                    connect_timeout=max(1.0, min(10.0, template.ssh_timeout)))
+    delay = min(1.0, template.poll_interval)
+    while True:
+        try:
+            remote.run(["true"], timeout=max(15.0, min(60.0, template.ssh_timeout)))
+            break
+        except RemoteError as exc:
+            text = str(exc)
+            if "host key" in text:
+                known = ep.ssh.known_hosts or "known_hosts"
+                raise StepFailed(
+                    f"{text}; the new server's host key must be in {known} before the "
+                    f"tool logs in: check it (the provider's console shows it) and add it, "
+                    f"e.g. `ssh-keyscan -p {ep.ssh.port} {ep.address} >> {known}` once "
+                    "verified, then run the same command again") from None
+            if time.monotonic() >= deadline:
+                raise StepFailed(f"{run.target} answers SSH but the login fails: {text}") \
+                    from None
+            ctx.progress(f"login to {run.target} not possible yet ({text}); retrying")
+            time.sleep(delay)
+            delay = min(delay * 2, template.poll_interval)
+    return f"{run.target} ({ep.address}) answers over SSH ({banner})", {}
+
+
+@step("ensure_restic")
+def step_ensure_restic(ctx: StepContext) -> StepOut:
+    """restic runs on the target; otherwise install it (package manager) or upload it."""
+    from failover.steps import remote_for
+
+    run, site = ctx.run, ctx.site
+    remote = remote_for(ctx.loaded, run.site, run.target)
+    binary = site.backup.restic if site.backup is not None else "restic"
+    version = _restic_version(remote, binary)
+    if version:
+        return f"{version} is there on {run.target}", {}
+    ctx.progress(f"restic ({binary}) is not installed on {run.target}")
+    problems: list[str] = []
+    if "/" not in binary:
+        manager = _package_manager(remote)
+        if manager is None:
+            problems.append("no package manager found (apt-get, dnf, yum, apk, zypper, pacman)")
+        else:
+            ctx.progress(f"installing restic on {run.target} with {manager}")
+            try:
+                remote.run(["/bin/sh", "-c", _SUDO + INSTALL[manager]],
+                           timeout=max(300.0, site.failover.command_timeout))
+            except RemoteError as exc:
+                problems.append(f"{manager} failed: {exc}")
+            else:
+                version = _restic_version(remote, binary)
+                if version:
+                    return f"installed {version} on {run.target} with {manager}", {}
+                problems.append(f"{manager} ran, but `{binary} version` still fails")
+    dest = binary if binary.startswith("/") else UPLOAD_PATH
+    try:
+        uploaded = _upload_restic(ctx, remote, dest)
+    except StepFailed as exc:
+        problems.append(str(exc))
+        raise StepFailed(f"restic is missing on {run.target} and could not be put there: "
+                         + "; ".join(problems)) from None
+    version = _restic_version(remote, binary)
+    if not version:
+        raise StepFailed(f"uploaded restic to {run.target}:{dest}, but `{binary} version` "
+                         f"does not run it there (is {dest} on the PATH?): set the backup's "
+                         f"`restic: {dest}`")
+    return f"uploaded {uploaded} to {run.target}:{dest} ({version})", {}
+
+
+def _save_options(ctx: StepContext, options: dict[str, Any]) -> None:
+    from failover import runbook
+
+    runbook.set_options(ctx.store, ctx.run.id, options)
+    ctx.run.options = dict(options)
+
+
+def _restic_version(remote: Any, binary: str) -> str | None:
+    result = remote.run([binary, "version"], check=False, timeout=60)
+    first = result.text.strip().splitlines()[0] if result.text.strip() else ""
+    if result.returncode == 0 and first.startswith("restic"):
+        return " ".join(first.split()[:2])
+    return None
+
+
+def _package_manager(remote: Any) -> str | None:
+    result = remote.run(["/bin/sh", "-c", _DETECT], check=False, timeout=30)
+    name = result.text.strip()
+    return name if result.returncode == 0 and name in INSTALL else None
+
+
+def _arch(name: str) -> str:
+    name = name.strip().lower()
+    return _ARCH_ALIASES.get(name, name)
+
+
+def _upload_restic(ctx: StepContext, remote: Any, dest: str) -> str:
+    """Copy this machine's restic to `dest` on the target (same OS and architecture)."""
+    import platform
+    import shutil
+
+    local = shutil.which("restic")
+    if local is None:
+        raise StepFailed("there is no restic on this machine to upload either")
+    probe = remote.run(["uname", "-sm"], check=False, timeout=30).text.split()
+    remote_os, remote_arch = [*probe, "?", "?"][:2]
+    here_os, here_arch = platform.system(), _arch(platform.machine())
+    if remote_os != here_os or _arch(remote_arch) != here_arch:
+        raise StepFailed(f"the local restic is for {here_os} {here_arch}, the server runs "
+                         f"{remote_os} {remote_arch}: install restic there by hand")
+    with open(local, "rb") as fh:
+        data = fh.read()
+    ctx.progress(f"uploading {local} ({len(data) // 1024} KiB) to {ctx.run.target}:{dest}")
+    try:
+        remote.run([dest], script=_UPLOAD, input=data,
+                   timeout=max(120.0, ctx.site.failover.command_timeout))
+    except RemoteError as exc:
+        raise StepFailed(f"uploading restic failed: {exc}") from None
+    return local
+
+
+# --- planning ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MigratePlan(RunPlan):
+    """A run plan plus what only a migrate shows: the server to create, whether the source
+    answers now, and (when it does not) the snapshot that would be restored."""
+
+    source_reachable: bool = True
+    source_detail: str = ""
+    snapshot: dict[str, Any] | None = None
+    server: dict[str, Any] | None = None
+
+    @property
+    def needs_confirmation(self) -> bool:
+        """Applying restores an older snapshot (the source is unreachable): --from-snapshot."""
+        return not self.source_reachable
+
+    def lines(self) -> list[str]:
+        out = super().lines()
+        extra: list[str] = []
+        if self.server is not None:
+            s = self.server
+            extra.append(f"  new server: {s['name']}, size {s['size']}, image {s['image']}"
+                         + (f", at {s['location']}" if s.get("location") else "")
+                         + f", {s['address']} address, from compute template {s['template']} "
+                         f"(driver {s['driver']})")
+        if not self.source_reachable:
+            extra.append(f"  source {self.source} is unreachable: {self.source_detail}")
+        return out[:1] + extra + out[1:]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "source_reachable": self.source_reachable,
+                "source_detail": self.source_detail, "snapshot": self.snapshot,
+                "server": self.server}
+
+
+def plan_migrate(loaded: LoadedConfig, store: Store, site_name: str, *, to: str | None = None,
+                 provision: str | None = None, name: str | None = None
+                 ) -> tuple[MigratePlan, Run | None]:
+    """The plan of `failover migrate SITE --to ENDPOINT | --provision TEMPLATE [--name N]`,
+    and the open run it would resume (None: a new run). Looks at the source now: when it
+    does not answer, the plan restores the newest snapshot (and says how old it is)."""
+    from failover import runbook
+
+    if site_name not in loaded.config.sites:
+        raise UsageError(f"no site {site_name!r} in {loaded.path} "
+                         f"(sites: {', '.join(loaded.config.sites)})")
+    if (to is None) == (provision is None):
+        raise UsageError("say where to move: --to ENDPOINT (a server of the site's) or "
+                         "--provision TEMPLATE (a new server from a compute template)")
+    if name is not None and provision is None:
+        raise UsageError("--name names the new server's endpoint: it goes with --provision")
+    site = loaded.config.sites[site_name]
+    server = _server_summary(loaded, site_name, provision) if provision else None
+    target = to or name or provision
+    assert target is not None
+    runbook.ensure_schema(store)
+
+    current = runbook.open_run(store, site_name)
+    if current is not None:
+        same = (current.kind == "migrate" and current.target == target
+                and current.options.get("template") == provision)
+        if not same:
+            raise UnsafePlan(
+                f"site {site_name} has an open run #{current.id} ({current.kind} to "
+                f"{current.target}, {current.status})",
+                hint=(f"finish it with `{_command(site_name, current)}`, "
+                      if current.kind == "migrate" else "finish it first, ")
+                + f"or give up on it with `failover runs abandon {current.id}`")
+        steps = tuple(StepPlan(s["name"], s["title"],
+                               s["detail"] if s["status"] == "skipped" else None)
+                      for s in current.steps)
+        return MigratePlan(site_name, "migrate", current.source, current.target, steps,
+                           server=server), current
+
+    row = store.active_endpoint(site_name)
+    active = row["active"] if row else site.initial_active
+    if active not in site.endpoints:
+        raise UsageError(
+            f"the active endpoint of {site_name} is {active}, which is not in {loaded.path}",
+            hint=f"add its block first: `failover migrate {site_name} --write-config` "
+                 "adds the one the last migrate printed")
+    if to is not None and to not in site.endpoints:
+        raise UsageError(f"site {site_name} has no endpoint {to!r} "
+                         f"(it has {', '.join(site.endpoints)})")
+    reachable, detail = check_source(loaded, site_name, active)
+    plan = runbook.plan_run(site_name, site, "migrate", active, target, provision=provision,
+                            source_reachable=reachable)
+    warnings = list(plan.warnings)
+    snapshot: dict[str, Any] | None = None
+    restoring = any(s.name == "restore" and s.skip is None for s in plan.steps)
+    if not reachable and restoring:
+        snapshot, note = _newest_snapshot(loaded, site_name)
+        warnings.append(note)
+    elif not reachable:
+        warnings.append(f"{active} does not answer ({detail}); nothing is restored")
+    base = {f.name: getattr(plan, f.name) for f in dataclasses.fields(RunPlan)}
+    base["warnings"] = tuple(warnings)
+    return MigratePlan(**base, source_reachable=reachable or not restoring,
+                       source_detail=detail, snapshot=snapshot, server=server), None
+
+
+def check_source(loaded: LoadedConfig, site_name: str, endpoint: str) -> tuple[bool, str]:
+    """Whether the endpoint being left answers now, so that a final backup can be taken:
+    a login over SSH when it has ssh settings, otherwise the site's checks."""
+    from failover.steps import probe_endpoint
+    from providers.remote import Remote
+
+    ep = loaded.config.sites[site_name].endpoints[endpoint]
+    if ep.ssh is not None:
+        try:
+            Remote(ep.ssh, ep.address, name=endpoint, connect_timeout=5).run(["true"],
+                                                                             timeout=20)
+        except FailoverError as exc:
+            return False, str(exc)
+        return True, "answers over SSH"
+    results = probe_endpoint(loaded, site_name, endpoint)
+    failing = [f"{r.check}: {r.detail}" for r in results if not r.ok]
+    if failing:
+        return False, "; ".join(failing)
+    return True, f"passes {len(results)} check(s)"
+
+
+def _newest_snapshot(loaded: LoadedConfig, site_name: str) -> tuple[dict[str, Any] | None, str]:
+    from failover import backup
+
+    try:
+        snap = backup.newest_snapshot(loaded, site_name)
+    except FailoverError as exc:
+        return None, f"the newest snapshot cannot be listed: {exc}"
+    if snap is None:
+        return None, "the repository holds no snapshot of the site: there is nothing to restore"
+    age = time.time() - snap.time
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(snap.time))
+    info = {"id": snap.id, "short_id": snap.short_id, "time": snap.time, "age": age}
+    return info, (f"no final backup: the newest snapshot {snap.short_id} from {when} "
+                  f"({_age(age)} old) is restored; writes after it are lost "
+                  "(apply with --from-snapshot to confirm)")
+
+
+def _server_summary(loaded: LoadedConfig, site_name: str, template_name: str) -> dict[str, Any]:
+    from failover import compute
+
+    template = compute.template_for(loaded, template_name)
+    return {"template": template_name, "name": template.node_name(site_name),
+            "driver": template.driver, "size": template.size, "image": template.image,
+            "location": template.location, "address": template.address}
+
+
+def _command(site_name: str, run: Run) -> str:
+    template = run.options.get("template")
+    if template:
+        name = "" if run.target == template else f" --name {run.target}"
+        return f"failover migrate {site_name} --provision {template}{name} --yes"
+    return f"failover migrate {site_name} --to {run.target} --yes"
+
+
+# --- after the run ---------------------------------------------------------------------------
+
+
+def created_server(run: Run) -> dict[str, Any] | None:
+    """The server this run created (id, name, template, address), if any."""
+    data: dict[str, Any] = {}
+    for s in run.steps:
+        if s["name"] == "provision":
+            data = s.get("data") or {}
+    node_id = data.get("node_id") or run.options.get("node_id")
+    if not node_id:
+        return None
+    endpoint = data.get("endpoint") or {}
+    return {"id": node_id, "name": data.get("node_name") or run.options.get("node_name"),
+            "template": data.get("template") or run.options.get("template"),
+            "address": endpoint.get("address")}
+
+
+def on_failure(loaded: LoadedConfig, store: Store, run: Run, *, destroy: bool,
+               progress: Callable[[str], None] | None = None) -> list[str]:
+    """What a failed migrate left behind, as lines for the user; with `destroy`, delete the
+    server the run created (only while DNS does not point at it yet) and close the run."""
+    from failover import compute, runbook
+
+    say = progress or (lambda _m: None)
+    failed = next((s for s in run.steps if s["status"] == "failed"), None)
+    at = failed["name"] if failed else "?"
+    switched = any(s["name"] == "switch_dns" and s["status"] == "done" for s in run.steps)
+    activated = any(s["name"] == "activate" and s["status"] == "done" for s in run.steps)
+    lines: list[str] = []
+    if switched:
+        lines.append(f"DNS already points at {run.target}"
+                     + ("" if activated else f"; {run.source} is still recorded as active"))
+    else:
+        lines.append(f"{run.source} is still the active endpoint; DNS was not changed")
+    server = created_server(run)
+    template = run.options.get("template")
+    if server is None:
+        if template:
+            lines.append("no server was created by this run")
+            if destroy:
+                lines += _destroy_found(loaded, run, template, say)
+        return lines
+    what = (f"server {server['name'] or ''} ({server['id']}"
+            + (f", {server['address']}" if server["address"] else "") + ")").replace("  ", " ")
+    if destroy and switched:
+        lines.append(f"{what} is kept: DNS already points at it")
+        return lines
+    if destroy:
+        try:
+            deleted = compute.destroy(loaded, str(server["template"] or template),
+                                      str(server["id"]), say)
+        except FailoverError as exc:
+            lines.append(f"could not delete {what}: {exc}; it is still running and billed: "
+                         "delete it in the provider's console")
+            return lines
+        runbook.abandon_run(store, run.id, f"{at} failed; {what} deleted "
+                                           "(--destroy-on-failure)")
+        lines.append(f"deleted {what}" if deleted else f"{what} was already gone")
+        lines.append(f"run #{run.id} is closed: the next migrate starts afresh")
+        return lines
+    lines.append(f"{what}, created by this run, is still running (and billed): run the same "
+                 "command again to resume with it, add --destroy-on-failure to delete it "
+                 "when the run fails, or delete it in the provider's console")
+    return lines
+
+
+def _destroy_found(loaded: LoadedConfig, run: Run, template: str,
+                   say: Callable[[str], None]) -> list[str]:
+    """A create whose answer was lost leaves a server that no id names: look for it by the
+    run's key (tag) and delete it."""
+    from failover import compute
+
+    key = run.options.get("idempotency_key")
+    if not key:
+        return []
+    try:
+        tpl = compute.template_for(loaded, template)
+        with compute.provider_for_template(loaded, template) as provider:
+            found = provider.find_nodes(tpl.node_name(run.site), key)
+        for node in found:
+            compute.destroy(loaded, template, node.id, say)
+    except FailoverError as exc:
+        return [f"could not look for a server of this run: {exc}"]
+    return [f"deleted server {n.describe()}" for n in found]
+
+
+def new_endpoint(run: Run) -> dict[str, Any] | None:
+    """The endpoint block of the server a done migrate created (None for --to)."""
+    for s in run.steps:
+        if s["name"] == "provision" and s["status"] == "done":
+            block = (s.get("data") or {}).get("endpoint")
+            return dict(block) if block else None
+    return None
+
+
+def pending_endpoint(loaded: LoadedConfig, store: Store, site_name: str
+                     ) -> tuple[str, dict[str, Any]] | None:
+    """The active endpoint when it is a server a migrate created that the config file does
+    not have yet: (name, block)."""
+    from failover import runbook
+
+    if site_name not in loaded.config.sites or not store.has_table("runs"):
+        return None
+    row = store.active_endpoint(site_name)
+    if row is None or row["active"] in loaded.config.sites[site_name].endpoints:
+        return None
+    for run in reversed(runbook.runs(store, site_name)):
+        if run.kind == "migrate" and run.status == "done" and run.target == row["active"]:
+            block = new_endpoint(run)
+            if block:
+                return run.target, block
+    return None
+
+
+def config_block(name: str, block: dict[str, Any]) -> str:
+    """The endpoint block as the text to put under sites.SITE.endpoints."""
+    from failover.config.edit import render_block
+
+    return render_block(name, block)
+
+
+def write_endpoint(loaded: LoadedConfig, site_name: str, name: str,
+                   block: dict[str, Any]) -> None:
+    """Add the block to the user's config file (comments and layout kept)."""
+    from failover.config.edit import add_endpoint
+
+    add_endpoint(loaded.path, site_name, name, block)
+
+
+def _age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f}d"
+
+
+__all__ = ["MigratePlan", "check_source", "config_block", "created_server", "new_endpoint",
+           "on_failure", "pending_endpoint", "plan_migrate", "write_endpoint"]
