@@ -33,6 +33,9 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+# The common steps too: the runbook imports failover.steps only while its registry is
+# empty, and importing this module first fills it with the three steps below.
+from failover import steps as _common_steps  # noqa: F401
 from failover.errors import FailoverError, RemoteError, UnsafePlan, UsageError
 from failover.logs import get_logger
 from failover.runbook import RunPlan, StepContext, StepFailed, StepPlan, step
