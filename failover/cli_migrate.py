@@ -122,8 +122,7 @@ def migrate(
         result["endpoint"] = {"name": done.target, "block": block} if block else None
         written = False
         if block is not None:
-            out(f"add this to sites.{site}.endpoints in {loaded.path}:"
-                if not write_config else f"sites.{site}.endpoints.{done.target}:")
+            out(f"the new endpoint, under sites.{site}.endpoints:")
             for line in core.config_block(done.target, block).splitlines():
                 out(f"  {line}")
             if write_config:
@@ -134,6 +133,9 @@ def migrate(
                                      f"{exc}") from None
                 written = True
                 out(f"added endpoint {done.target} to {loaded.path}")
+            else:
+                out(f"{loaded.path} was not changed: add the block yourself, or run "
+                    f"`failover migrate {site} --write-config`")
         result["config_written"] = written
         if json_out:
             emit_json(result)

@@ -28,6 +28,7 @@ needs one of these steps; SDKs are imported inside the functions.
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -74,6 +75,7 @@ $SUDO mkdir -p "$(dirname "$1")"
 $SUDO sh -c 'cat > "$1.failover-upload" && chmod 755 "$1.failover-upload" && \
 mv -f "$1.failover-upload" "$1"' sh "$1"
 """
+_ENDPOINT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")  # config.models' Name
 _ARCH_ALIASES = {"amd64": "x86_64", "arm64": "aarch64", "armv7l": "arm", "armv6l": "arm"}
 
 
@@ -312,6 +314,9 @@ def plan_migrate(loaded: LoadedConfig, store: Store, site_name: str, *, to: str 
     server = _server_summary(loaded, site_name, provision) if provision else None
     target = to or name or provision
     assert target is not None
+    if not _ENDPOINT_NAME.match(target):
+        raise UsageError(f"{target!r} cannot name an endpoint: letters, digits, '.', '_', '-'"
+                         + ("; give the new server a name with --name" if name is None else ""))
     runbook.ensure_schema(store)
 
     current = runbook.open_run(store, site_name)
@@ -366,9 +371,14 @@ def check_source(loaded: LoadedConfig, site_name: str, endpoint: str) -> tuple[b
 
     ep = loaded.config.sites[site_name].endpoints[endpoint]
     if ep.ssh is not None:
+        wait = 5.0  # or the endpoint's own ConnectTimeout, if shorter
+        for option in ep.ssh.options:
+            key, _, value = option.partition("=")
+            if key.strip().lower() == "connecttimeout" and value.strip().isdigit():
+                wait = max(1.0, min(wait, float(value)))
         try:
-            Remote(ep.ssh, ep.address, name=endpoint, connect_timeout=5).run(["true"],
-                                                                             timeout=20)
+            Remote(ep.ssh, ep.address, name=endpoint, connect_timeout=wait).run(["true"],
+                                                                                timeout=20)
         except FailoverError as exc:
             return False, str(exc)
         return True, "answers over SSH"

@@ -19,6 +19,7 @@ the migrate process SIGKILLed twice and run again (one server, resumed).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -452,9 +453,16 @@ def test_unreachable_primary_needs_from_snapshot(world: World) -> None:
         assert "old" in refused.stdout and "--from-snapshot" in _error_line(refused)
         assert world.runs() == []
 
-        proc = world.cli("migrate", SITE, "--to", "standby", "--yes", "--from-snapshot")
+        proc = world.cli("migrate", SITE, "--to", "standby", "--yes", "--from-snapshot",
+                         "--json")
         assert proc.returncode == 0, _out(proc)
-        assert "skipped: the source is unreachable" in proc.stdout
+        result = json.loads(proc.stdout)
+        assert result["applied"] is True and result["run"]["status"] == "done"
+        assert result["plan"]["source_reachable"] is False
+        assert result["plan"]["snapshot"]["age"] < 120
+        final = next(s for s in result["run"]["steps"] if s["name"] == "final_backup")
+        assert final["status"] == "skipped"
+        assert "the source is unreachable" in final["detail"]
         status, body = lab.https_get(lab.standby, "/")
         assert status == 200 and lab.marker in body
         assert world.dns() == [lab.standby.ip]
