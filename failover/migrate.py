@@ -57,8 +57,8 @@ UPLOAD_PATH = "/usr/local/bin/restic"
 
 # How to install restic with each package manager (run as root, or through sudo -n).
 INSTALL: dict[str, str] = {
-    "apt-get": "DEBIAN_FRONTEND=noninteractive $SUDO apt-get update -q && "
-               "DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q restic",
+    "apt-get": "$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q && "
+               "$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q restic",
     "dnf": "$SUDO dnf install -y restic",
     "yum": "$SUDO yum install -y restic",
     "apk": "$SUDO apk add --no-cache restic",
@@ -450,12 +450,18 @@ def on_failure(loaded: LoadedConfig, store: Store, run: Run, *, destroy: bool,
     say = progress or (lambda _m: None)
     failed = next((s for s in run.steps if s["status"] == "failed"), None)
     at = failed["name"] if failed else "?"
-    switched = any(s["name"] == "switch_dns" and s["status"] == "done" for s in run.steps)
-    activated = any(s["name"] == "activate" and s["status"] == "done" for s in run.steps)
+    status = {s["name"]: s["status"] for s in run.steps}
+    # A switch that failed half way may have changed some records: count it as switched.
+    switched = status.get("switch_dns") in ("done", "failed", "running")
+    activated = status.get("activate") == "done"
     lines: list[str] = []
-    if switched:
+    if status.get("switch_dns") == "done":
         lines.append(f"DNS already points at {run.target}"
                      + ("" if activated else f"; {run.source} is still recorded as active"))
+    elif switched:
+        lines.append(f"the DNS change to {run.target} failed and may be partly applied: "
+                     f"`failover dns show` says what the records hold; {run.source} is still "
+                     "recorded as active")
     else:
         lines.append(f"{run.source} is still the active endpoint; DNS was not changed")
     server = created_server(run)
@@ -469,7 +475,7 @@ def on_failure(loaded: LoadedConfig, store: Store, run: Run, *, destroy: bool,
     what = (f"server {server['name'] or ''} ({server['id']}"
             + (f", {server['address']}" if server["address"] else "") + ")").replace("  ", " ")
     if destroy and switched:
-        lines.append(f"{what} is kept: DNS already points at it")
+        lines.append(f"{what} is kept: DNS may point at it already")
         return lines
     if destroy:
         try:
