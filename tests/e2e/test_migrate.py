@@ -390,6 +390,24 @@ def test_quota_refusal_fails_at_provision_and_creates_nothing(world: World) -> N
     assert run["status"] == "failed"  # resumable: the same command retries the provision
 
 
+def test_server_that_never_gets_its_address_is_destroyed(world: World) -> None:
+    """The server is created but never has a public address (the subnet gives none): the
+    provision step fails after its id was journaled, and --destroy-on-failure deletes it."""
+    _host, subnet = world.new_server(sshd=False, web=False)
+    world.write_config(world.template(subnet, address="public", boot_timeout="2s"))
+    proc = world.cli("migrate", SITE, "--provision", TEMPLATE, "--yes", "--destroy-on-failure")
+    assert proc.returncode == 1, _out(proc)
+    line = _error_line(proc)
+    assert "stopped at provision" in line and "has no public address after 2s" in line, line
+    assert world.instances() == []
+    (gone,) = world.instances(("shutting-down", "terminated"))
+    assert f"deleted server failover-shop ({gone['InstanceId']}" in proc.stdout
+    (run,) = world.runs()
+    assert run["status"] == "abandoned" and run["options"]["node_id"] == gone["InstanceId"]
+    assert world.dns() == [world.lab.primary.ip]
+    assert world.active() == "primary"
+
+
 def test_server_never_reachable_over_ssh_is_named_then_destroyed(world: World) -> None:
     host, subnet = world.new_server(sshd=False, web=False)
     host.blackhole()  # the address exists, nothing answers: connections time out
