@@ -36,6 +36,7 @@ def make_data(root: Path, mib: int) -> Path:
 
 
 def timed(argv: list[str], env: dict[str, str]) -> float:
+    os.sync()  # the previous run's writeback must not slow this one down
     start = time.perf_counter()
     subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)
