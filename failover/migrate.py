@@ -152,7 +152,9 @@ def step_wait_ssh(ctx: StepContext) -> StepOut:
                     f"{text}; the new server's host key must be in {known} before the "
                     f"tool logs in: check it (the provider's console shows it) and add it, "
                     f"e.g. `ssh-keyscan -p {ep.ssh.port} {ep.address} >> {known}` once "
-                    "verified, then run the same command again") from None
+                    "verified, then run the same command again (or, trusting the first key "
+                    "seen, leave the template's ssh.known_hosts unset and put "
+                    "StrictHostKeyChecking=accept-new in its ssh.options)") from None
             if time.monotonic() >= deadline:
                 raise StepFailed(f"{run.target} answers SSH but the login fails: {text}") \
                     from None
