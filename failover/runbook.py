@@ -307,8 +307,8 @@ def start_run(store: Store, plan: RunPlan, trigger: str, options: dict[str, Any]
             f"site {plan.site} already has an open run"
             + (f" (#{existing.id}: {existing.kind} to {existing.target}, {existing.status})"
                if existing else ""),
-            hint="resume it with `failover switch` to the same endpoint, or "
-                 "`failover runs abandon` it",
+            hint=(f"resume it with `{resume_command(existing)}`, or "
+                  f"`failover runs abandon {existing.id}`") if existing else None,
         ) from None
     run = get_run(store, run_id)
     assert run is not None
@@ -346,6 +346,15 @@ def runs(store: Store, site: str | None = None, since: float = 0.0) -> list[Run]
         args.append(site)
     return [r for (rid,) in store.conn.execute(query + " ORDER BY created", args)
             if (r := get_run(store, rid)) is not None]
+
+
+def resume_command(run: Run) -> str:
+    """The command a person runs to resume `run`."""
+    if run.kind == "migrate":
+        template = run.options.get("template")
+        how = f"--provision {template} --name {run.target}" if template else f"--to {run.target}"
+        return f"failover migrate {run.site} {how} --yes"
+    return f"failover switch {run.site} --to {run.target} --yes"
 
 
 def set_options(store: Store, run_id: int, options: dict[str, Any]) -> None:
@@ -411,7 +420,7 @@ def step(name: str) -> Callable[[StepFn], StepFn]:
 def _step_impl(name: str) -> StepFn:
     import importlib
 
-    if not STEPS:
+    if name not in STEPS:
         importlib.import_module("failover.steps")  # registers the common steps
     if name not in STEPS:
         importlib.import_module("failover.migrate")  # provision, wait_ssh, ensure_restic
@@ -467,6 +476,11 @@ def execute(loaded: LoadedConfig, store: Store, notifier: Notifier, run: Run,
         ctx = StepContext(loaded, store, notifier, run, data, say)
         try:
             detail, out = impl(ctx)
+        except KeyboardInterrupt:
+            # A person stopped it: journal that, and leave it to them (the agent does not
+            # resume a failed manual run on its own).
+            _fail(store, notifier, run, idx, name, "interrupted (Ctrl-C)", extra)
+            raise
         except FailoverError as exc:
             _fail(store, notifier, run, idx, name, str(exc), extra)
             return get_run(store, run.id) or run
@@ -577,7 +591,7 @@ def _resume_if_due(ctx: HookContext, run: Run, now: float) -> None:
         _notify_once(ctx, f"gave-up:{run.id}", Event(
             "failover", f"[{run.site}] {run.kind} to {run.target} needs a person",
             f"Run #{run.id} failed {run.attempts} time(s) ({run.detail}). Retry with "
-            f"`failover switch {run.site} --to {run.target} --yes`, or give up on it with "
+            f"`{resume_command(run)}`, or give up on it with "
             f"`failover runs abandon {run.id}`.", site=run.site, level="failure"))
         return
     failed_at = max((s["finished"] or 0) for s in run.steps)
