@@ -487,7 +487,8 @@ def run_backup(loaded: Any, store: Any | None, site: str, *, source: str | None 
                                   "error": result.error}
         if result.ok:
             values["last_success"] = started
-            values["newest_snapshot"] = started
+            values["newest_snapshot"] = started  # every part has a snapshot of this run
+            values["repo_read"] = time.time()
             ids = json.loads(state.get("snapshot_ids") or "{}")
             ids.update(snaps)
             values["snapshot_ids"] = json.dumps(ids)
