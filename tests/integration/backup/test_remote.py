@@ -155,3 +155,27 @@ def test_unreadable_file_is_a_warning(session_dir, restic_bin, sshd_pam, config_
     assert result.parts["files"].partial
     assert any("secret.txt" in w for w in result.warnings)
     assert backup.load_state(store, "shop")["last_attempt_ok"] == 1
+
+
+def test_remote_dump_failure_makes_no_snapshot(tmp_path, restic_bin, sshd, config_factory,
+                                               store_for):
+    """The dump pipeline on the server: a failing dump interrupts restic before it can see the
+    end of its input, and nothing is left running there."""
+    loaded = config_factory(
+        {"repository": str(tmp_path / "repo"), "source": "primary",
+         "databases": [{"type": "sqlite", "path": str(tmp_path / "app.db"),
+                        "command": "printf 'BEGIN;\\n'; sleep 0.3; echo 'disk full' >&2; exit 5"}]},
+        endpoints={"primary": {"address": "127.0.0.1", "ssh": sshd.ssh_target()}})
+    store = store_for(loaded)
+
+    def sleepers() -> set[str]:
+        out = subprocess.run(["pgrep", "-f", "^sleep 3600$"], capture_output=True, text=True)
+        return set(out.stdout.split())
+
+    before = sleepers()
+    result = backup.run_backup(loaded, store, "shop", check=False)
+    assert not result.ok
+    assert "dump failed" in (result.error or "") and "disk full" in (result.error or "")
+    assert backup.list_snapshots(loaded, "shop") == []
+    assert not os.listdir(tmp_path / "repo" / "locks")
+    assert not sleepers() - before, "the dump side's placeholder was left running"
