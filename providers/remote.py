@@ -132,8 +132,12 @@ class Remote:
         return f"{self.name} ({self.user}@{self.host}:{self.port})"
 
     def ssh_argv(self, remote_command: str) -> list[str]:
-        argv = [self.ssh, "-T", "-p", str(self.port),
-                "-o", "BatchMode=yes",
+        # ssh keeps the first value it is given for an option: the user's options come
+        # first, so that they override the defaults below (ConnectTimeout, host key checks).
+        argv = [self.ssh, "-T", "-p", str(self.port)]
+        for option in getattr(self.target, "options", None) or []:
+            argv += ["-o", option]
+        argv += ["-o", "BatchMode=yes",
                 "-o", f"ConnectTimeout={max(1, int(self.connect_timeout))}",
                 "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4",
                 "-o", "LogLevel=ERROR"]
@@ -143,8 +147,6 @@ class Remote:
         known = getattr(self.target, "known_hosts", None)
         if known:
             argv += ["-o", f"UserKnownHostsFile={known}", "-o", "StrictHostKeyChecking=yes"]
-        for option in getattr(self.target, "options", None) or []:
-            argv += ["-o", option]
         argv += ["-l", self.user, "--", self.host, remote_command]
         return argv
 
