@@ -144,7 +144,12 @@ def record_round(config: Config, store: Store, notifier: Notifier, ts: float, du
         result.outcomes.append(outcome)
         _log_outcome(outcome)
         if change is not None:
-            _notify_change(notifier, config, outcome)
+            fenced = store.get_meta(f"fenced_endpoint:{site_name}:{ep_name}")
+            if fenced is None:
+                _notify_change(notifier, config, outcome)
+            else:  # an old primary fenced on purpose after a failover: no alarms about it
+                log.info("not notifying: %s was fenced after run #%s", ep_name, fenced,
+                         extra={"site": site_name, "endpoint": ep_name})
         for r in results:
             if r.warning and previous_warnings.get((site_name, ep_name, r.check)) != r.warning:
                 log.warning("%s: %s", r.check, r.warning,

@@ -650,6 +650,7 @@ def _fence_if_back(ctx: HookContext, site_name: str, site: Site, active: str,
             except FailoverError as exc:
                 outcome = f"fencing FAILED: {exc}"
         store.set_meta(key, outcome)
+        store.set_meta(f"fenced_endpoint:{site_name}:{old}", str(run_id))
         log.warning("old primary %s answers again; %s", old, outcome,
                     extra={"site": site_name, "endpoint": old})
         notifier.send(Event(

@@ -201,6 +201,8 @@ def step_switch_dns(ctx: StepContext) -> StepOut:
 @step("activate")
 def step_activate(ctx: StepContext) -> StepOut:
     ctx.store.set_active(ctx.run.site, ctx.run.target)
+    # An endpoint made active again is watched (and alarmed about) like any other.
+    ctx.store.delete_meta(f"fenced_endpoint:{ctx.run.site}:{ctx.run.target}")
     return f"{ctx.run.target} is the active endpoint", {"activated": time.time()}
 
 

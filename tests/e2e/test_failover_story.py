@@ -145,10 +145,12 @@ def test_failover_story_then_old_primary_returns_then_failback(lab: Lab, tmp_pat
         story.wait(lambda: any("old primary primary is back" in t
                                for t in lab.receiver.titles()), 60, "the old primary noticed")
         story.wait(lambda: not lab.primary.web_running, 20, "the fence to stop its web server")
-        time.sleep(2)
+        time.sleep(4)  # the fenced primary fails its checks again: no new alarm about it
         site = story.status()
         assert site["active"] == "standby" and lab.dns_answer() == [lab.standby.ip]
         assert len(story.runs()) == 1
+        assert sum("primary is DOWN" in t for t in lab.receiver.titles()) == 1
+        assert any("serves the data from before the failover" in w for w in site["warnings"])
     finally:
         story.stop_agent()
 
