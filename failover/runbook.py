@@ -698,10 +698,10 @@ def status_section(loaded: LoadedConfig, store: Store | None, site_name: str) ->
             "--write-config adds it)")
     if last is not None and last.kind == "failover" and row and row["active"] != last.source:
         st = HealthState.from_dict(store.health_state(site_name, last.source))
-        if st.streak_ok:
-            fenced = store.get_meta(f"fenced:{last.id}")
+        fenced = store.get_meta(f"fenced:{last.id}")
+        if st.streak_ok or fenced:
             warnings.append(
-                f"{last.source} answers again but serves the data from before the failover at "
+                f"{last.source} came back but serves the data from before the failover at "
                 f"{_when(last.created)}; it is not active"
                 + (f" ({fenced})" if fenced else "")
                 + f". Fail back with `failover switch {site_name} --to {last.source}`")

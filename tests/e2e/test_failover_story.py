@@ -150,7 +150,7 @@ def test_failover_story_then_old_primary_returns_then_failback(lab: Lab, tmp_pat
         assert site["active"] == "standby" and lab.dns_answer() == [lab.standby.ip]
         assert len(story.runs()) == 1
         assert sum("primary is DOWN" in t for t in lab.receiver.titles()) == 1
-        assert any("serves the data from before the failover" in w for w in site["warnings"])
+        assert any("serves the data from before the failover" in w for w in site["warnings"]), site
     finally:
         story.stop_agent()
 
