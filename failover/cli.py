@@ -298,6 +298,7 @@ def runs_list(
 ) -> None:
     """Every run with its outcome."""
     from failover import runbook
+    from failover.humanize import local_time
     from failover.store import Store
 
     loaded = load()
@@ -312,7 +313,7 @@ def runs_list(
     if not items:
         typer.echo("no runs")
     for r in items:
-        typer.echo(f"#{r.id} {_ts(r.created)} {r.site} {r.kind} ({r.trigger}) {r.source} -> "
+        typer.echo(f"#{r.id} {local_time(r.created)} {r.site} {r.kind} ({r.trigger}) {r.source} -> "
                    f"{r.target}: {r.status}" + (f" ({r.detail})" if r.detail else ""))
 
 
@@ -354,12 +355,6 @@ def runs_abandon(run_id: int = typer.Argument(..., help="The run's number."),
         runbook.abandon_run(store, run_id, reason)
     done = [s["name"] for s in run.steps if s["status"] == "done"]
     typer.echo(f"run #{run_id} abandoned; steps already done: {', '.join(done) or 'none'}")
-
-
-def _ts(ts: float | None) -> str:
-    import time
-
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "-"
 
 
 @app.command()

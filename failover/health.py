@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 from failover.config.models import Policy
+from failover.humanize import duration
 
 Status = Literal["unknown", "up", "suspect", "down", "recovering"]
 MIN_RECOVERY_SUCCESSES = 2
@@ -114,9 +115,9 @@ def _next_status(s: HealthState, ts: float, ok: bool, policy: Policy) -> tuple[S
         if ok:
             return "up", "first success" if s.status == "unknown" else "check passed again"
         if failing_for >= policy.down_after:
-            return "down", f"failing for {_fmt(failing_for)} ({s.streak_count} round(s))"
+            return "down", f"failing for {duration(failing_for)} ({s.streak_count} round(s))"
         if policy.window is not None and len(s.failures) >= policy.window.failures:
-            return "down", (f"{len(s.failures)} failures within {_fmt(policy.window.within)}")
+            return "down", (f"{len(s.failures)} failures within {duration(policy.window.within)}")
         return "suspect", "check failed"
     if s.status == "down":
         if ok:
@@ -132,7 +133,7 @@ def _recovered_or(s: HealthState, ts: float, policy: Policy, otherwise: Status
                   ) -> tuple[Status, str]:
     passing_for = ts - (s.streak_start or ts)
     if passing_for >= policy.up_after and s.streak_count >= MIN_RECOVERY_SUCCESSES:
-        return "up", f"passing for {_fmt(passing_for)} ({s.streak_count} round(s))"
+        return "up", f"passing for {duration(passing_for)} ({s.streak_count} round(s))"
     return otherwise, "check passed; waiting for up_after"
 
 
@@ -148,10 +149,3 @@ def evaluate(observations: Iterable[tuple[float, bool | None]], policy: Policy,
     return state, changes
 
 
-def _fmt(seconds: float) -> str:
-    seconds = round(seconds)
-    if seconds < 120:
-        return f"{seconds}s"
-    if seconds < 7200:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"

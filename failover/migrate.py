@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 # empty, and importing this module first fills it with the three steps below.
 from failover import steps as _common_steps  # noqa: F401
 from failover.errors import FailoverError, RemoteError, UnsafePlan, UsageError
+from failover.humanize import duration
 from failover.logs import get_logger
 from failover.runbook import RunPlan, StepContext, StepFailed, StepPlan, step
 
@@ -404,7 +405,7 @@ def _newest_snapshot(loaded: LoadedConfig, site_name: str) -> tuple[dict[str, An
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(snap.time))
     info = {"id": snap.id, "short_id": snap.short_id, "time": snap.time, "age": age}
     return info, (f"no final backup: the newest snapshot {snap.short_id} from {when} "
-                  f"({_age(age)} old) is restored; writes after it are lost "
+                  f"({duration(age)} old) is restored; writes after it are lost "
                   "(apply with --from-snapshot to confirm)")
 
 
@@ -559,16 +560,6 @@ def write_endpoint(loaded: LoadedConfig, site_name: str, name: str,
     from failover.config.edit import add_endpoint
 
     add_endpoint(loaded.path, site_name, name, block)
-
-
-def _age(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f}m"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f}h"
-    return f"{seconds / 86400:.1f}d"
 
 
 __all__ = ["MigratePlan", "check_source", "config_block", "created_server", "new_endpoint",

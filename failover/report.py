@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from failover.humanize import duration
+
 if TYPE_CHECKING:
     from failover.config import LoadedConfig
     from failover.store import Store
@@ -179,7 +181,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         if not site["incidents"]:
             lines += ["No incidents.", ""]
         for n, inc in enumerate(site["incidents"], 1):
-            state = "ongoing" if inc["ongoing"] else f"{_dur(inc['outage_seconds'])}"
+            state = "ongoing" if inc["ongoing"] else f"{duration(inc['outage_seconds'])}"
             lines += [f"### Incident {n}: {inc['endpoint']} down ({state})", ""]
             events = [(inc["first_failure"], "first failed probe"
                        + (f" ({inc['evidence']['first']['check']}: "
@@ -205,10 +207,10 @@ def render_markdown(report: dict[str, Any]) -> str:
             lines.append("")
             ev = inc["evidence"]
             lines.append(f"- failed probes recorded: {ev.get('failed_probes', 0)}")
-            lines.append(f"- outage of {inc['endpoint']}: {_dur(inc['outage_seconds'])}"
+            lines.append(f"- outage of {inc['endpoint']}: {duration(inc['outage_seconds'])}"
                          + (" (ongoing)" if inc["ongoing"] else ""))
             if inc["user_facing_downtime"] is not None:
-                lines.append(f"- user-facing downtime: {_dur(inc['user_facing_downtime'])}")
+                lines.append(f"- user-facing downtime: {duration(inc['user_facing_downtime'])}")
             lines.append("")
         lines += ["### Uptime per month", "",
                   "| endpoint | month | watched | down | uptime | target met |", "|---|---|---|---|---|---|"]
@@ -217,7 +219,7 @@ def render_markdown(report: dict[str, Any]) -> str:
                 up = "-" if m["uptime"] is None else f"{m['uptime'] * 100:.3f}%"
                 met = "-" if m["meets_target"] is None else ("yes" if m["meets_target"] else "NO")
                 lines.append(f"| {ep} ({data['address']}) | {m['month']} | "
-                             f"{_dur(m['watched_seconds'])} | {_dur(m['down_seconds'])} | {up} "
+                             f"{duration(m['watched_seconds'])} | {duration(m['down_seconds'])} | {up} "
                              f"| {met} |")
         lines.append("")
     return "\n".join(lines)
@@ -231,12 +233,3 @@ def _day(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")
 
 
-def _dur(seconds: float) -> str:
-    seconds = round(seconds)
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m {seconds % 60:02d}s"
-    if seconds < 86400:
-        return f"{seconds // 3600}h {(seconds % 3600) // 60:02d}m"
-    return f"{seconds // 86400}d {(seconds % 86400) // 3600:02d}h"

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from failover.errors import FailoverError, UnsafePlan, UsageError
 from failover.health import HealthState
+from failover.humanize import local_time
 from failover.logs import get_logger
 from failover.notify import Event, Notifier
 
@@ -688,7 +689,7 @@ def status_section(loaded: LoadedConfig, store: Store | None, site_name: str) ->
     elif last is not None:
         out["run"] = {**last.to_dict(),
                       "summary": f"last run #{last.id}: {last.kind} {last.source} -> "
-                                 f"{last.target}, done {_when(last.finished)}"}
+                                 f"{last.target}, done {local_time(last.finished)}"}
     row = store.active_endpoint(site_name)
     site = loaded.config.sites[site_name]
     if row and row["active"] not in site.endpoints:
@@ -702,15 +703,11 @@ def status_section(loaded: LoadedConfig, store: Store | None, site_name: str) ->
         if st.streak_ok or fenced:
             warnings.append(
                 f"{last.source} came back but serves the data from before the failover at "
-                f"{_when(last.created)}; it is not active"
+                f"{local_time(last.created)}; it is not active"
                 + (f" ({fenced})" if fenced else "")
                 + f". Fail back with `failover switch {site_name} --to {last.source}`")
     out["warnings"] = warnings
     return out
-
-
-def _when(ts: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "-"
 
 
 def plan_manual(loaded: LoadedConfig, store: Store, site_name: str, target: str

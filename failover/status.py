@@ -8,6 +8,7 @@ from typing import Any
 
 from failover.config import LoadedConfig
 from failover.health import HealthState
+from failover.humanize import duration, local_time
 from failover.store import Store
 
 # Later stages add per-site sections (backups, DNS) through these: fn(loaded, store, site)
@@ -38,7 +39,7 @@ def gather(loaded: LoadedConfig, store: Store | None, now: float | None = None) 
         slowest = max(s.policy.interval for s in config.sites.values())
         if now - last_round["ts"] > 3 * slowest + 60:
             out["warnings"].append(
-                f"the last probe round was {_ago(now - last_round['ts'])} ago: is the agent "
+                f"the last probe round was {duration(now - last_round['ts'])} ago: is the agent "
                 "(or the cron job) running?")
         if not last_round["network_ok"]:
             out["warnings"].append(
@@ -90,7 +91,7 @@ def render_text(data: dict[str, Any]) -> str:
     lr = data.get("last_round")
     if lr:
         net = "ok" if lr["network_ok"] else "DOWN"
-        lines.append(f"last round {_when(lr['ts'])} ({lr['duration']:.1f}s), "
+        lines.append(f"last round {local_time(lr['ts'])} ({lr['duration']:.1f}s), "
                      f"agent network {net}, canaries {lr['canaries']}")
     for warning in data["warnings"]:
         lines.append(f"! {warning}")
@@ -105,7 +106,7 @@ def render_text(data: dict[str, Any]) -> str:
             ) or "-"
             marker = "*" if ep_name == site["active"] else ""
             rows.append((marker, ep_name, ep["address"], ep["health"],
-                         _when(ep["since"]) if ep["since"] else "-", probe))
+                         local_time(ep["since"]) if ep["since"] else "-", probe))
         lines += _table(rows, indent="  ")
         for key, value in site.items():
             if key in ("hostname", "active", "active_since", "last_switch", "auto_failover",
@@ -127,13 +128,3 @@ def _table(rows: list[tuple[str, ...]], indent: str = "") -> list[str]:
     ]
 
 
-def _when(ts: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
-
-
-def _ago(seconds: float) -> str:
-    if seconds < 120:
-        return f"{int(seconds)}s"
-    if seconds < 7200:
-        return f"{int(seconds // 60)}m"
-    return f"{int(seconds // 3600)}h"

@@ -10,6 +10,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from failover.errors import FailoverError
+from failover.humanize import duration
 from failover.logs import get_logger
 from failover.notify import Event
 from failover.runbook import StepContext, StepFailed, step
@@ -114,12 +115,12 @@ def step_preflight(ctx: StepContext) -> StepOut:
         allow = site.failover.allow_stale_backup or run.options.get("allow_stale")
         if limit is not None and age > limit and not allow:
             raise StepFailed(
-                f"the newest snapshot {snapshot.short_id} is {_age(age)} old, more than "
-                f"{_age(limit)}: refusing to restore an old copy (allow_stale_backup or "
+                f"the newest snapshot {snapshot.short_id} is {duration(age)} old, more than "
+                f"{duration(limit)}: refusing to restore an old copy (allow_stale_backup or "
                 "--allow-stale overrides)")
         out["snapshot"] = snapshot.id
         out["snapshot_time"] = snapshot.time
-        facts.append(f"snapshot {snapshot.short_id} is {_age(age)} old")
+        facts.append(f"snapshot {snapshot.short_id} is {duration(age)} old")
 
     if site.dns is not None:
         from failover import dns
@@ -250,16 +251,6 @@ def step_notify(ctx: StepContext) -> StepOut:
 
 def _step_planned(ctx: StepContext, name: str) -> bool:
     return any(s["name"] == name and s["status"] != "skipped" for s in ctx.run.steps)
-
-
-def _age(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f}m"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f}h"
-    return f"{seconds / 86400:.1f}d"
 
 
 __all__ = ["FailoverError", "canaries_ok", "probe_endpoint", "run_commands"]

@@ -7,10 +7,9 @@ through libcloud today; the registry keeps the door open for an SDK of its own.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
-from failover.errors import ProviderError
+from providers.common import load_class
 
 if TYPE_CHECKING:
     from providers.compute.base import ComputeProvider
@@ -22,20 +21,7 @@ REGISTRY: dict[str, str] = {
 
 def provider_class(kind: str) -> type[ComputeProvider]:
     """The adapter class for a provider kind, importing its module (and SDK) now."""
-    try:
-        target = REGISTRY[kind]
-    except KeyError:
-        known = ", ".join(sorted(REGISTRY))
-        raise ProviderError(f"unknown compute provider kind {kind!r} (known: {known})") from None
-    module_name, _, class_name = target.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ProviderError(
-            f"the {kind} compute provider cannot be loaded: {exc}",
-            hint="install the project's dependencies (pip install failover)",
-        ) from None
-    cls: type[ComputeProvider] = getattr(module, class_name)
+    cls: type[ComputeProvider] = load_class(REGISTRY, kind, "compute provider kind")
     return cls
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from failover.errors import FailoverError, NotFound, ProviderError
+from providers.common import SecretScrubber
 
 # The tag that carries the caller's idempotency key (the migrate run), and the site's name.
 RUN_TAG = "failover:run"
@@ -99,7 +100,7 @@ class Capabilities:
     """The API itself returns the same node for a repeated create with the same key."""
 
 
-class ComputeProvider:
+class ComputeProvider(SecretScrubber):
     """One configured compute template's provider. Subclasses set `kind` and the hooks."""
 
     kind: ClassVar[str] = "?"
@@ -228,18 +229,6 @@ class ComputeProvider:
         return None
 
     # --- helpers for adapters ------------------------------------------------------------
-
-    def _secret(self, value: str) -> str:
-        """Register a secret so that it is scrubbed from any error message."""
-        if len(value) >= 4:  # scrubbing shorter strings would garble every message
-            self._secrets.append(value)
-        return value
-
-    def _scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            if secret:
-                text = text.replace(secret, "***")
-        return text
 
     @contextmanager
     def _boundary(self, action: str) -> Iterator[None]:

@@ -32,6 +32,7 @@ from failover.errors import (
     RateLimited,
     Unreachable,
 )
+from providers.common import connection_refused, exception_chain
 from providers.compute.base import (
     Capabilities,
     ComputeProvider,
@@ -423,23 +424,10 @@ def _some(names: Any, limit: int = 8) -> str:
     return ", ".join(items[:limit]) + more
 
 
-def _chain(exc: BaseException) -> list[BaseException]:
-    seen: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in seen:
-        seen.append(current)
-        nxt = current.__cause__ or current.__context__
-        if nxt is None and current.args and isinstance(current.args[0], BaseException):
-            nxt = current.args[0]
-        current = nxt
-    return seen
-
-
 def _root_cause(exc: BaseException) -> str:
-    chain = _chain(exc)
-    if any(isinstance(e, ConnectionRefusedError) or "Connection refused" in str(e) for e in chain):
+    if connection_refused(exc):
         return "connection refused"
-    return one_line(chain[-1])
+    return one_line(exception_chain(exc)[-1])
 
 
 __all__ = ["SSH_KEY_ARGS", "LibcloudComputeProvider", "client_token"]

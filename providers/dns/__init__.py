@@ -7,10 +7,9 @@ site uses it.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
-from failover.errors import ProviderError
+from providers.common import load_class
 
 if TYPE_CHECKING:
     from providers.dns.base import DnsProvider
@@ -24,20 +23,7 @@ REGISTRY: dict[str, str] = {
 
 def provider_class(kind: str) -> type[DnsProvider]:
     """The adapter class for a provider type, importing its module (and SDK) now."""
-    try:
-        target = REGISTRY[kind]
-    except KeyError:
-        known = ", ".join(sorted(REGISTRY))
-        raise ProviderError(f"unknown DNS provider type {kind!r} (known: {known})") from None
-    module_name, _, class_name = target.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ProviderError(
-            f"the {kind} DNS provider cannot be loaded: {exc}",
-            hint="install the project's dependencies (pip install failover)",
-        ) from None
-    cls: type[DnsProvider] = getattr(module, class_name)
+    cls: type[DnsProvider] = load_class(REGISTRY, kind, "DNS provider type")
     return cls
 
 

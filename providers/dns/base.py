@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from failover.errors import FailoverError, ProviderError
+from providers.common import SecretScrubber
 
 
 def normalize_name(name: str) -> str:
@@ -131,7 +132,7 @@ def not_delivered(error: FailoverError) -> FailoverError:
     return error
 
 
-class DnsProvider:
+class DnsProvider(SecretScrubber):
     """One configured DNS provider. Subclasses set `kind` and fill in the hooks."""
 
     kind: ClassVar[str] = "?"
@@ -213,18 +214,6 @@ class DnsProvider:
     def _mark_sent(self) -> None:
         """Adapters call this right before the request that changes records goes out."""
         self._sent = True
-
-    def _secret(self, value: str) -> str:
-        """Register a secret so that it is scrubbed from any error message."""
-        if len(value) >= 4:  # scrubbing shorter strings would garble every message
-            self._secrets.append(value)
-        return value
-
-    def _scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            if secret:
-                text = text.replace(secret, "***")
-        return text
 
     @contextmanager
     def _boundary(self, action: str) -> Iterator[None]:

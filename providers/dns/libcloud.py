@@ -25,6 +25,7 @@ from failover.errors import (
     RateLimited,
     Unreachable,
 )
+from providers.common import connection_refused, exception_chain
 from providers.dns.base import (
     Capabilities,
     DnsProvider,
@@ -229,7 +230,7 @@ class LibcloudDnsProvider(DnsProvider):
                 f"{action}: cannot reach the API: {_root_cause(exc)}",
                 hint="is the API up, and are host and port right?",
             )
-            return not_delivered(error) if _refused(exc) else error
+            return not_delivered(error) if connection_refused(exc) else error
         if isinstance(exc, requests.exceptions.Timeout):
             return Unreachable(f"{action}: the API did not answer in time")
         if isinstance(exc, ConnectionRefusedError):
@@ -257,25 +258,7 @@ def _data(recordset: RecordSet) -> tuple[str, ...]:
     return recordset.values
 
 
-def _chain(exc: BaseException) -> list[BaseException]:
-    seen: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in seen:
-        seen.append(current)
-        nxt = current.__cause__ or current.__context__
-        if nxt is None and current.args and isinstance(current.args[0], BaseException):
-            nxt = current.args[0]
-        current = nxt
-    return seen
-
-
-def _refused(exc: BaseException) -> bool:
-    return any(
-        isinstance(e, ConnectionRefusedError) or "Connection refused" in str(e) for e in _chain(exc)
-    )
-
-
 def _root_cause(exc: BaseException) -> str:
-    if _refused(exc):
+    if connection_refused(exc):
         return "connection refused"
-    return one_line(_chain(exc)[-1])
+    return one_line(exception_chain(exc)[-1])
