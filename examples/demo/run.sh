@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 if [ "$(id -u)" -ne 0 ]; then
-  echo "run it as root: it creates network namespaces (sudo $0)" >&2
+  echo "run it as root: it creates network namespaces" >&2
   exit 2
 fi
 echo "== installing what the demonstration needs (apt, pip) ..."
