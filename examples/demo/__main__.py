@@ -6,7 +6,7 @@ notifications. The agent backs up the primary, watches both, and when the primar
 off (nftables drops everything) it restores the backup onto the standby, switches DNS,
 verifies it and notifies. Then the status, the run and the report.
 
-    sudo examples/demo/run.sh            # or: sudo python3 -m examples.demo
+    examples/demo/run.sh            # as root; or: python3 -m examples.demo
 """
 
 from __future__ import annotations
