@@ -94,7 +94,27 @@ def load_config(explicit: str | os.PathLike[str] | None = None) -> LoadedConfig:
             )
     except OSError:
         pass
+    for key_path in _key_files(loaded.config):
+        try:
+            if key_path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+                loaded.warnings.append(
+                    f"SSH key {key_path} is readable by others (chmod 600 it)")
+        except OSError:
+            pass  # a missing key shows up, with a hint, when it is used
     return loaded
+
+
+def _key_files(config: Config) -> set[Path]:
+    keys = set()
+    for site in config.sites.values():
+        for endpoint in site.endpoints.values():
+            if endpoint.ssh is not None and endpoint.ssh.key is not None:
+                keys.add(endpoint.ssh.key.expanduser())
+    for template in getattr(config, "compute_templates", {}).values():
+        ssh = getattr(template, "ssh", None)
+        if ssh is not None and getattr(ssh, "key", None) is not None:
+            keys.add(Path(ssh.key).expanduser())
+    return keys
 
 
 def _problems(exc: ValidationError, lines: LineMap) -> list[str]:

@@ -234,3 +234,18 @@ def test_agent_daemon_reloads_on_hup_and_stops_on_term(tmp_path: Path, site_root
     events = json.loads(failover("status", "--json", config=config, check=True).stdout)
     assert events["last_round"] is not None
     assert not os.path.exists(str(config.parent / "state.db.lock")) or True  # lock file may stay
+
+
+def test_ssh_key_readable_by_others_is_warned(tmp_path: Path) -> None:
+    key = write(tmp_path / "id_ed25519", "not a real key\n", mode=0o644)
+    config = write(tmp_path / "f.yaml", f"""\
+sites:
+  s:
+    hostname: s.test
+    endpoints: {{a: {{address: 127.0.0.1, ssh: {{key: {key}}}}}}}
+    checks: [{{type: tcp, port: 1}}]
+""")
+    proc = failover("validate", config=config, check=True)
+    assert f"SSH key {key} is readable by others" in proc.stderr
+    key.chmod(0o600)
+    assert "readable by others" not in failover("validate", config=config, check=True).stderr
