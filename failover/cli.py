@@ -192,10 +192,10 @@ def status(
 ) -> None:
     """Per site: the active endpoint, each endpoint's health and since when, the last probes."""
     from failover import status as status_mod
-    from failover.stages import register_all
+    from failover.stages import register_status_sections
     from failover.store import Store
 
-    register_all()
+    register_status_sections()
     loaded = load()
     store = Store.open(loaded.state_path, readonly=True) if loaded.state_path.exists() else None
     try:

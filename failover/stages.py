@@ -4,7 +4,7 @@ the failover runbook."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from failover.agent import HookContext
@@ -15,24 +15,69 @@ _registered = False
 
 
 def register_all() -> None:
+    """Hooks after each round (the agent) and sections of `status`."""
     global _registered
     if _registered:
         return
-    from failover import agent, dns, runbook, status
+    from failover import agent
 
-    try:
-        from failover import backup
-    except ImportError:  # pragma: no cover
-        backup = None  # type: ignore[assignment]
-    if backup is not None and hasattr(backup, "backup_hook"):
-        agent.add_tick_hook(backup.backup_hook)
-        status.add_site_section(backup.status_section)
-    agent.add_tick_hook(runbook.failover_hook)
+    agent.add_tick_hook(_backup_hook)
+    agent.add_tick_hook(_failover_hook)
     agent.add_tick_hook(warm_refresh_hook)
     agent.add_tick_hook(dns_refresh_hook)
-    status.add_site_section(dns.dns_status_section)
-    status.add_site_section(runbook.status_section)
+    register_status_sections()
     _registered = True
+
+
+def register_status_sections() -> None:
+    """Only what `status` needs (it must not import the agent and its probes)."""
+    from failover import status
+
+    status.add_site_section(_backup_section)
+    status.add_site_section(_dns_section)
+    status.add_site_section(_runbook_section)
+
+
+# The stages' modules (restic, DNS SDK glue, the runbook) are imported only when a site
+# uses them: `failover status` stays fast for configs without backups or DNS.
+
+
+def _backup_hook(ctx: HookContext) -> None:
+    if any(s.backup is not None for s in ctx.loaded.config.sites.values()):
+        from failover import backup
+
+        backup.backup_hook(ctx)
+
+
+def _failover_hook(ctx: HookContext) -> None:
+    from failover import runbook
+
+    runbook.failover_hook(ctx)
+
+
+def _backup_section(loaded: LoadedConfig, store: Store | None, site: str) -> dict[str, Any]:
+    if loaded.config.sites[site].backup is None:
+        return {}
+    from failover import backup
+
+    section: dict[str, Any] = backup.status_section(loaded, store, site)
+    return section
+
+
+def _dns_section(loaded: LoadedConfig, store: Store | None, site: str) -> dict[str, Any]:
+    if loaded.config.sites[site].dns is None:
+        return {}
+    from failover import dns
+
+    return dns.dns_status_section(loaded, store, site)
+
+
+def _runbook_section(loaded: LoadedConfig, store: Store | None, site: str) -> dict[str, Any]:
+    if store is None or not store.has_table("runs"):
+        return {}
+    from failover import runbook
+
+    return runbook.status_section(loaded, store, site)
 
 
 DNS_REFRESH_EVERY = 3600.0  # seconds between reads of the managed records at the providers

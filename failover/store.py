@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS probes (
     warning TEXT
 );
 CREATE INDEX IF NOT EXISTS probes_by_endpoint ON probes(site, endpoint, ts);
+CREATE INDEX IF NOT EXISTS probes_by_round ON probes(site, endpoint, round_id);
 CREATE INDEX IF NOT EXISTS probes_by_ts ON probes(ts);
 CREATE TABLE IF NOT EXISTS observations (
     site TEXT NOT NULL,
