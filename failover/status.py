@@ -108,15 +108,49 @@ def render_text(data: dict[str, Any]) -> str:
             rows.append((marker, ep_name, ep["address"], ep["health"],
                          local_time(ep["since"]) if ep["since"] else "-", probe))
         lines += _table(rows, indent="  ")
+        if site.get("backup"):
+            lines.append(f"  backup: {_backup_line(site['backup'])}")
+        if site.get("dns"):
+            lines.append(f"  dns: {_dns_line(site['dns'])}")
         for key, value in site.items():
             if key in ("hostname", "active", "active_since", "last_switch", "auto_failover",
-                       "endpoints", "warnings"):
+                       "endpoints", "warnings", "backup", "dns"):
                 continue
             if isinstance(value, dict) and "summary" in value:
                 lines.append(f"  {key}: {value['summary']}")
         for warning in site["warnings"]:
             lines.append(f"  ! {warning}")
     return "\n".join(lines).lstrip("\n")
+
+
+def _backup_line(b: dict[str, Any]) -> str:
+    out = str(b.get("health", "unknown"))
+    if b.get("age") is not None:
+        out += f", newest snapshot {duration(b['age'])} old"
+        if b.get("max_age"):
+            out += f" (max {duration(b['max_age'])})"
+    else:
+        out += ", no snapshot yet"
+    if b.get("last_attempt_ok") is False:
+        out += ", last run FAILED" + (f": {b['error']}" if b.get("error") else "")
+    if b.get("last_verify"):
+        verdict = "ok" if b.get("last_verify_ok") else "FAILED"
+        out += f", verified {local_time(b['last_verify'])} ({verdict})"
+    return out
+
+
+def _dns_line(d: dict[str, Any]) -> str:
+    records = d.get("records") or []
+    shown = ", ".join(
+        f"{r.get('name')} {r.get('type')} -> {r.get('endpoint') or 'unknown value'}"
+        for r in records
+    ) or "records not read yet"
+    out = f"{d.get('provider')} zone {d.get('zone')}: {shown}"
+    last = d.get("last_switch")
+    if last:
+        out += (f"; last switch to {last.get('to_endpoint')} {local_time(last.get('started'))}"
+                f" ({last.get('outcome')})")
+    return out
 
 
 def _table(rows: list[tuple[str, ...]], indent: str = "") -> list[str]:

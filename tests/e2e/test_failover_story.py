@@ -133,6 +133,11 @@ def test_failover_story_then_old_primary_returns_then_failback(lab: Lab, tmp_pat
         assert any("primary is DOWN" in t for t in titles)
         assert any("failover to standby started" in t for t in titles)
 
+        text = story.cli("status").stdout
+        assert "backup: fresh" in text, text
+        assert "dns: pdns zone example.test: shop.example.test A -> standby" in text, text
+        assert "last run #1: failover primary -> standby" in text, text
+
         # the journal: every step with its outcome
         run = story.json("runs", "show", "1")
         steps = {s["name"]: s["status"] for s in run["steps"]}
