@@ -25,6 +25,7 @@ def register_all() -> None:
     agent.add_tick_hook(_failover_hook)
     agent.add_tick_hook(warm_refresh_hook)
     agent.add_tick_hook(dns_refresh_hook)
+    agent.add_tick_hook(heartbeat_hook)
     register_status_sections()
     _registered = True
 
@@ -153,3 +154,35 @@ def _refresh_warm(loaded: LoadedConfig, site_name: str, endpoint: str, key: str,
         return
     store.set_meta(key, str(time.time()))
     log.info("warm standby refreshed with the newest snapshot", extra=extra)
+
+
+def heartbeat_hook(ctx: HookContext) -> None:
+    """After a round, at most every `heartbeat.every`: fetch the heartbeat URL (the agent is
+    alive and its rounds complete). A failed ping is logged, never raised."""
+    import time
+
+    beat = ctx.loaded.config.heartbeat
+    if beat is None or ctx.result is None:
+        return
+    now = time.time()
+    if now - float(ctx.store.get_meta("heartbeat") or 0) < beat.every:
+        return
+    ctx.store.set_meta("heartbeat", str(now))
+    url, timeout = beat.url.reveal(), beat.timeout
+
+    def ping(_store: Store) -> None:
+        import urllib.error
+        import urllib.request
+
+        from failover.logs import get_logger
+
+        try:
+            request = urllib.request.Request(url, headers={"User-Agent": "failover-agent"})
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                response.read(1024)
+        except (OSError, urllib.error.URLError) as exc:
+            # The URL holds a token: name the failure, never the URL.
+            get_logger("heartbeat").warning("heartbeat ping failed: %s",
+                                            exc.__class__.__name__)
+
+    ctx.spawn("heartbeat", ping)

@@ -412,6 +412,19 @@ class NotifyTarget(Model):
     ] | None = Field(None, description="Which events to send; all when unset.")
 
 
+class Heartbeat(Model):
+    """The agent's own pulse: a URL of yours (healthchecks.io, Uptime Kuma push, cronitor)
+    fetched after rounds, so that someone else notices when the watcher itself dies."""
+
+    url: Secret = Field(
+        description="The URL to fetch (GET); it usually holds a token: ${ENV_VAR} or "
+        "file:/path.",
+        examples=["${FAILOVER_HEARTBEAT_URL}"],
+    )
+    every: Duration = Field(60.0, description="At most this often.", examples=["1m"])
+    timeout: Duration = Field(10.0, description="Give up on one ping after this long.")
+
+
 class Config(Model):
     state: Path | None = Field(
         None,
@@ -425,6 +438,10 @@ class Config(Model):
     )
     canary_min_ok: int = Field(1, ge=1, description="How many canaries must pass for a round to count.")
     notify: list[NotifyTarget] = Field(default_factory=list, description="Where to send notifications.")
+    heartbeat: Heartbeat | None = Field(
+        None, description="Ping a URL of yours after rounds, so that the agent's own death is "
+        "noticed by someone else."
+    )
     observation_retention: Duration = Field(
         90 * 86400, description="Keep probe results this long (transitions and incidents are kept)."
     )

@@ -249,3 +249,39 @@ sites:
     assert f"SSH key {key} is readable by others" in proc.stderr
     key.chmod(0o600)
     assert "readable by others" not in failover("validate", config=config, check=True).stderr
+
+
+def test_heartbeat_is_pinged_after_rounds(tmp_path: Path, site_root: Path) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    pings: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            pings.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    canary = LoopbackWeb(site_root).start()
+    try:
+        config = watch_config(tmp_path, free_port(), canary.port, None)
+        url = f"http://127.0.0.1:{server.server_address[1]}/ping/token-123"
+        config.write_text(config.read_text() + "heartbeat: {url: '${HB_URL}', every: 1h}\n")
+        env = {"HB_URL": url}
+        failover("check", config=config, env=env, check=True)
+        failover("check", config=config, env=env, check=True)  # within `every`: no second ping
+        assert pings == ["/ping/token-123"]
+        server.shutdown()  # an unreachable heartbeat is a warning, never a failure
+        config.write_text(config.read_text().replace("every: 1h", "every: 0"))
+        proc = failover("check", config=config, env=env)
+        assert proc.returncode == 0 and "heartbeat ping failed" in proc.stderr
+        assert "token-123" not in proc.stderr
+    finally:
+        canary.stop()
+        server.server_close()
