@@ -44,6 +44,7 @@ import dns.tsigkeyring
 import dns.update
 
 from tests.support import TEST_AWS_ENV, free_port, require_binary, stop_process, wait_for
+from tests.support.web import relay
 
 ZONE = "example.com"
 
@@ -672,32 +673,8 @@ class ThrottlingProxy:
                     self.end_headers()
                     self.wfile.write(proxy.BODY)
                     return
-                # http.client, not urllib: urllib would add a form Content-Type, and moto
-                # tells the protocol by it.
-                import http.client
-
-                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
                 host, _, port = proxy.target.removeprefix("http://").partition(":")
-                conn = http.client.HTTPConnection(host, int(port), timeout=10)
-                try:
-                    conn.request(self.command, self.path, body=body or None, headers=headers)
-                    resp = conn.getresponse()
-                    status, data, rh = resp.status, resp.read(), resp.headers
-                finally:
-                    conn.close()
-                self.send_response(status)
-                for k, v in rh.items():
-                    if k.lower() not in (
-                        "content-length",
-                        "transfer-encoding",
-                        "connection",
-                        "server",
-                        "date",
-                    ):
-                        self.send_header(k, v)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                relay(self, host, int(port), body)
 
             do_GET = do_POST = do_DELETE = do_PUT = _any
 

@@ -38,3 +38,30 @@ class LoopbackWeb:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+_HOP_HEADERS = ("content-length", "transfer-encoding", "connection", "server", "date")
+
+
+def relay(handler: Any, host: str, port: int, body: bytes) -> None:
+    """Pass the request a BaseHTTPRequestHandler is serving on to host:port and its answer
+    back (the test proxies in front of moto that refuse or throttle some calls).
+    http.client, not urllib: urllib would add a form Content-Type, and moto tells the
+    protocol by it."""
+    import http.client
+
+    headers = {k: v for k, v in handler.headers.items() if k.lower() != "host"}
+    conn = http.client.HTTPConnection(host, port, timeout=10)
+    try:
+        conn.request(handler.command, handler.path, body=body or None, headers=headers)
+        resp = conn.getresponse()
+        status, data, response_headers = resp.status, resp.read(), resp.headers
+    finally:
+        conn.close()
+    handler.send_response(status)
+    for key, value in response_headers.items():
+        if key.lower() not in _HOP_HEADERS:
+            handler.send_header(key, value)
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)

@@ -35,6 +35,7 @@ from failover.config import LoadedConfig, parse_config
 from tests.integration.compute.ec2_shim import DRIVER
 from tests.support import TEST_AWS_ENV, free_port
 from tests.support.dns_servers import MotoServer
+from tests.support.web import relay
 
 REGION = "us-east-1"
 ZONE = "us-east-1a"
@@ -207,27 +208,7 @@ class RefusingProxy:
                     self.end_headers()
                     self.wfile.write(data)
                     return
-                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
-                conn = http.client.HTTPConnection("127.0.0.1", proxy.target_port, timeout=10)
-                try:
-                    conn.request(self.command, self.path, body=body or None, headers=headers)
-                    resp = conn.getresponse()
-                    status, data, rh = resp.status, resp.read(), resp.headers
-                finally:
-                    conn.close()
-                self.send_response(status)
-                for k, v in rh.items():
-                    if k.lower() not in (
-                        "content-length",
-                        "transfer-encoding",
-                        "connection",
-                        "server",
-                        "date",
-                    ):
-                        self.send_header(k, v)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                relay(self, "127.0.0.1", proxy.target_port, body)
 
             do_GET = do_POST = _any
 
