@@ -44,7 +44,7 @@ import dns.tsigkeyring
 import dns.update
 
 from tests.support import TEST_AWS_ENV, free_port, require_binary, stop_process, wait_for
-from tests.support.web import relay
+from tests.support.web import BackgroundServer, relay
 
 ZONE = "example.com"
 
@@ -632,7 +632,7 @@ class Route53Nameserver:
         self._servers.clear()
 
 
-class ThrottlingProxy:
+class ThrottlingProxy(BackgroundServer):
     """An HTTP proxy in front of moto that answers the first `throttle` requests with
     Route 53's Throttling error (HTTP 400), then forwards everything: a real throttling
     path through boto3, which moto alone never takes."""
@@ -648,13 +648,12 @@ class ThrottlingProxy:
         self.throttle = throttle
         self.seen = 0
         self.port = free_port()
-        self._server: Any = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> ThrottlingProxy:
+    def handler(self) -> Any:
         import http.server
 
         proxy = self
@@ -678,21 +677,7 @@ class ThrottlingProxy:
 
             do_GET = do_POST = do_DELETE = do_PUT = _any
 
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> ThrottlingProxy:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return Handler
 
 
 def port_closed(port: int) -> bool:

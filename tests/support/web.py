@@ -14,15 +14,20 @@ class _Quiet(SimpleHTTPRequestHandler):
         pass
 
 
-class LoopbackWeb:
-    def __init__(self, root: Path, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.root, self.host, self.port = root, host, port
-        self._server: ThreadingHTTPServer | None = None
+class BackgroundServer:
+    """An http.server serving from a thread on loopback; subclasses say what handles the
+    requests (`handler()`). Context manager; stop() then start() keeps the port."""
 
-    def start(self) -> LoopbackWeb:
+    host = "127.0.0.1"
+    port = 0
+    _server: ThreadingHTTPServer | None = None
+
+    def handler(self) -> Any:
+        raise NotImplementedError
+
+    def start(self) -> Any:
         ThreadingHTTPServer.allow_reuse_address = True
-        handler = partial(_Quiet, directory=str(self.root))
-        self._server = ThreadingHTTPServer((self.host, self.port), handler)
+        self._server = ThreadingHTTPServer((self.host, self.port), self.handler())
         self.port = self._server.server_address[1]
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
@@ -33,11 +38,21 @@ class LoopbackWeb:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> LoopbackWeb:
+    def __enter__(self) -> Any:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class LoopbackWeb(BackgroundServer):
+    """Static files from `root`: a site (or a canary) to probe."""
+
+    def __init__(self, root: Path, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.root, self.host, self.port = root, host, port
+
+    def handler(self) -> Any:
+        return partial(_Quiet, directory=str(self.root))
 
 
 _HOP_HEADERS = ("content-length", "transfer-encoding", "connection", "server", "date")

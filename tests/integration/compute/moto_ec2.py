@@ -22,7 +22,6 @@ from __future__ import annotations
 import http.client
 import http.server
 import os
-import threading
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
@@ -35,7 +34,7 @@ from failover.config import LoadedConfig, parse_config
 from tests.integration.compute.ec2_shim import DRIVER
 from tests.support import TEST_AWS_ENV, free_port
 from tests.support.dns_servers import MotoServer
-from tests.support.web import relay
+from tests.support.web import BackgroundServer, relay
 
 REGION = "us-east-1"
 ZONE = "us-east-1a"
@@ -169,7 +168,7 @@ def some_image(moto: Ec2MotoServer) -> str:
     return moto.image_id
 
 
-class RefusingProxy:
+class RefusingProxy(BackgroundServer):
     """An HTTP server in front of moto: requests for the EC2 actions in `refuse` get that
     EC2 error (HTTP status, code, message); everything else is forwarded to moto."""
 
@@ -178,9 +177,8 @@ class RefusingProxy:
         self.refuse = refuse
         self.port = free_port()
         self.refused: list[str] = []
-        self._server: http.server.ThreadingHTTPServer | None = None
 
-    def start(self) -> RefusingProxy:
+    def handler(self) -> Any:
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -212,18 +210,4 @@ class RefusingProxy:
 
             do_GET = do_POST = _any
 
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> RefusingProxy:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return Handler
