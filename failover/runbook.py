@@ -527,7 +527,11 @@ def failover_hook(ctx: HookContext) -> None:
     now = time.time()
     for site_name, site in loaded.config.sites.items():
         existing = open_run(store, site_name)
-        if existing is not None:
+        # A manual run a person left failed must not keep the site down at 3 a.m.: it
+        # gives way when the agent has to fail over (below); anything else is resumed.
+        parked = existing is not None and existing.trigger == "manual" \
+            and existing.status == "failed" and not existing.owner_alive
+        if existing is not None and not parked:
             _resume_if_due(ctx, existing, now)
             continue
         row = store.active_endpoint(site_name)
@@ -536,9 +540,17 @@ def failover_hook(ctx: HookContext) -> None:
                   for ep in site.endpoints}
         decision = decide(site, active, health, network_ok=network_ok, now=now,
                           last_switch=row["last_switch"] if row else None, open_run=False)
-        if decision.action in ("failover", "failback") and decision.target:
+        if existing is not None and decision.action == "failover":
+            abandon_run(store, existing.id,
+                        f"superseded by an automatic failover: {decision.reason}")
+            log.warning("abandoned the failed manual run #%d (%s to %s) to fail over",
+                        existing.id, existing.kind, existing.target, extra={"site": site_name})
+            existing = None
+        if existing is not None:
+            _resume_if_due(ctx, existing, now)  # only an outage overrides it: remind a person
+        elif decision.action in ("failover", "failback") and decision.target:
             _start_auto(ctx, site_name, site, active, decision)
-        elif decision.action == "alarm":
+        if decision.action == "alarm":
             _alarm_no_standby(ctx, site_name, active, health, decision.reason)
         _fence_if_back(ctx, site_name, site, active, health)
 
