@@ -65,3 +65,28 @@ class SecretScrubber:
             if secret:
                 text = text.replace(secret, "***")
         return text
+
+
+def libcloud_driver(adapter: SecretScrubber, cls: Any, driver_name: str, config: Any,
+                    kwargs: dict[str, Any]) -> Any:
+    """Instantiate a libcloud driver class (DNS or compute) from an adapter's config: the
+    key and secret registered for scrubbing, the config's timeout unless `kwargs` sets
+    one, and argument errors turned into one clear line."""
+    kwargs.setdefault("timeout", config.timeout)
+    key = adapter._secret(config.key.reveal())
+    if config.secret is not None:
+        kwargs["secret"] = adapter._secret(config.secret.reveal())
+    try:
+        return cls(key, **kwargs)
+    except TypeError as exc:
+        raise ProviderError(
+            f"the libcloud {driver_name} driver does not take these arguments: "
+            f"{adapter._scrub(str(exc))}",
+            hint="check `args` against the driver's documentation",
+        ) from None
+    except ValueError as exc:  # e.g. ec2's "Invalid region"
+        raise ProviderError(
+            f"the libcloud {driver_name} driver refused its arguments: "
+            f"{adapter._scrub(str(exc))}",
+            hint="check `args` (region, host, port)",
+        ) from None

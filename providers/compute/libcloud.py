@@ -32,7 +32,7 @@ from failover.errors import (
     RateLimited,
     Unreachable,
 )
-from providers.common import connection_refused, exception_chain
+from providers.common import connection_refused, exception_chain, libcloud_driver
 from providers.compute.base import (
     Capabilities,
     ComputeProvider,
@@ -135,23 +135,8 @@ class LibcloudComputeProvider(ComputeProvider):
         self._family = str(getattr(cls, "type", None) or self.driver_name).lower()
         if self._family in TAGGED:
             self.capabilities = Capabilities(tags=True, idempotent_create=True)
-        kwargs: dict[str, Any] = dict(self.config.args)
-        kwargs.setdefault("timeout", self.config.timeout)
-        key = self._secret(self.config.key.reveal())
-        if self.config.secret is not None:
-            kwargs["secret"] = self._secret(self.config.secret.reveal())
-        try:
-            self._driver_obj = cls(key, **kwargs)
-        except TypeError as exc:
-            raise ProviderError(
-                f"the libcloud {self.driver_name} driver does not take these arguments: {exc}",
-                hint="check `args` against the driver's documentation",
-            ) from None
-        except ValueError as exc:  # e.g. ec2's "Invalid region"
-            raise ProviderError(
-                f"the libcloud {self.driver_name} driver refused its arguments: {exc}",
-                hint="check `args` (region, host, port)",
-            ) from None
+        self._driver_obj = libcloud_driver(self, cls, self.driver_name, self.config,
+                                           dict(self.config.args))
         return self._driver_obj
 
     @property

@@ -25,7 +25,7 @@ from failover.errors import (
     RateLimited,
     Unreachable,
 )
-from providers.common import connection_refused, exception_chain
+from providers.common import connection_refused, exception_chain, libcloud_driver
 from providers.dns.base import (
     Capabilities,
     DnsProvider,
@@ -80,17 +80,7 @@ class LibcloudDnsProvider(DnsProvider):
         if self.driver_name == "powerdns":
             kwargs.setdefault("api_version", "v1")
             kwargs.setdefault("secure", False)
-        kwargs.setdefault("timeout", self.config.timeout)
-        key = self._secret(self.config.key.reveal())
-        if self.config.secret is not None:
-            kwargs["secret"] = self._secret(self.config.secret.reveal())
-        try:
-            self._driver_obj = cls(key, **kwargs)
-        except TypeError as exc:
-            raise ProviderError(
-                f"the libcloud {self.driver_name} driver does not take these arguments: {exc}",
-                hint="check `args` against the driver's documentation",
-            ) from None
+        self._driver_obj = libcloud_driver(self, cls, self.driver_name, self.config, kwargs)
         return self._driver_obj
 
     def _zone(self, zone: str) -> Any:

@@ -34,6 +34,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from tests.support import stop_process
+
 PREFIX = "fot-"
 SUBNET = ipaddress.IPv4Network("10.213.0.0/16")
 GUARD_METRIC = 4000
@@ -247,7 +249,7 @@ class NetnsHost:
         if not self._up:
             return
         for proc in self.procs:
-            _stop(proc)
+            stop_process(proc, grace=3.0)
         with _locked():
             _delete_namespace(self.name)
             self._up = False
@@ -320,14 +322,3 @@ class NetnsHost:
 
     def __repr__(self) -> str:
         return f"NetnsHost({self.name}, ip={getattr(self, 'ip', None)})"
-
-
-def _stop(proc: subprocess.Popen[Any], grace: float = 3.0) -> None:
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=5)
