@@ -67,9 +67,9 @@ class RoundResult:
 # --- one round ---------------------------------------------------------------------------
 
 
-def probe_round(config: Config, sites: Iterable[str] | None = None
-                ) -> tuple[float, float, list[checks.ProbeResult],
-                           dict[tuple[str, str], list[checks.ProbeResult]]]:
+def probe_round(
+    config: Config, sites: Iterable[str] | None = None
+) -> tuple[float, float, list[checks.ProbeResult], dict[tuple[str, str], list[checks.ProbeResult]]]:
     """Probe the canaries and every endpoint of `sites` (all by default), concurrently."""
     names = list(sites) if sites is not None else list(config.sites)
     targets: list[tuple[Any, Any, str, str | None]] = []
@@ -102,9 +102,13 @@ def network_is_ok(config: Config, canaries: list[checks.ProbeResult]) -> bool:
     return sum(r.ok for r in canaries) >= config.canary_min_ok
 
 
-def run_round(config: Config, store: Store, notifier: Notifier,
-              sites: Iterable[str] | None = None,
-              lock: threading.Lock | None = None) -> RoundResult:
+def run_round(
+    config: Config,
+    store: Store,
+    notifier: Notifier,
+    sites: Iterable[str] | None = None,
+    lock: threading.Lock | None = None,
+) -> RoundResult:
     """Probe, fold into health, keep the evidence, notify. Never raises for a probe.
 
     The probing runs without `lock`; recording the results runs under it."""
@@ -113,9 +117,15 @@ def run_round(config: Config, store: Store, notifier: Notifier,
         return record_round(config, store, notifier, *probed)
 
 
-def record_round(config: Config, store: Store, notifier: Notifier, ts: float, duration: float,
-                 canaries: list[checks.ProbeResult],
-                 per_endpoint: dict[tuple[str, str], list[checks.ProbeResult]]) -> RoundResult:
+def record_round(
+    config: Config,
+    store: Store,
+    notifier: Notifier,
+    ts: float,
+    duration: float,
+    canaries: list[checks.ProbeResult],
+    per_endpoint: dict[tuple[str, str], list[checks.ProbeResult]],
+) -> RoundResult:
     network_ok = network_is_ok(config, canaries)
     result = RoundResult(ts=ts, duration=duration, network_ok=network_ok, canaries=canaries)
 
@@ -123,8 +133,15 @@ def record_round(config: Config, store: Store, notifier: Notifier, ts: float, du
     probes = [_probe_row(ts, CANARY, f"canary{i}", r) for i, r in enumerate(canaries)]
     for (site, ep), results in per_endpoint.items():
         probes += [_probe_row(ts, site, ep, r) for r in results]
-    store.add_round(ts, duration, network_ok, sum(r.ok for r in canaries), len(canaries), probes,
-                    detail=None if network_ok else _canary_detail(config, canaries))
+    store.add_round(
+        ts,
+        duration,
+        network_ok,
+        sum(r.ok for r in canaries),
+        len(canaries),
+        probes,
+        detail=None if network_ok else _canary_detail(config, canaries),
+    )
     _track_network(store, notifier, network_ok, ts, config, canaries)
 
     for (site_name, ep_name), results in per_endpoint.items():
@@ -136,11 +153,24 @@ def record_round(config: Config, store: Store, notifier: Notifier, ts: float, du
         outcome = EndpointOutcome(site_name, ep_name, results, observation, before, after, change)
         transition = None
         if change is not None:
-            transition = Transition(ts, site_name, ep_name, change.from_status, change.to_status,
-                                    _reason(change, outcome))
-        store.record_observation(site_name, ep_name, ts, observation, after.to_dict(), transition,
-                                 change.incident if change else None,
-                                 incident_start=after.outage_start or before.outage_start)
+            transition = Transition(
+                ts,
+                site_name,
+                ep_name,
+                change.from_status,
+                change.to_status,
+                _reason(change, outcome),
+            )
+        store.record_observation(
+            site_name,
+            ep_name,
+            ts,
+            observation,
+            after.to_dict(),
+            transition,
+            change.incident if change else None,
+            incident_start=after.outage_start or before.outage_start,
+        )
         result.outcomes.append(outcome)
         _log_outcome(outcome)
         if change is not None:
@@ -148,27 +178,54 @@ def record_round(config: Config, store: Store, notifier: Notifier, ts: float, du
             if fenced is None:
                 _notify_change(notifier, config, outcome)
             else:  # an old primary fenced on purpose after a failover: no alarms about it
-                log.info("not notifying: %s was fenced after run #%s", ep_name, fenced,
-                         extra={"site": site_name, "endpoint": ep_name})
+                log.info(
+                    "not notifying: %s was fenced after run #%s",
+                    ep_name,
+                    fenced,
+                    extra={"site": site_name, "endpoint": ep_name},
+                )
         for r in results:
             if r.warning and previous_warnings.get((site_name, ep_name, r.check)) != r.warning:
-                log.warning("%s: %s", r.check, r.warning,
-                            extra={"site": site_name, "endpoint": ep_name, "check": r.check})
-                notifier.send(Event("warning", f"[{site_name}] {ep_name}: {r.warning}",
-                                    f"Check {r.check} on {ep_name} of {site_name}: {r.warning}",
-                                    site=site_name, endpoint=ep_name))
-    log.debug("round done in %.2fs: %d endpoint(s), network %s", duration,
-              len(result.outcomes), "ok" if network_ok else "DOWN")
+                log.warning(
+                    "%s: %s",
+                    r.check,
+                    r.warning,
+                    extra={"site": site_name, "endpoint": ep_name, "check": r.check},
+                )
+                notifier.send(
+                    Event(
+                        "warning",
+                        f"[{site_name}] {ep_name}: {r.warning}",
+                        f"Check {r.check} on {ep_name} of {site_name}: {r.warning}",
+                        site=site_name,
+                        endpoint=ep_name,
+                    )
+                )
+    log.debug(
+        "round done in %.2fs: %d endpoint(s), network %s",
+        duration,
+        len(result.outcomes),
+        "ok" if network_ok else "DOWN",
+    )
     return result
 
 
 def _probe_row(ts: float, site: str, endpoint: str, r: checks.ProbeResult) -> dict[str, Any]:
-    return {"ts": ts, "site": site, "endpoint": endpoint, "check": r.check, "ok": r.ok,
-            "latency_ms": r.latency_ms, "detail": r.detail, "warning": r.warning}
+    return {
+        "ts": ts,
+        "site": site,
+        "endpoint": endpoint,
+        "check": r.check,
+        "ok": r.ok,
+        "latency_ms": r.latency_ms,
+        "detail": r.detail,
+        "warning": r.warning,
+    }
 
 
-def _previous_warnings(store: Store, per_endpoint: dict[tuple[str, str], Any]
-                       ) -> dict[tuple[str, str, str], str | None]:
+def _previous_warnings(
+    store: Store, per_endpoint: dict[tuple[str, str], Any]
+) -> dict[tuple[str, str, str], str | None]:
     out: dict[tuple[str, str, str], str | None] = {}
     for site, ep in per_endpoint:
         for row in store.last_probes(site, ep):
@@ -182,8 +239,14 @@ def _canary_detail(config: Config, canaries: list[checks.ProbeResult]) -> str:
     )
 
 
-def _track_network(store: Store, notifier: Notifier, network_ok: bool, ts: float,
-                   config: Config, canaries: list[checks.ProbeResult]) -> None:
+def _track_network(
+    store: Store,
+    notifier: Notifier,
+    network_ok: bool,
+    ts: float,
+    config: Config,
+    canaries: list[checks.ProbeResult],
+) -> None:
     was = store.get_meta("network_ok")
     if was is None:
         store.set_meta("network_ok", "1" if network_ok else "0")
@@ -198,18 +261,32 @@ def _track_network(store: Store, notifier: Notifier, network_ok: bool, ts: float
     if network_ok:
         store.add_agent_event("online", f"offline for {round(ts - since)}s", ts)
         log.warning("agent's network is back after %ds; rounds count again", round(ts - since))
-        notifier.send(Event("agent_online", "failover agent is online again",
-                            f"The agent's own network was down for {round(ts - since)}s; "
-                            "rounds in that time counted neither as up nor down.",
-                            level="success"))
+        notifier.send(
+            Event(
+                "agent_online",
+                "failover agent is online again",
+                f"The agent's own network was down for {round(ts - since)}s; "
+                "rounds in that time counted neither as up nor down.",
+                level="success",
+            )
+        )
     else:
         detail = _canary_detail(config, canaries)
         store.add_agent_event("offline", detail, ts)
-        log.error("agent's own network is down (canaries failed: %s); nothing is declared "
-                  "down until it is back", detail)
-        notifier.send(Event("agent_offline", "failover agent is offline",
-                            f"The canaries failed ({detail}). Until they pass again no site is "
-                            "declared down or switched.", level="failure"))
+        log.error(
+            "agent's own network is down (canaries failed: %s); nothing is declared "
+            "down until it is back",
+            detail,
+        )
+        notifier.send(
+            Event(
+                "agent_offline",
+                "failover agent is offline",
+                f"The canaries failed ({detail}). Until they pass again no site is "
+                "declared down or switched.",
+                level="failure",
+            )
+        )
 
 
 def _reason(change: Change, outcome: EndpointOutcome) -> str:
@@ -223,8 +300,13 @@ def _reason(change: Change, outcome: EndpointOutcome) -> str:
 def _log_outcome(o: EndpointOutcome) -> None:
     extra = {"site": o.site, "endpoint": o.endpoint}
     for r in o.results:
-        log.debug("%s %s: %s", r.check, "ok" if r.ok else "FAIL", r.detail,
-                  extra={**extra, "check": r.check})
+        log.debug(
+            "%s %s: %s",
+            r.check,
+            "ok" if r.ok else "FAIL",
+            r.detail,
+            extra={**extra, "check": r.check},
+        )
     if o.change is None:
         return
     c = o.change
@@ -238,16 +320,28 @@ def _notify_change(notifier: Notifier, config: Config, o: EndpointOutcome) -> No
     hostname = config.sites[o.site].hostname
     if c.to_status == "down":
         started = o.after.outage_start or c.ts
-        notifier.send(Event(
-            "down", f"[{o.site}] {o.endpoint} is DOWN",
-            f"{o.endpoint} ({config.sites[o.site].endpoints[o.endpoint].address}) of "
-            f"{hostname} is down since {_iso(started)}: {o.failure_detail()}",
-            site=o.site, endpoint=o.endpoint, level="failure"))
+        notifier.send(
+            Event(
+                "down",
+                f"[{o.site}] {o.endpoint} is DOWN",
+                f"{o.endpoint} ({config.sites[o.site].endpoints[o.endpoint].address}) of "
+                f"{hostname} is down since {_iso(started)}: {o.failure_detail()}",
+                site=o.site,
+                endpoint=o.endpoint,
+                level="failure",
+            )
+        )
     elif c.to_status == "up" and c.from_status in ("down", "recovering"):
-        notifier.send(Event(
-            "recovered", f"[{o.site}] {o.endpoint} recovered",
-            f"{o.endpoint} of {hostname} is up again ({c.reason}).",
-            site=o.site, endpoint=o.endpoint, level="success"))
+        notifier.send(
+            Event(
+                "recovered",
+                f"[{o.site}] {o.endpoint} recovered",
+                f"{o.endpoint} of {hostname} is up again ({c.reason}).",
+                site=o.site,
+                endpoint=o.endpoint,
+                level="success",
+            )
+        )
 
 
 def _iso(ts: float) -> str:
@@ -317,8 +411,9 @@ def run_hooks(ctx: HookContext) -> None:
         try:
             hook(ctx)
         except Exception as exc:  # one failing stage never stops the watch
-            log.error("%s failed: %s: %s", getattr(hook, "__name__", "hook"),
-                      exc.__class__.__name__, exc)
+            log.error(
+                "%s failed: %s: %s", getattr(hook, "__name__", "hook"), exc.__class__.__name__, exc
+            )
 
 
 def prune(loaded: LoadedConfig, store: Store, now: float | None = None) -> None:
@@ -344,8 +439,13 @@ class Agent:
     the skip is logged.
     """
 
-    def __init__(self, loaded: LoadedConfig, store: Store, notifier: Notifier,
-                 reload: Callable[[], LoadedConfig]) -> None:
+    def __init__(
+        self,
+        loaded: LoadedConfig,
+        store: Store,
+        notifier: Notifier,
+        reload: Callable[[], LoadedConfig],
+    ) -> None:
         import schedule
 
         self.loaded = loaded
@@ -382,7 +482,8 @@ class Agent:
             self.store.ensure_active(name, site.initial_active)
         for interval, sites in sorted(by_interval.items()):
             self._scheduler.every(interval).seconds.do(  # type: ignore[arg-type]
-                self._start_round, interval, sites)
+                self._start_round, interval, sites
+            )
             log.info("probing %s every %ss", ", ".join(sites), f"{interval:g}")
         # Backups and other stages: due work is checked once a minute (and after rounds).
         self._scheduler.every(60).seconds.do(self._start_hooks)
@@ -391,11 +492,11 @@ class Agent:
         running = self._running.get(interval)
         if running is not None and running.is_alive():
             self.skipped += 1
-            log.warning("round for %s skipped: the previous one is still running",
-                        ", ".join(sites))
+            log.warning("round for %s skipped: the previous one is still running", ", ".join(sites))
             return
-        thread = threading.Thread(target=self._round, args=(sites,), name=f"round-{interval:g}",
-                                  daemon=True)
+        thread = threading.Thread(
+            target=self._round, args=(sites,), name=f"round-{interval:g}", daemon=True
+        )
         self._running[interval] = thread
         thread.start()
 
@@ -419,8 +520,9 @@ class Agent:
         threading.Thread(target=work, name="hooks", daemon=True).start()
 
     def _context(self, result: RoundResult | None) -> HookContext:
-        return HookContext(self.loaded, self.store, self.notifier, result, spawn=self._spawn,
-                           daemon=True)
+        return HookContext(
+            self.loaded, self.store, self.notifier, result, spawn=self._spawn, daemon=True
+        )
 
     def _spawn(self, key: str, fn: Callable[[Store], None]) -> bool:
         """Run `fn` in a worker thread with its own state connection (the process already
@@ -451,8 +553,9 @@ class Agent:
         try:
             new = self._reload()
         except Exception as exc:
-            log.error("config reload failed, keeping the running config: %s",
-                      str(exc).replace("\n", "; "))
+            log.error(
+                "config reload failed, keeping the running config: %s", str(exc).replace("\n", "; ")
+            )
             self.store.add_agent_event("reload", f"failed: {str(exc).splitlines()[0]}")
             return
         with self._store_lock:
@@ -479,8 +582,7 @@ class Agent:
                 thread.join(timeout=30)
             for key in self.busy():
                 # A run or backup still going: it is journaled, the next start resumes it.
-                log.warning("stopping while %s is still running; it resumes at the next start",
-                            key)
+                log.warning("stopping while %s is still running; it resumes at the next start", key)
             self.store.add_agent_event("stopped", f"{self.rounds} round(s), {self.skipped} skipped")
             self.notifier.flush(10)
         return 0

@@ -86,8 +86,9 @@ CREATE TABLE IF NOT EXISTS backup_state (
 # --- pure logic ---------------------------------------------------------------------------
 
 
-def backup_health(last_snapshot_time: float | None, last_run_ok: bool | None,
-                  max_age: float, now: float) -> str:
+def backup_health(
+    last_snapshot_time: float | None, last_run_ok: bool | None, max_age: float, now: float
+) -> str:
     """fresh, stale (newest good snapshot older than max_age), failing (the last run failed)
     or unknown (nothing known yet)."""
     if last_run_ok is False:
@@ -115,9 +116,16 @@ def last_scheduled(at: Sequence[str], now: float) -> float | None:
     return best
 
 
-def backup_due(*, every: float | None, at: Sequence[str], retry_after: float,
-               last_success: float | None, last_attempt: float | None,
-               last_attempt_ok: bool | None, now: float) -> bool:
+def backup_due(
+    *,
+    every: float | None,
+    at: Sequence[str],
+    retry_after: float,
+    last_success: float | None,
+    last_attempt: float | None,
+    last_attempt_ok: bool | None,
+    now: float,
+) -> bool:
     """Is a scheduled backup due? A failed attempt never counts as done: it is retried once
     retry_after has passed."""
     if every is None and not at:
@@ -132,8 +140,13 @@ def backup_due(*, every: float | None, at: Sequence[str], retry_after: float,
     return slot is not None and last_success < slot
 
 
-def verify_due(verify_every: float | None, last_verify: float | None,
-               last_verify_ok: bool | None, retry_after: float, now: float) -> bool:
+def verify_due(
+    verify_every: float | None,
+    last_verify: float | None,
+    last_verify_ok: bool | None,
+    retry_after: float,
+    now: float,
+) -> bool:
     if verify_every is None:
         return False
     if last_verify is None:
@@ -155,8 +168,8 @@ def set_freshness(latest_by_part: dict[str, float | None]) -> float | None:
 
 @dataclass
 class Part:
-    name: str          # "files" or the dump's label
-    paths: list[str]   # for files
+    name: str  # "files" or the dump's label
+    paths: list[str]  # for files
     command: str | None = None
     filename: str | None = None  # path inside the snapshot for a dump (no leading /)
     secrets: dict[str, str] = field(default_factory=dict)
@@ -204,10 +217,16 @@ def restic_for(loaded: Any, site: str, where: str | None = None) -> Restic:
     cfg, bset = site_config(loaded, site)
     where = where or bset.source
     runner = LocalRunner() if where == "local" else RemoteRunner(remote_for(cfg, where))
-    return Restic(bset.repository, bset.password.reveal(),
-                  env={k: v.reveal() for k, v in bset.env.items()},
-                  binary=bset.restic, cache_dir=bset.cache_dir, options=bset.options,
-                  runner=runner, timeout=bset.timeout)
+    return Restic(
+        bset.repository,
+        bset.password.reveal(),
+        env={k: v.reveal() for k, v in bset.env.items()},
+        binary=bset.restic,
+        cache_dir=bset.cache_dir,
+        options=bset.options,
+        runner=runner,
+        timeout=bset.timeout,
+    )
 
 
 def dump_parts(bset: Any) -> list[Part]:
@@ -230,8 +249,7 @@ def dump_parts(bset: Any) -> list[Part]:
             if db.password is not None:
                 secrets["PGPASSWORD"] = db.password.reveal()
         elif db.type in ("mysql", "mariadb"):
-            argv = [db.mysqldump, "--single-transaction", "--routines", "--events",
-                    "--triggers"]
+            argv = [db.mysqldump, "--single-transaction", "--routines", "--events", "--triggers"]
             if db.host:
                 argv += ["-h", db.host]
             if db.port:
@@ -245,15 +263,22 @@ def dump_parts(bset: Any) -> list[Part]:
             if db.password is not None:
                 secrets["MYSQL_PWD"] = db.password.reveal()
         else:  # sqlite: an online, consistent dump (one read transaction)
-            probe = shlex.join([db.sqlite3, "-bail", "-readonly", db.path,
-                                "SELECT count(*) FROM sqlite_master"])
-            dump = shlex.join([db.sqlite3, "-bail", "-readonly", *db.extra_args, db.path,
-                               ".dump"])
+            probe = shlex.join(
+                [db.sqlite3, "-bail", "-readonly", db.path, "SELECT count(*) FROM sqlite_master"]
+            )
+            dump = shlex.join([db.sqlite3, "-bail", "-readonly", *db.extra_args, db.path, ".dump"])
             command = f"{probe} >/dev/null && {dump}"
         if db.command:
             command = db.command
-        parts.append(Part(name=db.dump_name or db.label, paths=[], command=command,
-                          filename=f"{DUMP_DIR}/{name}", secrets=secrets))
+        parts.append(
+            Part(
+                name=db.dump_name or db.label,
+                paths=[],
+                command=command,
+                filename=f"{DUMP_DIR}/{name}",
+                secrets=secrets,
+            )
+        )
     return parts
 
 
@@ -313,30 +338,38 @@ def remove_stale_locks(restic: Restic, bset: Any, now: float | None = None) -> N
         return
     now = now or time.time()
     locks = restic.locks()
-    if locks and all(lk.get("ts") is not None and now - lk["ts"] > bset.stale_lock_age
-                     for lk in locks):
-        log.warning("removing %d lock(s) older than %ss from %s", len(locks),
-                    int(bset.stale_lock_age), restic.where)
+    if locks and all(
+        lk.get("ts") is not None and now - lk["ts"] > bset.stale_lock_age for lk in locks
+    ):
+        log.warning(
+            "removing %d lock(s) older than %ss from %s",
+            len(locks),
+            int(bset.stale_lock_age),
+            restic.where,
+        )
         restic.unlock(remove_all=True)
 
 
 # --- the source: where before/after commands run -------------------------------------------
 
 
-def run_at_source(loaded: Any, site: str, command: str, timeout: float,
-                  source: str | None = None) -> None:
+def run_at_source(
+    loaded: Any, site: str, command: str, timeout: float, source: str | None = None
+) -> None:
     cfg, bset = site_config(loaded, site)
     source = source or bset.source
     if source == "local":
         try:
-            proc = subprocess.run(["/bin/sh", "-c", command], capture_output=True,
-                                  timeout=timeout, check=False)
+            proc = subprocess.run(
+                ["/bin/sh", "-c", command], capture_output=True, timeout=timeout, check=False
+            )
         except subprocess.TimeoutExpired:
             raise BackupError(f"command timed out after {timeout:g}s: {command}") from None
         if proc.returncode != 0:
             tail = proc.stderr.decode(errors="replace").strip().splitlines()[-2:]
-            raise BackupError(f"command failed (exit {proc.returncode}): {command}: "
-                              f"{' / '.join(tail)}")
+            raise BackupError(
+                f"command failed (exit {proc.returncode}): {command}: {' / '.join(tail)}"
+            )
         return
     remote = remote_for(cfg, source)
     try:
@@ -363,29 +396,50 @@ def save_state(store: Any, site: str, **values: Any) -> None:
     marks = ", ".join("?" for _ in values)
     updates = ", ".join(f"{k}=excluded.{k}" for k in values)
     with store.transaction() as c:
-        c.execute(f"INSERT INTO backup_state(site, {cols}) VALUES (?, {marks}) "
-                  f"ON CONFLICT(site) DO UPDATE SET {updates}", (site, *values.values()))
+        c.execute(
+            f"INSERT INTO backup_state(site, {cols}) VALUES (?, {marks}) "
+            f"ON CONFLICT(site) DO UPDATE SET {updates}",
+            (site, *values.values()),
+        )
 
 
 def start_run(store: Any, site: str, kind: str, started: float) -> int:
     with store.transaction() as c:
-        cur = c.execute("INSERT INTO backup_runs(site, kind, started) VALUES (?,?,?)",
-                        (site, kind, started))
+        cur = c.execute(
+            "INSERT INTO backup_runs(site, kind, started) VALUES (?,?,?)", (site, kind, started)
+        )
     return int(cur.lastrowid or 0)
 
 
-def finish_run(store: Any, run_id: int, ok: bool, *, snapshots: dict[str, str] | None = None,
-               warning: str | None = None, error: str | None = None,
-               detail: Any = None) -> None:
+def finish_run(
+    store: Any,
+    run_id: int,
+    ok: bool,
+    *,
+    snapshots: dict[str, str] | None = None,
+    warning: str | None = None,
+    error: str | None = None,
+    detail: Any = None,
+) -> None:
     with store.transaction() as c:
-        c.execute("UPDATE backup_runs SET finished=?, ok=?, snapshots=?, warning=?, error=?, "
-                  "detail=? WHERE id=?",
-                  (time.time(), int(ok), json.dumps(snapshots or {}), warning, error,
-                   json.dumps(detail, default=str) if detail is not None else None, run_id))
+        c.execute(
+            "UPDATE backup_runs SET finished=?, ok=?, snapshots=?, warning=?, error=?, "
+            "detail=? WHERE id=?",
+            (
+                time.time(),
+                int(ok),
+                json.dumps(snapshots or {}),
+                warning,
+                error,
+                json.dumps(detail, default=str) if detail is not None else None,
+                run_id,
+            ),
+        )
 
 
-def runs(store: Any, site: str | None = None, kind: str | None = None,
-         limit: int = 20) -> list[dict[str, Any]]:
+def runs(
+    store: Any, site: str | None = None, kind: str | None = None, limit: int = 20
+) -> list[dict[str, Any]]:
     query = "SELECT * FROM backup_runs WHERE 1=1"
     args: list[Any] = []
     if site:
@@ -394,8 +448,9 @@ def runs(store: Any, site: str | None = None, kind: str | None = None,
     if kind:
         query += " AND kind=?"
         args.append(kind)
-    rows = store.conn.execute(query + " ORDER BY started DESC, id DESC LIMIT ?",
-                              (*args, limit)).fetchall()
+    rows = store.conn.execute(
+        query + " ORDER BY started DESC, id DESC LIMIT ?", (*args, limit)
+    ).fetchall()
     out = []
     for row in rows:
         item = dict(row)
@@ -440,16 +495,31 @@ class BackupRunResult:
         return self.started
 
     def to_json(self) -> dict[str, Any]:
-        return {"site": self.site, "ok": self.ok, "run_tag": self.run_tag, "started": self.started,
-                "finished": self.finished, "error": self.error, "warnings": self.warnings,
-                "forgotten": self.forgotten,
-                "parts": {k: v.to_json() for k, v in self.parts.items()}}
+        return {
+            "site": self.site,
+            "ok": self.ok,
+            "run_tag": self.run_tag,
+            "started": self.started,
+            "finished": self.finished,
+            "error": self.error,
+            "warnings": self.warnings,
+            "forgotten": self.forgotten,
+            "parts": {k: v.to_json() for k, v in self.parts.items()},
+        }
 
 
-def run_backup(loaded: Any, store: Any | None, site: str, *, source: str | None = None,
-               progress: Callable[[str], None] | None = None,
-               on_status: Callable[[str, dict[str, Any]], None] | None = None,
-               lock_wait: float = 0.0, check: bool = True, init: bool = True) -> BackupRunResult:
+def run_backup(
+    loaded: Any,
+    store: Any | None,
+    site: str,
+    *,
+    source: str | None = None,
+    progress: Callable[[str], None] | None = None,
+    on_status: Callable[[str, dict[str, Any]], None] | None = None,
+    lock_wait: float = 0.0,
+    check: bool = True,
+    init: bool = True,
+) -> BackupRunResult:
     """Back up one site's set now: before commands, files, dumps, after commands, retention.
 
     source: back up from this endpoint (or "local") instead of the set's `source`.
@@ -459,8 +529,13 @@ def run_backup(loaded: Any, store: Any | None, site: str, *, source: str | None 
     """
     _cfg, bset = site_config(loaded, site)
     started = time.time()
-    result = BackupRunResult(site=site, ok=False, started=started, finished=started,
-                             run_tag=f"run:{int(started)}-{os.urandom(3).hex()}")
+    result = BackupRunResult(
+        site=site,
+        ok=False,
+        started=started,
+        finished=started,
+        run_tag=f"run:{int(started)}-{os.urandom(3).hex()}",
+    )
     run_id = None
     if store is not None:
         ensure_schema(store)
@@ -479,12 +554,21 @@ def run_backup(loaded: Any, store: Any | None, site: str, *, source: str | None 
     result.finished = time.time()
     if store is not None and run_id is not None:
         snaps = {k: v.snapshot_id or "" for k, v in result.parts.items()}
-        finish_run(store, run_id, result.ok, snapshots=snaps,
-                   warning="; ".join(result.warnings)[:2000] or None, error=result.error,
-                   detail=result.to_json())
+        finish_run(
+            store,
+            run_id,
+            result.ok,
+            snapshots=snaps,
+            warning="; ".join(result.warnings)[:2000] or None,
+            error=result.error,
+            detail=result.to_json(),
+        )
         state = load_state(store, site)
-        values: dict[str, Any] = {"last_attempt": started, "last_attempt_ok": int(result.ok),
-                                  "error": result.error}
+        values: dict[str, Any] = {
+            "last_attempt": started,
+            "last_attempt_ok": int(result.ok),
+            "error": result.error,
+        }
         if result.ok:
             values["last_success"] = started
             values["newest_snapshot"] = started  # every part has a snapshot of this run
@@ -498,9 +582,16 @@ def run_backup(loaded: Any, store: Any | None, site: str, *, source: str | None 
     return result
 
 
-def _run_locked(loaded: Any, site: str, bset: Any, result: BackupRunResult,
-                source: str | None, progress: Callable[[str], None] | None,
-                on_status: Callable[[str, dict[str, Any]], None] | None, init: bool) -> None:
+def _run_locked(
+    loaded: Any,
+    site: str,
+    bset: Any,
+    result: BackupRunResult,
+    source: str | None,
+    progress: Callable[[str], None] | None,
+    on_status: Callable[[str, dict[str, Any]], None] | None,
+    init: bool,
+) -> None:
     restic = restic_for(loaded, site, source)
     say = progress or (lambda _msg: None)
     if init and restic.init(exist_ok=True):
@@ -513,33 +604,59 @@ def _run_locked(loaded: Any, site: str, bset: Any, result: BackupRunResult,
             say(f"backing up {part.name} of {site} from {source or bset.source}")
             last = [0.0]
 
-            def cb(msg: dict[str, Any], _name: str = part.name,
-                   last: list[float] = last) -> None:
+            def cb(msg: dict[str, Any], _name: str = part.name, last: list[float] = last) -> None:
                 if on_status is not None:
                     on_status(_name, msg)
                 if progress is not None and time.monotonic() - last[0] >= 5:
                     last[0] = time.monotonic()
-                    progress(f"{_name}: {float(msg.get('percent_done') or 0) * 100:.0f}% "
-                             f"({msg.get('bytes_done', 0)} of {msg.get('total_bytes', 0)} bytes)")
+                    progress(
+                        f"{_name}: {float(msg.get('percent_done') or 0) * 100:.0f}% "
+                        f"({msg.get('bytes_done', 0)} of {msg.get('total_bytes', 0)} bytes)"
+                    )
+
             if part.command is None:
-                summary = with_unlock(restic, bset, partial(
-                    restic.backup, part.paths, exclude=bset.exclude, tags=tags,
-                    host=host_of(site, bset), progress=cb))
+                summary = with_unlock(
+                    restic,
+                    bset,
+                    partial(
+                        restic.backup,
+                        part.paths,
+                        exclude=bset.exclude,
+                        tags=tags,
+                        host=host_of(site, bset),
+                        progress=cb,
+                    ),
+                )
             else:
-                summary = with_unlock(restic, bset, partial(
-                    restic.backup, stdin_command=part.command, stdin_filename=part.filename,
-                    stdin_secrets=part.secrets, tags=tags, host=host_of(site, bset),
-                    progress=cb))
+                summary = with_unlock(
+                    restic,
+                    bset,
+                    partial(
+                        restic.backup,
+                        stdin_command=part.command,
+                        stdin_filename=part.filename,
+                        stdin_secrets=part.secrets,
+                        tags=tags,
+                        host=host_of(site, bset),
+                        progress=cb,
+                    ),
+                )
             result.parts[part.name] = summary
             say(f"snapshot {summary.snapshot_id} of {part.name}")
             if summary.partial:
-                msg = f"{part.name}: some files could not be read: " + \
-                    " / ".join(summary.warnings[:5])
+                msg = f"{part.name}: some files could not be read: " + " / ".join(
+                    summary.warnings[:5]
+                )
                 result.warnings.append(msg[:1000])
                 log.warning("%s", msg, extra={"site": site})
-            log.info("snapshot %s of %s: %d files, %d bytes added", summary.snapshot_id,
-                     part.name, summary.total_files_processed, summary.data_added,
-                     extra={"site": site})
+            log.info(
+                "snapshot %s of %s: %d files, %d bytes added",
+                summary.snapshot_id,
+                part.name,
+                summary.total_files_processed,
+                summary.data_added,
+                extra={"site": site},
+            )
     finally:
         for command in bset.after:
             try:
@@ -550,9 +667,17 @@ def _run_locked(loaded: Any, site: str, bset: Any, result: BackupRunResult,
     if bset.retention is not None:
         # Grouped by host and paths: the files part and each dump (its own path) are kept
         # by the policy separately; tags cannot group (each run has its own run: tag).
-        forgot = with_unlock(restic, bset, lambda: restic.forget(
-            bset.retention, prune=True, tags=site_tags(site), host=host_of(site, bset),
-            group_by="host,paths"))
+        forgot = with_unlock(
+            restic,
+            bset,
+            lambda: restic.forget(
+                bset.retention,
+                prune=True,
+                tags=site_tags(site),
+                host=host_of(site, bset),
+                group_by="host,paths",
+            ),
+        )
         result.forgotten = len(forgot.remove)
 
 
@@ -565,7 +690,9 @@ def list_snapshots(loaded: Any, site: str) -> list[Snapshot]:
     return restic.snapshots(tags=site_tags(site), host=host_of(site, bset))
 
 
-def latest_by_part(loaded: Any, site: str, snapshots: Sequence[Snapshot]) -> dict[str, Snapshot | None]:
+def latest_by_part(
+    loaded: Any, site: str, snapshots: Sequence[Snapshot]
+) -> dict[str, Snapshot | None]:
     _cfg, bset = site_config(loaded, site)
     out: dict[str, Snapshot | None] = {p.name: None for p in parts_of(bset)}
     for snap in snapshots:
@@ -597,8 +724,16 @@ def newest_snapshot(loaded: Any, site: str, where: str = "local") -> Snapshot | 
     best = max(complete, key=lambda parts: min(parts[n].time for n in names))
     main = best[names[0]]
     oldest = min(best[n].time for n in names)
-    return Snapshot(id=main.id, short_id=main.short_id, time=oldest, paths=main.paths,
-                    hostname=main.hostname, tags=main.tags, tree=main.tree, parent=main.parent)
+    return Snapshot(
+        id=main.id,
+        short_id=main.short_id,
+        time=oldest,
+        paths=main.paths,
+        hostname=main.hostname,
+        tags=main.tags,
+        tree=main.tree,
+        parent=main.parent,
+    )
 
 
 def refresh_freshness(loaded: Any, site: str, store: Any) -> float | None:
@@ -606,8 +741,13 @@ def refresh_freshness(loaded: Any, site: str, store: Any) -> float | None:
     ensure_schema(store)
     latest = latest_by_part(loaded, site, list_snapshots(loaded, site))
     newest = set_freshness({k: (v.time if v else None) for k, v in latest.items()})
-    save_state(store, site, newest_snapshot=newest, repo_read=time.time(),
-               snapshot_ids=json.dumps({k: v.id for k, v in latest.items() if v}))
+    save_state(
+        store,
+        site,
+        newest_snapshot=newest,
+        repo_read=time.time(),
+        snapshot_ids=json.dumps({k: v.id for k, v in latest.items() if v}),
+    )
     return newest
 
 
@@ -655,9 +795,15 @@ def _hash_file(path: Path) -> tuple[str, int]:
     return h.hexdigest(), n
 
 
-def verify_backup(loaded: Any, site: str, store: Any | None = None, *,
-                  sample: int | None = None, read_data_subset: str | None = None,
-                  seed: int | None = None) -> VerifyResult:
+def verify_backup(
+    loaded: Any,
+    site: str,
+    store: Any | None = None,
+    *,
+    sample: int | None = None,
+    read_data_subset: str | None = None,
+    seed: int | None = None,
+) -> VerifyResult:
     """`restic check` (with the configured data subset), then a real restore of a sample of
     files into a temporary directory, each compared with the snapshot's content as `restic
     dump` streams it (sha256 and size: byte for byte). Dumps are always in the sample."""
@@ -674,20 +820,31 @@ def verify_backup(loaded: Any, site: str, store: Any | None = None, *,
             check = with_unlock(restic, bset, lambda: restic.check(subset))
             result.check_ok = check.ok
             result.check_errors = check.errors[:20]
-            latest = latest_by_part(loaded, site, restic.snapshots(
-                tags=site_tags(site), host=host_of(site, bset)))
+            latest = latest_by_part(
+                loaded, site, restic.snapshots(tags=site_tags(site), host=host_of(site, bset))
+            )
             missing = [k for k, v in latest.items() if v is None]
             if missing:
                 raise BackupError(f"no snapshot yet of {', '.join(missing)}: run a backup first")
-            _test_restore(loaded, site, cfg, bset, restic, latest, sample or bset.verify_sample,
-                          result, random.Random(seed))
+            _test_restore(
+                loaded,
+                site,
+                cfg,
+                bset,
+                restic,
+                latest,
+                sample or bset.verify_sample,
+                result,
+                random.Random(seed),
+            )
         result.ok = bool(result.check_ok) and all(f["ok"] for f in result.files)
         if not result.ok and result.error is None:
             bad = [f["path"] for f in result.files if not f["ok"]]
-            result.error = ("restic check found errors: " + " / ".join(result.check_errors[:3])
-                            if not result.check_ok else
-                            f"{len(bad)} restored file(s) differ from the snapshot: "
-                            + ", ".join(bad[:5]))
+            result.error = (
+                "restic check found errors: " + " / ".join(result.check_errors[:3])
+                if not result.check_ok
+                else f"{len(bad)} restored file(s) differ from the snapshot: " + ", ".join(bad[:5])
+            )
     except FailoverError as exc:
         result.error = str(exc)
     except OSError as exc:
@@ -704,9 +861,17 @@ def verify_backup(loaded: Any, site: str, store: Any | None = None, *,
 _GLOB = set("*?[]\\")
 
 
-def _test_restore(loaded: Any, site: str, cfg: Any, bset: Any, restic: Restic,
-                  latest: dict[str, Snapshot | None], sample: int, result: VerifyResult,
-                  rng: random.Random) -> None:
+def _test_restore(
+    loaded: Any,
+    site: str,
+    cfg: Any,
+    bset: Any,
+    restic: Restic,
+    latest: dict[str, Snapshot | None],
+    sample: int,
+    result: VerifyResult,
+    rng: random.Random,
+) -> None:
     candidates: list[tuple[Snapshot, str, int]] = []
     dumps: list[tuple[Snapshot, str, int]] = []
     for part, snap in latest.items():
@@ -731,11 +896,15 @@ def _test_restore(loaded: Any, site: str, cfg: Any, bset: Any, restic: Restic,
             restic.restore(snap_id, tmp, include=[p for _, p, _ in items])
         hashes: dict[str, tuple[str, int]] = {}
         if remote is not None and chosen:
-            script = 'cd "$1" && shift && for f in "$@"; do ' \
-                     'printf "%s %s\\n" "$(sha256sum < "$f" | cut -d" " -f1)" ' \
-                     '"$(wc -c < "$f")"; done'
-            out = remote.run(["/bin/sh", "-c", script, "sh", tmp,
-                              *[p.lstrip("/") for _, p, _ in chosen]], check=False).text
+            script = (
+                'cd "$1" && shift && for f in "$@"; do '
+                'printf "%s %s\\n" "$(sha256sum < "$f" | cut -d" " -f1)" '
+                '"$(wc -c < "$f")"; done'
+            )
+            out = remote.run(
+                ["/bin/sh", "-c", script, "sh", tmp, *[p.lstrip("/") for _, p, _ in chosen]],
+                check=False,
+            ).text
             for (_, path, _), line in zip(chosen, out.splitlines(), strict=False):
                 digest, _, size = line.partition(" ")
                 if len(digest) == 64 and size.strip().isdigit():
@@ -752,8 +921,10 @@ def _test_restore(loaded: Any, site: str, cfg: Any, bset: Any, restic: Restic,
                 want = _hash_stream(restic, snap.id, path)
                 entry["ok"] = got == want and got[1] == size
                 if not entry["ok"]:
-                    entry["detail"] = (f"restored {got[1]} bytes sha256 {got[0][:12]}, snapshot "
-                                       f"has {want[1]} bytes sha256 {want[0][:12]}")
+                    entry["detail"] = (
+                        f"restored {got[1]} bytes sha256 {got[0][:12]}, snapshot "
+                        f"has {want[1]} bytes sha256 {want[0][:12]}"
+                    )
             except (OSError, FailoverError) as exc:
                 entry["ok"] = False
                 entry["detail"] = str(exc)[:300]
@@ -781,9 +952,15 @@ class RestoreResult:
         return dict(self.__dict__)
 
 
-def _restore(loaded: Any, site: str, where: str, target: str, snapshot: str,
-             include: Sequence[str] | None,
-             progress: Callable[[str], None] | None) -> RestoreResult:
+def _restore(
+    loaded: Any,
+    site: str,
+    where: str,
+    target: str,
+    snapshot: str,
+    include: Sequence[str] | None,
+    progress: Callable[[str], None] | None,
+) -> RestoreResult:
     _cfg, bset = site_config(loaded, site)
     restic = restic_for(loaded, site, where)
     started = time.monotonic()
@@ -794,13 +971,23 @@ def _restore(loaded: Any, site: str, where: str, target: str, snapshot: str,
             if progress is not None:
                 progress(f"restoring the newest snapshot of {part.name} to {where}:{target}")
             try:
-                with_unlock(restic, bset, partial(
-                    restic.restore, "latest", target, include=include,
-                    tags=[*site_tags(site), f"part:{part.name}"], host=host_of(site, bset)))
+                with_unlock(
+                    restic,
+                    bset,
+                    partial(
+                        restic.restore,
+                        "latest",
+                        target,
+                        include=include,
+                        tags=[*site_tags(site), f"part:{part.name}"],
+                        host=host_of(site, bset),
+                    ),
+                )
             except ResticError as exc:
                 if "no snapshot found" in str(exc).lower():
-                    raise BackupError(f"site {site!r} has no snapshot of {part.name} to restore "
-                                      f"in {restic.where}") from None
+                    raise BackupError(
+                        f"site {site!r} has no snapshot of {part.name} to restore in {restic.where}"
+                    ) from None
                 raise
             restored.append(f"latest:{part.name}")
     else:
@@ -813,17 +1000,30 @@ def _restore(loaded: Any, site: str, where: str, target: str, snapshot: str,
         chosen = [s for s in every if run_tag in s.tags] if run_tag else found[:1]
         for snap in chosen:
             if progress is not None:
-                progress(f"restoring snapshot {snap.short_id} ({', '.join(snap.paths)}) to "
-                         f"{where}:{target}")
+                progress(
+                    f"restoring snapshot {snap.short_id} ({', '.join(snap.paths)}) to "
+                    f"{where}:{target}"
+                )
             with_unlock(restic, bset, partial(restic.restore, snap.id, target, include=include))
             restored.append(snap.short_id)
-    return RestoreResult(site=site, target=target, where=where, snapshots=restored,
-                         duration=time.monotonic() - started)
+    return RestoreResult(
+        site=site,
+        target=target,
+        where=where,
+        snapshots=restored,
+        duration=time.monotonic() - started,
+    )
 
 
-def restore_to_path(loaded: Any, site: str, target: str | os.PathLike[str], *,
-                    snapshot: str = "latest", include: Sequence[str] | None = None,
-                    progress: Callable[[str], None] | None = None) -> RestoreResult:
+def restore_to_path(
+    loaded: Any,
+    site: str,
+    target: str | os.PathLike[str],
+    *,
+    snapshot: str = "latest",
+    include: Sequence[str] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> RestoreResult:
     """Restore onto this machine under `target` (a path /src/x lands at target/src/x).
     snapshot "latest" restores the newest snapshot of every part (files and each dump,
     dumps under target/failover-dumps/)."""
@@ -831,9 +1031,16 @@ def restore_to_path(loaded: Any, site: str, target: str | os.PathLike[str], *,
     return _restore(loaded, site, "local", str(target), snapshot, include, progress)
 
 
-def restore_to_endpoint(loaded: Any, site: str, endpoint: str, snapshot: str = "latest", *,
-                        target: str = "/", include: Sequence[str] | None = None,
-                        progress: Callable[[str], None] | None = None) -> RestoreResult:
+def restore_to_endpoint(
+    loaded: Any,
+    site: str,
+    endpoint: str,
+    snapshot: str = "latest",
+    *,
+    target: str = "/",
+    include: Sequence[str] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> RestoreResult:
     """Restore onto a server over SSH: restic runs there, with the repository secrets passed
     through the SSH channel. target "/" puts every file back at its original path; dumps land
     in /failover-dumps/ (load them with psql / mysql / sqlite3 afterwards)."""
@@ -872,13 +1079,23 @@ def due_work(loaded: Any, store: Any, site: str, now: float) -> list[str]:
     _cfg, bset = site_config(loaded, site)
     state = load_state(store, site)
     out = []
-    if backup_due(every=bset.every, at=bset.at, retry_after=bset.retry_after,
-                  last_success=state.get("last_success"), last_attempt=state.get("last_attempt"),
-                  last_attempt_ok=_opt_bool(state.get("last_attempt_ok")), now=now):
+    if backup_due(
+        every=bset.every,
+        at=bset.at,
+        retry_after=bset.retry_after,
+        last_success=state.get("last_success"),
+        last_attempt=state.get("last_attempt"),
+        last_attempt_ok=_opt_bool(state.get("last_attempt_ok")),
+        now=now,
+    ):
         out.append("backup")
     if state.get("last_attempt_ok") != 0 and verify_due(
-            bset.verify_every, state.get("last_verify"), _opt_bool(state.get("last_verify_ok")),
-            bset.retry_after, now):
+        bset.verify_every,
+        state.get("last_verify"),
+        _opt_bool(state.get("last_verify_ok")),
+        bset.retry_after,
+        now,
+    ):
         out.append("verify")
     read_every = min(bset.max_age / 4, 3600.0)
     if state.get("repo_read") is None or now - state["repo_read"] >= read_every:
@@ -911,13 +1128,24 @@ def health_events(loaded: Any, store: Any, now: float) -> list[BackupEvent]:
         old = state.get("health") or "unknown"
         if new != old:
             save_state(store, site, health=new)
-            events.append(BackupEvent(site=site, old=old, new=new, ts=now,
-                                      message=_health_message(site, bset, state, new, now)))
+            events.append(
+                BackupEvent(
+                    site=site,
+                    old=old,
+                    new=new,
+                    ts=now,
+                    message=_health_message(site, bset, state, new, now),
+                )
+            )
     return events
 
 
-def backup_tick(loaded: Any, store: Any, now: float | None = None,
-                notify: Callable[[BackupEvent], Any] | None = None) -> list[BackupEvent]:
+def backup_tick(
+    loaded: Any,
+    store: Any,
+    now: float | None = None,
+    notify: Callable[[BackupEvent], Any] | None = None,
+) -> list[BackupEvent]:
     """Run what is due (backups by schedule, retries after failures, verifications, reading
     the repository now and then to learn the newest snapshot), then return (and notify) the
     changes of each set's health. Synchronous: `backup_hook` is the agent's non-blocking
@@ -951,10 +1179,18 @@ def backup_hook(ctx: Any) -> None:
         if work:
             ctx.spawn(f"backup:{site}", partial(_spawned, loaded, site, work))
     for event in health_events(loaded, store, now):
-        level = {"fresh": "success", "stale": "warning", "failing": "failure"}.get(event.new,
-                                                                                  "info")
-        ctx.notifier.send(Event(kind="backup", title=f"backup of {event.site}: {event.new}",
-                                body=event.message, site=event.site, level=level))
+        level = {"fresh": "success", "stale": "warning", "failing": "failure"}.get(
+            event.new, "info"
+        )
+        ctx.notifier.send(
+            Event(
+                kind="backup",
+                title=f"backup of {event.site}: {event.new}",
+                body=event.message,
+                site=event.site,
+                level=level,
+            )
+        )
 
 
 def _spawned(loaded: Any, site: str, work: Sequence[str], store: Any) -> None:
@@ -973,14 +1209,20 @@ def status_section(loaded: Any, store: Any, site: str) -> dict[str, Any]:
     row = load_state(store, site)
     health = current_health(cfg.backup, row, now)
     newest = row.get("newest_snapshot")
-    out: dict[str, Any] = {"backup": {
-        "health": health, "repository": redact_repository(cfg.backup.repository),
-        "newest_snapshot": newest, "age": None if newest is None else now - newest,
-        "max_age": cfg.backup.max_age, "last_attempt": row.get("last_attempt"),
-        "last_attempt_ok": _opt_bool(row.get("last_attempt_ok")),
-        "last_verify": row.get("last_verify"), "last_verify_ok": _opt_bool(row.get("last_verify_ok")),
-        "error": row.get("error"),
-    }}
+    out: dict[str, Any] = {
+        "backup": {
+            "health": health,
+            "repository": redact_repository(cfg.backup.repository),
+            "newest_snapshot": newest,
+            "age": None if newest is None else now - newest,
+            "max_age": cfg.backup.max_age,
+            "last_attempt": row.get("last_attempt"),
+            "last_attempt_ok": _opt_bool(row.get("last_attempt_ok")),
+            "last_verify": row.get("last_verify"),
+            "last_verify_ok": _opt_bool(row.get("last_verify_ok")),
+            "error": row.get("error"),
+        }
+    }
     if health in ("stale", "failing"):
         out["warnings"] = [_health_message(site, cfg.backup, row, health, now)]
     return out
@@ -998,8 +1240,10 @@ def _health_message(site: str, bset: Any, state: dict[str, Any], health: str, no
     if health == "failing":
         return f"backup of {site} is failing: {state.get('error') or 'verification failed'}"
     if health == "stale":
-        return (f"backup of {site} is stale: newest snapshot {age}, more than max_age "
-                f"{format_duration(bset.max_age)}")
+        return (
+            f"backup of {site} is stale: newest snapshot {age}, more than max_age "
+            f"{format_duration(bset.max_age)}"
+        )
     if health == "fresh":
         return f"backup of {site} is fresh (newest snapshot {age})"
     return f"backup of {site}: health unknown"
@@ -1015,22 +1259,26 @@ def backup_status(loaded: Any, store: Any, now: float | None = None) -> list[dic
         _cfg, bset = site_config(loaded, site)
         state = load_state(store, site)
         newest = state.get("newest_snapshot")
-        out.append({
-            "site": site,
-            "health": current_health(bset, state, now),
-            "repository": redact_repository(bset.repository),
-            "source": bset.source,
-            "newest_snapshot": newest,
-            "age": None if newest is None else now - newest,
-            "max_age": bset.max_age,
-            "last_attempt": state.get("last_attempt"),
-            "last_attempt_ok": None if state.get("last_attempt_ok") is None
-            else bool(state["last_attempt_ok"]),
-            "last_verify": state.get("last_verify"),
-            "last_verify_ok": None if state.get("last_verify_ok") is None
-            else bool(state["last_verify_ok"]),
-            "error": state.get("error"),
-        })
+        out.append(
+            {
+                "site": site,
+                "health": current_health(bset, state, now),
+                "repository": redact_repository(bset.repository),
+                "source": bset.source,
+                "newest_snapshot": newest,
+                "age": None if newest is None else now - newest,
+                "max_age": bset.max_age,
+                "last_attempt": state.get("last_attempt"),
+                "last_attempt_ok": None
+                if state.get("last_attempt_ok") is None
+                else bool(state["last_attempt_ok"]),
+                "last_verify": state.get("last_verify"),
+                "last_verify_ok": None
+                if state.get("last_verify_ok") is None
+                else bool(state["last_verify_ok"]),
+                "error": state.get("error"),
+            }
+        )
     return out
 
 

@@ -43,7 +43,10 @@ G = Globals()
 @app.callback()
 def _global_options(
     config: str | None = typer.Option(
-        None, "--config", "-c", envvar="FAILOVER_CONFIG",
+        None,
+        "--config",
+        "-c",
+        envvar="FAILOVER_CONFIG",
         help="Config file [default: ./failover.yaml, then /etc/failover/failover.yaml].",
     ),
     debug: bool = typer.Option(False, "--debug", help="Debug logs and tracebacks."),
@@ -85,14 +88,23 @@ def validate(
     loaded = load()
     sites = loaded.config.sites
     if json_out:
-        emit_json({"config": str(loaded.path), "valid": True, "sites": list(sites),
-                   "warnings": loaded.warnings})
+        emit_json(
+            {
+                "config": str(loaded.path),
+                "valid": True,
+                "sites": list(sites),
+                "warnings": loaded.warnings,
+            }
+        )
         return
     endpoints = sum(len(s.endpoints) for s in sites.values())
     typer.echo(f"{loaded.path}: valid ({len(sites)} site(s), {endpoints} endpoint(s))")
     if not loaded.config.canaries:
-        typer.echo("note: no canaries configured; an outage of this machine's own network "
-                   "would look like the sites being down", err=True)
+        typer.echo(
+            "note: no canaries configured; an outage of this machine's own network "
+            "would look like the sites being down",
+            err=True,
+        )
 
 
 @app.command()
@@ -143,20 +155,34 @@ def _round_json(result: Any) -> dict[str, Any]:
         "network_ok": result.network_ok,
         "canaries": [_probe_json(r) for r in result.canaries],
         "endpoints": [
-            {"site": o.site, "endpoint": o.endpoint, "ok": o.ok, "observation": o.observation,
-             "health": o.after.status,
-             "change": None if o.change is None else {
-                 "from": o.change.from_status, "to": o.change.to_status,
-                 "reason": o.change.reason},
-             "checks": [_probe_json(r) for r in o.results]}
+            {
+                "site": o.site,
+                "endpoint": o.endpoint,
+                "ok": o.ok,
+                "observation": o.observation,
+                "health": o.after.status,
+                "change": None
+                if o.change is None
+                else {
+                    "from": o.change.from_status,
+                    "to": o.change.to_status,
+                    "reason": o.change.reason,
+                },
+                "checks": [_probe_json(r) for r in o.results],
+            }
             for o in result.outcomes
         ],
     }
 
 
 def _probe_json(r: Any) -> dict[str, Any]:
-    return {"check": r.check, "ok": r.ok, "latency_ms": r.latency_ms, "detail": r.detail,
-            "warning": r.warning}
+    return {
+        "check": r.check,
+        "ok": r.ok,
+        "latency_ms": r.latency_ms,
+        "detail": r.detail,
+        "warning": r.warning,
+    }
 
 
 @app.command()
@@ -241,12 +267,19 @@ def switch(
         runbook.ensure_schema(store)
         plan, existing = runbook.plan_manual(loaded, store, site, to)
         if existing is not None and existing.owner_alive:
-            raise UnsafePlan(f"run #{existing.id} of {site} is being executed by process "
-                             f"{existing.owner} (the agent?)",
-                             hint="wait for it: `failover status` shows its progress")
+            raise UnsafePlan(
+                f"run #{existing.id} of {site} is being executed by process "
+                f"{existing.owner} (the agent?)",
+                hint="wait for it: `failover status` shows its progress",
+            )
         if json_out and (dry_run or not yes):
-            emit_json({"plan": plan.to_dict(), "resumes_run": existing.id if existing else None,
-                       "applied": False})
+            emit_json(
+                {
+                    "plan": plan.to_dict(),
+                    "resumes_run": existing.id if existing else None,
+                    "applied": False,
+                }
+            )
             return
         if not json_out:
             header = f"resuming run #{existing.id}: " if existing else ""
@@ -256,19 +289,31 @@ def switch(
                 typer.echo(line)
         if dry_run or not yes:
             if not json_out:
-                typer.echo("dry run: nothing changed" if dry_run
-                           else "nothing changed: run again with --yes to apply")
+                typer.echo(
+                    "dry run: nothing changed"
+                    if dry_run
+                    else "nothing changed: run again with --yes to apply"
+                )
             return
         run = existing or runbook.start_run(
-            store, plan, "manual", {"force": force, "allow_stale": allow_stale})
+            store, plan, "manual", {"force": force, "allow_stale": allow_stale}
+        )
         if existing is not None and (force or allow_stale):
-            run.options.update({"force": force or run.options.get("force", False),
-                                "allow_stale": allow_stale or run.options.get("allow_stale",
-                                                                                False)})
+            run.options.update(
+                {
+                    "force": force or run.options.get("force", False),
+                    "allow_stale": allow_stale or run.options.get("allow_stale", False),
+                }
+            )
             runbook.set_options(store, run.id, run.options)
         notifier = Notifier(loaded.config.notify)
-        done = runbook.execute(loaded, store, notifier, run,
-                               progress=None if json_out else lambda m: typer.echo(m, err=True))
+        done = runbook.execute(
+            loaded,
+            store,
+            notifier,
+            run,
+            progress=None if json_out else lambda m: typer.echo(m, err=True),
+        )
         notifier.flush(30)
         if json_out:
             emit_json({"plan": plan.to_dict(), "run": done.to_dict(), "applied": True})
@@ -276,8 +321,9 @@ def switch(
             for line in runbook.describe_steps(done):
                 typer.echo(line)
         if done.status != "done":
-            raise FailoverError(f"run #{done.id} stopped: {done.detail} (run the same command "
-                                "again to resume it)")
+            raise FailoverError(
+                f"run #{done.id} stopped: {done.detail} (run the same command again to resume it)"
+            )
         if not json_out:
             typer.echo(f"{site} is now served by {to}")
 
@@ -286,8 +332,9 @@ from failover.cli_migrate import migrate  # noqa: E402
 
 app.command("migrate")(migrate)
 
-runs_app = typer.Typer(help="Journaled runs (failover, failback, switch, migrate).",
-                       no_args_is_help=True)
+runs_app = typer.Typer(
+    help="Journaled runs (failover, failback, switch, migrate).", no_args_is_help=True
+)
 app.add_typer(runs_app, name="runs")
 
 
@@ -313,13 +360,17 @@ def runs_list(
     if not items:
         typer.echo("no runs")
     for r in items:
-        typer.echo(f"#{r.id} {local_time(r.created)} {r.site} {r.kind} ({r.trigger}) {r.source} -> "
-                   f"{r.target}: {r.status}" + (f" ({r.detail})" if r.detail else ""))
+        typer.echo(
+            f"#{r.id} {local_time(r.created)} {r.site} {r.kind} ({r.trigger}) {r.source} -> "
+            f"{r.target}: {r.status}" + (f" ({r.detail})" if r.detail else "")
+        )
 
 
 @runs_app.command("show")
-def runs_show(run_id: int = typer.Argument(..., help="The run's number."),
-              json_out: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
+def runs_show(
+    run_id: int = typer.Argument(..., help="The run's number."),
+    json_out: bool = typer.Option(False, "--json", help="Print as JSON."),
+) -> None:
     """One run, step by step."""
     from failover import runbook
     from failover.store import Store
@@ -332,15 +383,19 @@ def runs_show(run_id: int = typer.Argument(..., help="The run's number."),
     if json_out:
         emit_json(run.to_dict())
         return
-    typer.echo(f"#{run.id} {run.site} {run.kind} ({run.trigger}) {run.source} -> {run.target}: "
-               f"{run.status}, {run.attempts} attempt(s)")
+    typer.echo(
+        f"#{run.id} {run.site} {run.kind} ({run.trigger}) {run.source} -> {run.target}: "
+        f"{run.status}, {run.attempts} attempt(s)"
+    )
     for line in runbook.describe_steps(run):
         typer.echo(line)
 
 
 @runs_app.command("abandon")
-def runs_abandon(run_id: int = typer.Argument(..., help="The run's number."),
-                 reason: str = typer.Option("abandoned by hand", "--reason")) -> None:
+def runs_abandon(
+    run_id: int = typer.Argument(..., help="The run's number."),
+    reason: str = typer.Option("abandoned by hand", "--reason"),
+) -> None:
     """Give up on an open run (what it already did stays done; the state says what)."""
     from failover import runbook
     from failover.store import Store
@@ -379,8 +434,9 @@ def report(
         try:
             start = datetime.strptime(since, "%Y-%m-%d").replace(tzinfo=UTC).timestamp()
         except ValueError:
-            raise UsageError(f"--since: expected a date such as 2026-11-01, got {since!r}") \
-                from None
+            raise UsageError(
+                f"--since: expected a date such as 2026-11-01, got {since!r}"
+            ) from None
     loaded = load()
     if site is not None and site not in loaded.config.sites:
         raise UsageError(f"no site {site!r} in {loaded.path}")
@@ -421,8 +477,11 @@ def run(argv: list[str]) -> int:
             return int(ExitCode.USAGE)
         if debug:
             raise
-        typer.echo(f"failover: internal error: {exc.__class__.__name__}: {exc} "
-                   "(run with --debug for the traceback)", err=True)
+        typer.echo(
+            f"failover: internal error: {exc.__class__.__name__}: {exc} "
+            "(run with --debug for the traceback)",
+            err=True,
+        )
         return int(ExitCode.FAILED)
     return 0
 

@@ -67,8 +67,10 @@ class _Progress:
         pct = float(msg.get("percent_done") or 0) * 100
         done = msg.get("bytes_done") or 0
         total = msg.get("total_bytes") or 0
-        line = (f"{self.site} {part}: {pct:5.1f}%  {_size(done)} / {_size(total)}  "
-                f"{msg.get('files_done', 0)} files")
+        line = (
+            f"{self.site} {part}: {pct:5.1f}%  {_size(done)} / {_size(total)}  "
+            f"{msg.get('files_done', 0)} files"
+        )
         if self.tty:
             sys.stderr.write("\r\x1b[2K" + line)
             self.shown = True
@@ -85,9 +87,15 @@ class _Progress:
 
 @backup_app.command("run")
 def run_cmd(
-    site: str | None = typer.Argument(None, help="Only this site (default: every site with a backup set)."),
+    site: str | None = typer.Argument(
+        None, help="Only this site (default: every site with a backup set)."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the results as JSON."),
-    wait: float = typer.Option(0.0, "--wait", help="Wait this many seconds for another run of the same repository to finish."),
+    wait: float = typer.Option(
+        0.0,
+        "--wait",
+        help="Wait this many seconds for another run of the same repository to finish.",
+    ),
 ) -> None:
     """Back up now: before commands, files, database dumps, after commands, retention."""
     from failover.backup import backup_sites, run_backup
@@ -101,18 +109,26 @@ def run_cmd(
     with _store(loaded) as store:
         for name in sites:
             progress = None if json_out else _Progress(name)
-            result = run_backup(loaded, store, name, on_status=progress, lock_wait=wait,
-                                check=False)
+            result = run_backup(
+                loaded, store, name, on_status=progress, lock_wait=wait, check=False
+            )
             if progress is not None:
                 progress.end()
             results.append(result)
             if not json_out:
                 if result.ok:
-                    parts = ", ".join(f"{k} {v.snapshot_id} (+{_size(v.data_added)})"
-                                      for k, v in result.parts.items())
-                    typer.echo(f"{name}: ok in {result.finished - result.started:.1f}s: {parts}"
-                               + (f"; {result.forgotten} snapshot(s) forgotten"
-                                  if result.forgotten else ""))
+                    parts = ", ".join(
+                        f"{k} {v.snapshot_id} (+{_size(v.data_added)})"
+                        for k, v in result.parts.items()
+                    )
+                    typer.echo(
+                        f"{name}: ok in {result.finished - result.started:.1f}s: {parts}"
+                        + (
+                            f"; {result.forgotten} snapshot(s) forgotten"
+                            if result.forgotten
+                            else ""
+                        )
+                    )
                     for warning in result.warnings:
                         typer.echo(f"{name}: warning: {warning}", err=True)
                 else:
@@ -145,15 +161,19 @@ def list_cmd(
         _emit(out)
         return
     for item in out:
-        typer.echo(f"{item['site']}: {item['health']}  repository {item['repository']}  "
-                   f"last run {_when(item['last_attempt'])}"
-                   + ("" if item["last_attempt_ok"] is not False else " (failed)")
-                   + f"  last verified {_when(item['last_verify'])}"
-                   + ("" if item["last_verify_ok"] is not False else " (failed)"))
+        typer.echo(
+            f"{item['site']}: {item['health']}  repository {item['repository']}  "
+            f"last run {_when(item['last_attempt'])}"
+            + ("" if item["last_attempt_ok"] is not False else " (failed)")
+            + f"  last verified {_when(item['last_verify'])}"
+            + ("" if item["last_verify_ok"] is not False else " (failed)")
+        )
         for snap in item["snapshots"]:
             part = next((t[5:] for t in snap["tags"] if t.startswith("part:")), "?")
-            typer.echo(f"  {snap['short_id']}  {_when(snap['time'])}  {part:<20} "
-                       f"{', '.join(snap['paths'])}")
+            typer.echo(
+                f"  {snap['short_id']}  {_when(snap['time'])}  {part:<20} "
+                f"{', '.join(snap['paths'])}"
+            )
         if not item["snapshots"]:
             typer.echo("  (no snapshots)")
 
@@ -161,8 +181,12 @@ def list_cmd(
 @backup_app.command("verify")
 def verify_cmd(
     site: str | None = typer.Argument(None, help="Only this site."),
-    sample: int | None = typer.Option(None, "--sample", help="Files to restore and compare (default: the set's verify_sample)."),
-    read_data_subset: str | None = typer.Option(None, "--read-data-subset", help="Also read this subset of the data (5%, 1/10)."),
+    sample: int | None = typer.Option(
+        None, "--sample", help="Files to restore and compare (default: the set's verify_sample)."
+    ),
+    read_data_subset: str | None = typer.Option(
+        None, "--read-data-subset", help="Also read this subset of the data (5%, 1/10)."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """restic check, then a real test restore of a sample compared byte for byte."""
@@ -174,14 +198,17 @@ def verify_cmd(
         for name in backup_sites(loaded, site):
             if not json_out:
                 typer.echo(f"{name}: checking the repository and restoring a sample...", err=True)
-            result = verify_backup(loaded, name, store, sample=sample,
-                                   read_data_subset=read_data_subset)
+            result = verify_backup(
+                loaded, name, store, sample=sample, read_data_subset=read_data_subset
+            )
             results.append(result)
             if not json_out:
                 good = sum(1 for f in result.files if f["ok"])
                 if result.ok:
-                    typer.echo(f"{name}: ok: repository checks clean, {good}/{len(result.files)} "
-                               "restored files identical to the snapshot")
+                    typer.echo(
+                        f"{name}: ok: repository checks clean, {good}/{len(result.files)} "
+                        "restored files identical to the snapshot"
+                    )
                 else:
                     typer.echo(f"{name}: FAILED: {result.error}", err=True)
                     for f in result.files:
@@ -196,9 +223,19 @@ def verify_cmd(
 @backup_app.command("restore")
 def restore_cmd(
     site: str = typer.Argument(..., help="The site."),
-    to: str = typer.Option(..., "--to", help="A directory here, or the name of one of the site's endpoints (restored over SSH)."),
-    snapshot: str = typer.Option("latest", "--snapshot", help="Snapshot id (default: the newest of every part)."),
-    target: str = typer.Option("/", "--target", help="With --to ENDPOINT: the directory on the server (/ puts files back where they were)."),
+    to: str = typer.Option(
+        ...,
+        "--to",
+        help="A directory here, or the name of one of the site's endpoints (restored over SSH).",
+    ),
+    snapshot: str = typer.Option(
+        "latest", "--snapshot", help="Snapshot id (default: the newest of every part)."
+    ),
+    target: str = typer.Option(
+        "/",
+        "--target",
+        help="With --to ENDPOINT: the directory on the server (/ puts files back where they were).",
+    ),
     include: list[str] = typer.Option(None, "--include", help="Only these paths (repeatable)."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
@@ -212,19 +249,24 @@ def restore_cmd(
     if not json_out:
         where = f"{to}:{target}" if is_endpoint else to
         typer.echo(f"{site}: restoring {snapshot} to {where}...", err=True)
+
     def say(message: str) -> None:
         if not json_out:
             typer.echo(f"{site}: {message} ({time.monotonic() - started:.0f}s)", err=True)
 
     if is_endpoint:
-        result = restore_to_endpoint(loaded, site, to, snapshot, target=target,
-                                     include=include or None, progress=say)
+        result = restore_to_endpoint(
+            loaded, site, to, snapshot, target=target, include=include or None, progress=say
+        )
     else:
-        result = restore_to_path(loaded, site, to, snapshot=snapshot, include=include or None,
-                                 progress=say)
+        result = restore_to_path(
+            loaded, site, to, snapshot=snapshot, include=include or None, progress=say
+        )
     if json_out:
         _emit(result.to_json())
     else:
-        typer.echo(f"{site}: restored {', '.join(result.snapshots)} to "
-                   f"{(to + ':' + target) if is_endpoint else to} in "
-                   f"{time.monotonic() - started:.1f}s")
+        typer.echo(
+            f"{site}: restored {', '.join(result.snapshots)} to "
+            f"{(to + ':' + target) if is_endpoint else to} in "
+            f"{time.monotonic() - started:.1f}s"
+        )

@@ -78,8 +78,9 @@ class Change:
         return None
 
 
-def step(state: HealthState, ts: float, ok: bool | None, policy: Policy
-         ) -> tuple[HealthState, Change | None]:
+def step(
+    state: HealthState, ts: float, ok: bool | None, policy: Policy
+) -> tuple[HealthState, Change | None]:
     """Fold one observation (ok: True/False, None for inconclusive) into the state."""
     if ok is None or (state.last_ts is not None and ts <= state.last_ts):
         return state, None  # inconclusive rounds and replays change nothing
@@ -94,14 +95,22 @@ def step(state: HealthState, ts: float, ok: bool | None, policy: Policy
         failures = tuple(t for t in failures if t > horizon)
         if not ok:
             failures = (*failures, ts)
-    new = replace(state, last_ts=ts, streak_ok=ok, streak_start=streak_start,
-                  streak_count=streak_count, failures=failures)
+    new = replace(
+        state,
+        last_ts=ts,
+        streak_ok=ok,
+        streak_start=streak_start,
+        streak_count=streak_count,
+        failures=failures,
+    )
 
     target, reason = _next_status(new, ts, ok, policy)
     if target == state.status:
         return new, None
     outage_start = new.outage_start
-    if (target == "suspect" and state.status in ("unknown", "up")) or (target == "down" and outage_start is None):
+    if (target == "suspect" and state.status in ("unknown", "up")) or (
+        target == "down" and outage_start is None
+    ):
         outage_start = streak_start
     elif target == "up":
         outage_start = None
@@ -129,16 +138,20 @@ def _next_status(s: HealthState, ts: float, ok: bool, policy: Policy) -> tuple[S
     return _recovered_or(s, ts, policy, "recovering")
 
 
-def _recovered_or(s: HealthState, ts: float, policy: Policy, otherwise: Status
-                  ) -> tuple[Status, str]:
+def _recovered_or(
+    s: HealthState, ts: float, policy: Policy, otherwise: Status
+) -> tuple[Status, str]:
     passing_for = ts - (s.streak_start or ts)
     if passing_for >= policy.up_after and s.streak_count >= MIN_RECOVERY_SUCCESSES:
         return "up", f"passing for {duration(passing_for)} ({s.streak_count} round(s))"
     return otherwise, "check passed; waiting for up_after"
 
 
-def evaluate(observations: Iterable[tuple[float, bool | None]], policy: Policy,
-             state: HealthState | None = None) -> tuple[HealthState, list[Change]]:
+def evaluate(
+    observations: Iterable[tuple[float, bool | None]],
+    policy: Policy,
+    state: HealthState | None = None,
+) -> tuple[HealthState, list[Change]]:
     """Fold a whole history; returns the final state and every transition on the way."""
     state = state or HealthState()
     changes: list[Change] = []
@@ -147,5 +160,3 @@ def evaluate(observations: Iterable[tuple[float, bool | None]], policy: Policy,
         if change is not None:
             changes.append(change)
     return state, changes
-
-

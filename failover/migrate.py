@@ -59,23 +59,28 @@ UPLOAD_PATH = "/usr/local/bin/restic"
 # How to install restic with each package manager (run as root, or through sudo -n).
 INSTALL: dict[str, str] = {
     "apt-get": "$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q && "
-               "$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q restic",
+    "$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q restic",
     "dnf": "$SUDO dnf install -y restic",
     "yum": "$SUDO yum install -y restic",
     "apk": "$SUDO apk add --no-cache restic",
     "zypper": "$SUDO zypper --non-interactive install restic",
     "pacman": "$SUDO pacman -S --noconfirm restic",
 }
-_DETECT = ("for pm in " + " ".join(INSTALL) + "; do "
-           "if command -v \"$pm\" >/dev/null 2>&1; then echo \"$pm\"; exit 0; fi; done; exit 1")
+_DETECT = (
+    "for pm in " + " ".join(INSTALL) + "; do "
+    'if command -v "$pm" >/dev/null 2>&1; then echo "$pm"; exit 0; fi; done; exit 1'
+)
 _SUDO = 'if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO="sudo -n"; fi\n'
 # stdin (after the prelude's environment lines) is the binary; $1 is where it goes.
-_UPLOAD = _SUDO + """\
+_UPLOAD = (
+    _SUDO
+    + """\
 set -e
 $SUDO mkdir -p "$(dirname "$1")"
 $SUDO sh -c 'cat > "$1.failover-upload" && chmod 755 "$1.failover-upload" && \
 mv -f "$1.failover-upload" "$1"' sh "$1"
 """
+)
 _ENDPOINT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")  # config.models' Name
 _ARCH_ALIASES = {"amd64": "x86_64", "arm64": "aarch64", "armv7l": "arm", "armv6l": "arm"}
 
@@ -108,17 +113,26 @@ def step_provision(ctx: StepContext) -> StepOut:
         options["node_name"] = node.name
         _save_options(ctx, options)
 
-    node = compute.provision(ctx.loaded, template_name, run.site, key, ctx.progress,
-                             node_id=options.get("node_id"), on_created=on_created)
+    node = compute.provision(
+        ctx.loaded,
+        template_name,
+        run.site,
+        key,
+        ctx.progress,
+        node_id=options.get("node_id"),
+        on_created=on_created,
+    )
     if options.get("node_id") != node.id:  # found again by its tag after a crash
         on_created(node)
     template = compute.template_for(ctx.loaded, template_name)
     block = compute.endpoint_block(template, node, template_name)
-    log.info("server %s is %s", node.describe(), run.target,
-             extra={"site": run.site, "run": str(run.id)})
-    return (f"server {node.describe()} from compute template {template_name}",
-            {"node_id": node.id, "node_name": node.name, "template": template_name,
-             "endpoint": block})
+    log.info(
+        "server %s is %s", node.describe(), run.target, extra={"site": run.site, "run": str(run.id)}
+    )
+    return (
+        f"server {node.describe()} from compute template {template_name}",
+        {"node_id": node.id, "node_name": node.name, "template": template_name, "endpoint": block},
+    )
 
 
 @step("wait_ssh")
@@ -136,10 +150,19 @@ def step_wait_ssh(ctx: StepContext) -> StepOut:
     if ep.ssh is None:
         raise StepFailed(f"{run.target} has no ssh settings")
     deadline = time.monotonic() + template.ssh_timeout
-    banner = compute.wait_ssh_banner(ep.address, ep.ssh.port, template.ssh_timeout,
-                                     interval=template.poll_interval, progress=ctx.progress)
-    remote = Remote(ep.ssh, ep.address, name=run.target,
-                    connect_timeout=max(1.0, min(10.0, template.ssh_timeout)))
+    banner = compute.wait_ssh_banner(
+        ep.address,
+        ep.ssh.port,
+        template.ssh_timeout,
+        interval=template.poll_interval,
+        progress=ctx.progress,
+    )
+    remote = Remote(
+        ep.ssh,
+        ep.address,
+        name=run.target,
+        connect_timeout=max(1.0, min(10.0, template.ssh_timeout)),
+    )
     delay = min(1.0, template.poll_interval)
     while True:
         try:
@@ -155,10 +178,10 @@ def step_wait_ssh(ctx: StepContext) -> StepOut:
                     f"e.g. `ssh-keyscan -p {ep.ssh.port} {ep.address} >> {known}` once "
                     "verified, then run the same command again (or, trusting the first key "
                     "seen, leave the template's ssh.known_hosts unset and put "
-                    "StrictHostKeyChecking=accept-new in its ssh.options)") from None
+                    "StrictHostKeyChecking=accept-new in its ssh.options)"
+                ) from None
             if time.monotonic() >= deadline:
-                raise StepFailed(f"{run.target} answers SSH but the login fails: {text}") \
-                    from None
+                raise StepFailed(f"{run.target} answers SSH but the login fails: {text}") from None
             ctx.progress(f"login to {run.target} not possible yet ({text}); retrying")
             time.sleep(delay)
             delay = min(delay * 2, template.poll_interval)
@@ -185,8 +208,10 @@ def step_ensure_restic(ctx: StepContext) -> StepOut:
         else:
             ctx.progress(f"installing restic on {run.target} with {manager}")
             try:
-                remote.run(["/bin/sh", "-c", _SUDO + INSTALL[manager]],
-                           timeout=max(300.0, site.failover.command_timeout))
+                remote.run(
+                    ["/bin/sh", "-c", _SUDO + INSTALL[manager]],
+                    timeout=max(300.0, site.failover.command_timeout),
+                )
             except RemoteError as exc:
                 problems.append(f"{manager} failed: {exc}")
             else:
@@ -199,13 +224,16 @@ def step_ensure_restic(ctx: StepContext) -> StepOut:
         uploaded = _upload_restic(ctx, remote, dest)
     except StepFailed as exc:
         problems.append(str(exc))
-        raise StepFailed(f"restic is missing on {run.target} and could not be put there: "
-                         + "; ".join(problems)) from None
+        raise StepFailed(
+            f"restic is missing on {run.target} and could not be put there: " + "; ".join(problems)
+        ) from None
     version = _restic_version(remote, binary)
     if not version:
-        raise StepFailed(f"uploaded restic to {run.target}:{dest}, but `{binary} version` "
-                         f"does not run it there (is {dest} on the PATH?): set the backup's "
-                         f"`restic: {dest}`")
+        raise StepFailed(
+            f"uploaded restic to {run.target}:{dest}, but `{binary} version` "
+            f"does not run it there (is {dest} on the PATH?): set the backup's "
+            f"`restic: {dest}`"
+        )
     return f"uploaded {uploaded} to {run.target}:{dest} ({version})", {}
 
 
@@ -247,14 +275,20 @@ def _upload_restic(ctx: StepContext, remote: Any, dest: str) -> str:
     remote_os, remote_arch = [*probe, "?", "?"][:2]
     here_os, here_arch = platform.system(), _arch(platform.machine())
     if remote_os != here_os or _arch(remote_arch) != here_arch:
-        raise StepFailed(f"the local restic is for {here_os} {here_arch}, the server runs "
-                         f"{remote_os} {remote_arch}: install restic there by hand")
+        raise StepFailed(
+            f"the local restic is for {here_os} {here_arch}, the server runs "
+            f"{remote_os} {remote_arch}: install restic there by hand"
+        )
     with open(local, "rb") as fh:
         data = fh.read()
     ctx.progress(f"uploading {local} ({len(data) // 1024} KiB) to {ctx.run.target}:{dest}")
     try:
-        remote.run([dest], script=_UPLOAD, input=data,
-                   timeout=max(120.0, ctx.site.failover.command_timeout))
+        remote.run(
+            [dest],
+            script=_UPLOAD,
+            input=data,
+            timeout=max(120.0, ctx.site.failover.command_timeout),
+        )
     except RemoteError as exc:
         raise StepFailed(f"uploading restic failed: {exc}") from None
     return local
@@ -283,34 +317,49 @@ class MigratePlan(RunPlan):
         extra: list[str] = []
         if self.server is not None:
             s = self.server
-            extra.append(f"  new server: {s['name']}, size {s['size']}, image {s['image']}"
-                         + (f", at {s['location']}" if s.get("location") else "")
-                         + f", {s['address']} address, from compute template {s['template']} "
-                         f"(driver {s['driver']})")
+            extra.append(
+                f"  new server: {s['name']}, size {s['size']}, image {s['image']}"
+                + (f", at {s['location']}" if s.get("location") else "")
+                + f", {s['address']} address, from compute template {s['template']} "
+                f"(driver {s['driver']})"
+            )
         if not self.source_reachable:
             extra.append(f"  source {self.source} is unreachable: {self.source_detail}")
         return out[:1] + extra + out[1:]
 
     def to_dict(self) -> dict[str, Any]:
-        return {**super().to_dict(), "source_reachable": self.source_reachable,
-                "source_detail": self.source_detail, "snapshot": self.snapshot,
-                "server": self.server}
+        return {
+            **super().to_dict(),
+            "source_reachable": self.source_reachable,
+            "source_detail": self.source_detail,
+            "snapshot": self.snapshot,
+            "server": self.server,
+        }
 
 
-def plan_migrate(loaded: LoadedConfig, store: Store, site_name: str, *, to: str | None = None,
-                 provision: str | None = None, name: str | None = None
-                 ) -> tuple[MigratePlan, Run | None]:
+def plan_migrate(
+    loaded: LoadedConfig,
+    store: Store,
+    site_name: str,
+    *,
+    to: str | None = None,
+    provision: str | None = None,
+    name: str | None = None,
+) -> tuple[MigratePlan, Run | None]:
     """The plan of `failover migrate SITE --to ENDPOINT | --provision TEMPLATE [--name N]`,
     and the open run it would resume (None: a new run). Looks at the source now: when it
     does not answer, the plan restores the newest snapshot (and says how old it is)."""
     from failover import runbook
 
     if site_name not in loaded.config.sites:
-        raise UsageError(f"no site {site_name!r} in {loaded.path} "
-                         f"(sites: {', '.join(loaded.config.sites)})")
+        raise UsageError(
+            f"no site {site_name!r} in {loaded.path} (sites: {', '.join(loaded.config.sites)})"
+        )
     if (to is None) == (provision is None):
-        raise UsageError("say where to move: --to ENDPOINT (a server of the site's) or "
-                         "--provision TEMPLATE (a new server from a compute template)")
+        raise UsageError(
+            "say where to move: --to ENDPOINT (a server of the site's) or "
+            "--provision TEMPLATE (a new server from a compute template)"
+        )
     if name is not None and provision is None:
         raise UsageError("--name names the new server's endpoint: it goes with --provision")
     site = loaded.config.sites[site_name]
@@ -318,26 +367,37 @@ def plan_migrate(loaded: LoadedConfig, store: Store, site_name: str, *, to: str 
     target = to or name or provision
     assert target is not None
     if not _ENDPOINT_NAME.match(target):
-        raise UsageError(f"{target!r} cannot name an endpoint: letters, digits, '.', '_', '-'"
-                         + ("; give the new server a name with --name" if name is None else ""))
+        raise UsageError(
+            f"{target!r} cannot name an endpoint: letters, digits, '.', '_', '-'"
+            + ("; give the new server a name with --name" if name is None else "")
+        )
     runbook.ensure_schema(store)
 
     current = runbook.open_run(store, site_name)
     if current is not None:
-        same = (current.kind == "migrate" and current.target == target
-                and current.options.get("template") == provision)
+        same = (
+            current.kind == "migrate"
+            and current.target == target
+            and current.options.get("template") == provision
+        )
         if not same:
             raise UnsafePlan(
                 f"site {site_name} has an open run #{current.id} ({current.kind} to "
                 f"{current.target}, {current.status})",
-                hint=(f"finish it with `{_command(site_name, current)}`, "
-                      if current.kind == "migrate" else "finish it first, ")
-                + f"or give up on it with `failover runs abandon {current.id}`")
-        steps = tuple(StepPlan(s["name"], s["title"],
-                               s["detail"] if s["status"] == "skipped" else None)
-                      for s in current.steps)
-        return MigratePlan(site_name, "migrate", current.source, current.target, steps,
-                           server=server), current
+                hint=(
+                    f"finish it with `{_command(site_name, current)}`, "
+                    if current.kind == "migrate"
+                    else "finish it first, "
+                )
+                + f"or give up on it with `failover runs abandon {current.id}`",
+            )
+        steps = tuple(
+            StepPlan(s["name"], s["title"], s["detail"] if s["status"] == "skipped" else None)
+            for s in current.steps
+        )
+        return MigratePlan(
+            site_name, "migrate", current.source, current.target, steps, server=server
+        ), current
 
     row = store.active_endpoint(site_name)
     active = row["active"] if row else site.initial_active
@@ -345,13 +405,16 @@ def plan_migrate(loaded: LoadedConfig, store: Store, site_name: str, *, to: str 
         raise UsageError(
             f"the active endpoint of {site_name} is {active}, which is not in {loaded.path}",
             hint=f"add its block first: `failover migrate {site_name} --write-config` "
-                 "adds the one the last migrate printed")
+            "adds the one the last migrate printed",
+        )
     if to is not None and to not in site.endpoints:
-        raise UsageError(f"site {site_name} has no endpoint {to!r} "
-                         f"(it has {', '.join(site.endpoints)})")
+        raise UsageError(
+            f"site {site_name} has no endpoint {to!r} (it has {', '.join(site.endpoints)})"
+        )
     reachable, detail = check_source(loaded, site_name, active)
-    plan = runbook.plan_run(site_name, site, "migrate", active, target, provision=provision,
-                            source_reachable=reachable)
+    plan = runbook.plan_run(
+        site_name, site, "migrate", active, target, provision=provision, source_reachable=reachable
+    )
     warnings = list(plan.warnings)
     snapshot: dict[str, Any] | None = None
     restoring = any(s.name == "restore" and s.skip is None for s in plan.steps)
@@ -362,8 +425,13 @@ def plan_migrate(loaded: LoadedConfig, store: Store, site_name: str, *, to: str 
         warnings.append(f"{active} does not answer ({detail}); nothing is restored")
     base = {f.name: getattr(plan, f.name) for f in dataclasses.fields(RunPlan)}
     base["warnings"] = tuple(warnings)
-    return MigratePlan(**base, source_reachable=reachable or not restoring,
-                       source_detail=detail, snapshot=snapshot, server=server), None
+    return MigratePlan(
+        **base,
+        source_reachable=reachable or not restoring,
+        source_detail=detail,
+        snapshot=snapshot,
+        server=server,
+    ), None
 
 
 def check_source(loaded: LoadedConfig, site_name: str, endpoint: str) -> tuple[bool, str]:
@@ -380,8 +448,9 @@ def check_source(loaded: LoadedConfig, site_name: str, endpoint: str) -> tuple[b
             if key.strip().lower() == "connecttimeout" and value.strip().isdigit():
                 wait = max(1.0, min(wait, float(value)))
         try:
-            Remote(ep.ssh, ep.address, name=endpoint, connect_timeout=wait).run(["true"],
-                                                                                timeout=20)
+            Remote(ep.ssh, ep.address, name=endpoint, connect_timeout=wait).run(
+                ["true"], timeout=20
+            )
         except FailoverError as exc:
             return False, str(exc)
         return True, "answers over SSH"
@@ -404,18 +473,26 @@ def _newest_snapshot(loaded: LoadedConfig, site_name: str) -> tuple[dict[str, An
     age = time.time() - snap.time
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(snap.time))
     info = {"id": snap.id, "short_id": snap.short_id, "time": snap.time, "age": age}
-    return info, (f"no final backup: the newest snapshot {snap.short_id} from {when} "
-                  f"({duration(age)} old) is restored; writes after it are lost "
-                  "(apply with --from-snapshot to confirm)")
+    return info, (
+        f"no final backup: the newest snapshot {snap.short_id} from {when} "
+        f"({duration(age)} old) is restored; writes after it are lost "
+        "(apply with --from-snapshot to confirm)"
+    )
 
 
 def _server_summary(loaded: LoadedConfig, site_name: str, template_name: str) -> dict[str, Any]:
     from failover import compute
 
     template = compute.template_for(loaded, template_name)
-    return {"template": template_name, "name": template.node_name(site_name),
-            "driver": template.driver, "size": template.size, "image": template.image,
-            "location": template.location, "address": template.address}
+    return {
+        "template": template_name,
+        "name": template.node_name(site_name),
+        "driver": template.driver,
+        "size": template.size,
+        "image": template.image,
+        "location": template.location,
+        "address": template.address,
+    }
 
 
 def _command(site_name: str, run: Run) -> str:
@@ -439,13 +516,22 @@ def created_server(run: Run) -> dict[str, Any] | None:
     if not node_id:
         return None
     endpoint = data.get("endpoint") or {}
-    return {"id": node_id, "name": data.get("node_name") or run.options.get("node_name"),
-            "template": data.get("template") or run.options.get("template"),
-            "address": endpoint.get("address")}
+    return {
+        "id": node_id,
+        "name": data.get("node_name") or run.options.get("node_name"),
+        "template": data.get("template") or run.options.get("template"),
+        "address": endpoint.get("address"),
+    }
 
 
-def on_failure(loaded: LoadedConfig, store: Store, run: Run, *, destroy: bool,
-               progress: Callable[[str], None] | None = None) -> list[str]:
+def on_failure(
+    loaded: LoadedConfig,
+    store: Store,
+    run: Run,
+    *,
+    destroy: bool,
+    progress: Callable[[str], None] | None = None,
+) -> list[str]:
     """What a failed migrate left behind, as lines for the user; with `destroy`, delete the
     server the run created (only while DNS does not point at it yet) and close the run."""
     from failover import compute, runbook
@@ -459,12 +545,16 @@ def on_failure(loaded: LoadedConfig, store: Store, run: Run, *, destroy: bool,
     activated = status.get("activate") == "done"
     lines: list[str] = []
     if status.get("switch_dns") == "done":
-        lines.append(f"DNS already points at {run.target}"
-                     + ("" if activated else f"; {run.source} is still recorded as active"))
+        lines.append(
+            f"DNS already points at {run.target}"
+            + ("" if activated else f"; {run.source} is still recorded as active")
+        )
     elif switched:
-        lines.append(f"the DNS change to {run.target} failed and may be partly applied: "
-                     f"`failover dns show` says what the records hold; {run.source} is still "
-                     "recorded as active")
+        lines.append(
+            f"the DNS change to {run.target} failed and may be partly applied: "
+            f"`failover dns show` says what the records hold; {run.source} is still "
+            "recorded as active"
+        )
     else:
         lines.append(f"{run.source} is still the active endpoint; DNS was not changed")
     server = created_server(run)
@@ -475,32 +565,40 @@ def on_failure(loaded: LoadedConfig, store: Store, run: Run, *, destroy: bool,
             if destroy:
                 lines += _destroy_found(loaded, run, template, say)
         return lines
-    what = (f"server {server['name'] or ''} ({server['id']}"
-            + (f", {server['address']}" if server["address"] else "") + ")").replace("  ", " ")
+    what = (
+        f"server {server['name'] or ''} ({server['id']}"
+        + (f", {server['address']}" if server["address"] else "")
+        + ")"
+    ).replace("  ", " ")
     if destroy and switched:
         lines.append(f"{what} is kept: DNS may point at it already")
         return lines
     if destroy:
         try:
-            deleted = compute.destroy(loaded, str(server["template"] or template),
-                                      str(server["id"]), say)
+            deleted = compute.destroy(
+                loaded, str(server["template"] or template), str(server["id"]), say
+            )
         except FailoverError as exc:
-            lines.append(f"could not delete {what}: {exc}; it is still running and billed: "
-                         "delete it in the provider's console")
+            lines.append(
+                f"could not delete {what}: {exc}; it is still running and billed: "
+                "delete it in the provider's console"
+            )
             return lines
-        runbook.abandon_run(store, run.id, f"{at} failed; {what} deleted "
-                                           "(--destroy-on-failure)")
+        runbook.abandon_run(store, run.id, f"{at} failed; {what} deleted (--destroy-on-failure)")
         lines.append(f"deleted {what}" if deleted else f"{what} was already gone")
         lines.append(f"run #{run.id} is closed: the next migrate starts afresh")
         return lines
-    lines.append(f"{what}, created by this run, is still running (and billed): run the same "
-                 "command again to resume with it, add --destroy-on-failure to delete it "
-                 "when the run fails, or delete it in the provider's console")
+    lines.append(
+        f"{what}, created by this run, is still running (and billed): run the same "
+        "command again to resume with it, add --destroy-on-failure to delete it "
+        "when the run fails, or delete it in the provider's console"
+    )
     return lines
 
 
-def _destroy_found(loaded: LoadedConfig, run: Run, template: str,
-                   say: Callable[[str], None]) -> list[str]:
+def _destroy_found(
+    loaded: LoadedConfig, run: Run, template: str, say: Callable[[str], None]
+) -> list[str]:
     """A create whose answer was lost leaves a server that no id names: look for it by the
     run's key (tag) and delete it."""
     from failover import compute
@@ -528,8 +626,9 @@ def new_endpoint(run: Run) -> dict[str, Any] | None:
     return None
 
 
-def pending_endpoint(loaded: LoadedConfig, store: Store, site_name: str
-                     ) -> tuple[str, dict[str, Any]] | None:
+def pending_endpoint(
+    loaded: LoadedConfig, store: Store, site_name: str
+) -> tuple[str, dict[str, Any]] | None:
     """The active endpoint when it is a server a migrate created that the config file does
     not have yet: (name, block)."""
     from failover import runbook
@@ -554,13 +653,21 @@ def config_block(name: str, block: dict[str, Any]) -> str:
     return render_block(name, block)
 
 
-def write_endpoint(loaded: LoadedConfig, site_name: str, name: str,
-                   block: dict[str, Any]) -> None:
+def write_endpoint(loaded: LoadedConfig, site_name: str, name: str, block: dict[str, Any]) -> None:
     """Add the block to the user's config file (comments and layout kept)."""
     from failover.config.edit import add_endpoint
 
     add_endpoint(loaded.path, site_name, name, block)
 
 
-__all__ = ["MigratePlan", "check_source", "config_block", "created_server", "new_endpoint",
-           "on_failure", "pending_endpoint", "plan_migrate", "write_endpoint"]
+__all__ = [
+    "MigratePlan",
+    "check_source",
+    "config_block",
+    "created_server",
+    "new_endpoint",
+    "on_failure",
+    "pending_endpoint",
+    "plan_migrate",
+    "write_endpoint",
+]

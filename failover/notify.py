@@ -76,23 +76,31 @@ class Notifier:
                 self._queue.task_done()
 
     def _deliver(self, event: Event) -> None:
-        urls = [t.url.reveal() for t in self._targets  # type: ignore[attr-defined]
-                if t.events is None or event.kind in t.events]  # type: ignore[attr-defined]
+        urls = [
+            t.url.reveal()
+            for t in self._targets  # type: ignore[attr-defined]
+            if t.events is None or event.kind in t.events
+        ]  # type: ignore[attr-defined]
         # apprise loads every plugin when imported (~28 MB): it runs in a short-lived child
         # process so that the agent stays small, and a hung service cannot hang the agent.
         # The URLs hold tokens: they go through stdin, never the command line.
-        payload = json.dumps({"urls": urls, "title": event.title, "body": event.body,
-                              "level": event.level})
+        payload = json.dumps(
+            {"urls": urls, "title": event.title, "body": event.body, "level": event.level}
+        )
         extra = {"site": event.site, "endpoint": event.endpoint}
         try:
             proc = subprocess.run(
-                [sys.executable, "-m", "failover.notify"], input=payload, text=True,
-                capture_output=True, timeout=DELIVERY_TIMEOUT,
+                [sys.executable, "-m", "failover.notify"],
+                input=payload,
+                text=True,
+                capture_output=True,
+                timeout=DELIVERY_TIMEOUT,
             )
         except subprocess.TimeoutExpired:
             self.failed += 1
-            log.error("notification %r timed out after %ss", event.title, DELIVERY_TIMEOUT,
-                      extra=extra)
+            log.error(
+                "notification %r timed out after %ss", event.title, DELIVERY_TIMEOUT, extra=extra
+            )
             return
         if proc.returncode == 0:
             self.sent += 1
@@ -100,8 +108,12 @@ class Notifier:
         else:
             self.failed += 1
             reason = (proc.stderr.strip().splitlines() or ["unknown error"])[-1]
-            log.error("notification %r could not be delivered to every target: %s",
-                      event.title, reason, extra=extra)
+            log.error(
+                "notification %r could not be delivered to every target: %s",
+                event.title,
+                reason,
+                extra=extra,
+            )
 
 
 def deliver(urls: list[str], title: str, body: str, level: str) -> tuple[bool, list[str]]:
@@ -134,8 +146,9 @@ def deliver(urls: list[str], title: str, body: str, level: str) -> tuple[bool, l
 def _child_main() -> int:
     """`python -m failover.notify`: one notification, read as JSON from stdin."""
     request = json.loads(sys.stdin.read())
-    ok, problems = deliver(request["urls"], request["title"], request["body"],
-                           request.get("level", "warning"))
+    ok, problems = deliver(
+        request["urls"], request["title"], request["body"], request.get("level", "warning")
+    )
     for problem in problems:
         sys.stderr.write(problem + "\n")
     return 0 if ok else 1

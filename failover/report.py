@@ -50,8 +50,9 @@ def months_between(start: float, end: float) -> list[tuple[float, float]]:
     return out
 
 
-def uptime(downtime: list[Interval], watched: list[Interval], start: float, end: float
-           ) -> tuple[float, float, float | None]:
+def uptime(
+    downtime: list[Interval], watched: list[Interval], start: float, end: float
+) -> tuple[float, float, float | None]:
     """(seconds watched, seconds down while watched, uptime fraction or None). Pure."""
     watched_s = sum(w.overlap(start, end) for w in watched)
     down_s = 0.0
@@ -80,19 +81,32 @@ def watched_intervals(rounds: list[tuple[float, bool]], interval: float) -> list
     return out
 
 
-def build_report(loaded: LoadedConfig, store: Store, site: str | None = None,
-                 since: float = 0.0, target: float = 0.999, now: float | None = None
-                 ) -> dict[str, Any]:
+def build_report(
+    loaded: LoadedConfig,
+    store: Store,
+    site: str | None = None,
+    since: float = 0.0,
+    target: float = 0.999,
+    now: float | None = None,
+) -> dict[str, Any]:
     from failover import runbook
 
     now = now or time.time()
     config = loaded.config
     names = [site] if site else list(config.sites)
     has_runs = store.has_table("runs")
-    rounds = [(r[0], bool(r[1])) for r in store.conn.execute(
-        "SELECT ts, network_ok FROM rounds WHERE ts >= ? ORDER BY ts", (since,))]
-    out: dict[str, Any] = {"generated": now, "since": since or (rounds[0][0] if rounds else now),
-                           "target": target, "sites": {}}
+    rounds = [
+        (r[0], bool(r[1]))
+        for r in store.conn.execute(
+            "SELECT ts, network_ok FROM rounds WHERE ts >= ? ORDER BY ts", (since,)
+        )
+    ]
+    out: dict[str, Any] = {
+        "generated": now,
+        "since": since or (rounds[0][0] if rounds else now),
+        "target": target,
+        "sites": {},
+    }
     for name in names:
         s = config.sites[name]
         watched = watched_intervals(rounds, s.policy.interval)
@@ -113,20 +127,43 @@ def build_report(loaded: LoadedConfig, store: Store, site: str | None = None,
             }
             for run in site_runs:
                 if run.source != row["endpoint"] or not (
-                        row["first_failure"] <= run.created <= end + 1):
+                    row["first_failure"] <= run.created <= end + 1
+                ):
                     continue
-                steps = [{"name": st["name"], "status": st["status"], "started": st["started"],
-                          "finished": st["finished"], "detail": st["detail"]}
-                         for st in run.steps]
-                inc["runs"].append({"id": run.id, "kind": run.kind, "trigger": run.trigger,
-                                    "target": run.target, "status": run.status,
-                                    "created": run.created, "finished": run.finished,
-                                    "steps": steps})
-                served = next((st["finished"] for st in run.steps
-                               if st["name"] == "verify_dns" and st["status"] == "done"), None)
+                steps = [
+                    {
+                        "name": st["name"],
+                        "status": st["status"],
+                        "started": st["started"],
+                        "finished": st["finished"],
+                        "detail": st["detail"],
+                    }
+                    for st in run.steps
+                ]
+                inc["runs"].append(
+                    {
+                        "id": run.id,
+                        "kind": run.kind,
+                        "trigger": run.trigger,
+                        "target": run.target,
+                        "status": run.status,
+                        "created": run.created,
+                        "finished": run.finished,
+                        "steps": steps,
+                    }
+                )
+                served = next(
+                    (
+                        st["finished"]
+                        for st in run.steps
+                        if st["name"] == "verify_dns" and st["status"] == "done"
+                    ),
+                    None,
+                )
                 if served is None and run.status == "done":
-                    served = next((st["finished"] for st in run.steps
-                                   if st["name"] == "activate"), None)
+                    served = next(
+                        (st["finished"] for st in run.steps if st["name"] == "activate"), None
+                    )
                 if served is not None:
                     inc["standby_serving"] = served
                     inc["user_facing_downtime"] = served - row["first_failure"]
@@ -135,47 +172,64 @@ def build_report(loaded: LoadedConfig, store: Store, site: str | None = None,
             incidents.append(inc)
         endpoints: dict[str, Any] = {}
         for ep in s.endpoints:
-            down = [Interval(i["first_failure"], i["recovered"] or now)
-                    for i in incidents if i["endpoint"] == ep]
+            down = [
+                Interval(i["first_failure"], i["recovered"] or now)
+                for i in incidents
+                if i["endpoint"] == ep
+            ]
             months = []
             start_at = out["since"]
             for m_start, m_end in months_between(start_at, now):
                 lo, hi = max(m_start, start_at), min(m_end, now)
                 watched_s, down_s, frac = uptime(down, watched, lo, hi)
                 allowed = (1 - target) * (m_end - m_start)
-                months.append({
-                    "month": datetime.fromtimestamp(m_start, UTC).strftime("%Y-%m"),
-                    "watched_seconds": round(watched_s, 1),
-                    "down_seconds": round(down_s, 1),
-                    "uptime": None if frac is None else round(frac, 6),
-                    "meets_target": None if frac is None else down_s <= allowed,
-                    "allowed_down_seconds": round(allowed, 1),
-                })
+                months.append(
+                    {
+                        "month": datetime.fromtimestamp(m_start, UTC).strftime("%Y-%m"),
+                        "watched_seconds": round(watched_s, 1),
+                        "down_seconds": round(down_s, 1),
+                        "uptime": None if frac is None else round(frac, 6),
+                        "meets_target": None if frac is None else down_s <= allowed,
+                        "allowed_down_seconds": round(allowed, 1),
+                    }
+                )
             endpoints[ep] = {"address": s.endpoints[ep].address, "months": months}
-        out["sites"][name] = {"hostname": s.hostname, "incidents": incidents,
-                              "endpoints": endpoints,
-                              "runs": [r.to_dict() for r in site_runs]}
+        out["sites"][name] = {
+            "hostname": s.hostname,
+            "incidents": incidents,
+            "endpoints": endpoints,
+            "runs": [r.to_dict() for r in site_runs],
+        }
     return out
 
 
-def _evidence(store: Store, site: str, endpoint: str, start: float, end: float
-              ) -> dict[str, Any]:
+def _evidence(store: Store, site: str, endpoint: str, start: float, end: float) -> dict[str, Any]:
     rows = store.conn.execute(
         "SELECT ts, check_name, ok, detail FROM probes WHERE site=? AND endpoint=? AND ts>=?"
-        " AND ts<=? AND ok=0 ORDER BY ts", (site, endpoint, start, end)).fetchall()
+        " AND ts<=? AND ok=0 ORDER BY ts",
+        (site, endpoint, start, end),
+    ).fetchall()
     if not rows:
         return {"failed_probes": 0}
-    return {"failed_probes": len(rows),
-            "first": {"ts": rows[0]["ts"], "check": rows[0]["check_name"],
-                      "detail": rows[0]["detail"]},
-            "last": {"ts": rows[-1]["ts"], "check": rows[-1]["check_name"],
-                     "detail": rows[-1]["detail"]}}
+    return {
+        "failed_probes": len(rows),
+        "first": {"ts": rows[0]["ts"], "check": rows[0]["check_name"], "detail": rows[0]["detail"]},
+        "last": {
+            "ts": rows[-1]["ts"],
+            "check": rows[-1]["check_name"],
+            "detail": rows[-1]["detail"],
+        },
+    }
 
 
 def render_markdown(report: dict[str, Any]) -> str:
     target = report["target"]
-    lines = [f"# Availability report ({_day(report['since'])} to {_day(report['generated'])})",
-             "", f"Times are UTC. Target: {target * 100:g}% per calendar month.", ""]
+    lines = [
+        f"# Availability report ({_day(report['since'])} to {_day(report['generated'])})",
+        "",
+        f"Times are UTC. Target: {target * 100:g}% per calendar month.",
+        "",
+    ]
     for name, site in report["sites"].items():
         lines += [f"## {name} ({site['hostname']})", ""]
         if not site["incidents"]:
@@ -183,47 +237,76 @@ def render_markdown(report: dict[str, Any]) -> str:
         for n, inc in enumerate(site["incidents"], 1):
             state = "ongoing" if inc["ongoing"] else f"{duration(inc['outage_seconds'])}"
             lines += [f"### Incident {n}: {inc['endpoint']} down ({state})", ""]
-            events = [(inc["first_failure"], "first failed probe"
-                       + (f" ({inc['evidence']['first']['check']}: "
-                          f"{inc['evidence']['first']['detail']})"
-                          if inc["evidence"].get("first") else ""))]
+            events = [
+                (
+                    inc["first_failure"],
+                    "first failed probe"
+                    + (
+                        f" ({inc['evidence']['first']['check']}: "
+                        f"{inc['evidence']['first']['detail']})"
+                        if inc["evidence"].get("first")
+                        else ""
+                    ),
+                )
+            ]
             events.append((inc["declared_down"], f"{inc['endpoint']} declared down"))
             for run in inc["runs"]:
-                events.append((run["created"], f"run #{run['id']} {run['kind']} to "
-                                               f"{run['target']} started ({run['trigger']})"))
+                events.append(
+                    (
+                        run["created"],
+                        f"run #{run['id']} {run['kind']} to "
+                        f"{run['target']} started ({run['trigger']})",
+                    )
+                )
                 for st in run["steps"]:
                     if st["status"] == "skipped" or st["finished"] is None:
                         continue
-                    events.append((st["finished"], f"  step {st['name']} {st['status']}"
-                                   + (f": {st['detail']}" if st["detail"] else "")))
+                    events.append(
+                        (
+                            st["finished"],
+                            f"  step {st['name']} {st['status']}"
+                            + (f": {st['detail']}" if st["detail"] else ""),
+                        )
+                    )
             if inc.get("standby_serving"):
-                events.append((inc["standby_serving"],
-                               "every authoritative nameserver serves the standby"))
+                events.append(
+                    (inc["standby_serving"], "every authoritative nameserver serves the standby")
+                )
             if inc["recovered"]:
                 events.append((inc["recovered"], f"{inc['endpoint']} recovered"))
             lines += ["| time (UTC) | event |", "|---|---|"]
-            lines += [f"| {_ts(ts)} | {text.strip()} |" for ts, text in sorted(events,
-                                                                               key=lambda e: e[0])]
+            lines += [
+                f"| {_ts(ts)} | {text.strip()} |" for ts, text in sorted(events, key=lambda e: e[0])
+            ]
             lines.append("")
             ev = inc["evidence"]
             lines.append(f"- failed probes recorded: {ev.get('failed_probes', 0)}")
-            lines.append(f"- outage of {inc['endpoint']}: {duration(inc['outage_seconds'])}"
-                         + (" (ongoing)" if inc["ongoing"] else ""))
+            lines.append(
+                f"- outage of {inc['endpoint']}: {duration(inc['outage_seconds'])}"
+                + (" (ongoing)" if inc["ongoing"] else "")
+            )
             if inc["user_facing_downtime"] is not None:
                 lines.append(f"- user-facing downtime: {duration(inc['user_facing_downtime'])}")
             lines.append("")
-        lines += ["### Uptime per month", "",
-                  f"Uptime is over the time the agent watched with a working network; the "
-                  f"target allows {(1 - target) * 100:g}% of the whole month down.", "",
-                  "| endpoint | month | watched | down | uptime (watched) | down allowed "
-                  "(month) | within target |", "|---|---|---|---|---|---|---|"]
+        lines += [
+            "### Uptime per month",
+            "",
+            f"Uptime is over the time the agent watched with a working network; the "
+            f"target allows {(1 - target) * 100:g}% of the whole month down.",
+            "",
+            "| endpoint | month | watched | down | uptime (watched) | down allowed "
+            "(month) | within target |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for ep, data in site["endpoints"].items():
             for m in data["months"]:
                 up = "-" if m["uptime"] is None else f"{m['uptime'] * 100:.3f}%"
                 met = "-" if m["meets_target"] is None else ("yes" if m["meets_target"] else "NO")
-                lines.append(f"| {ep} ({data['address']}) | {m['month']} | "
-                             f"{duration(m['watched_seconds'])} | {duration(m['down_seconds'])} "
-                             f"| {up} | {duration(m['allowed_down_seconds'])} | {met} |")
+                lines.append(
+                    f"| {ep} ({data['address']}) | {m['month']} | "
+                    f"{duration(m['watched_seconds'])} | {duration(m['down_seconds'])} "
+                    f"| {up} | {duration(m['allowed_down_seconds'])} | {met} |"
+                )
         lines.append("")
     return "\n".join(lines)
 
@@ -234,5 +317,3 @@ def _ts(ts: float) -> str:
 
 def _day(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")
-
-

@@ -51,8 +51,14 @@ class ResticError(BackupError):
     """restic failed. `kind`: fatal, no_repository, locked, wrong_password, unreachable,
     timeout, interrupted, not_installed, dump_failed, check_failed."""
 
-    def __init__(self, message: str, *, kind: str = "fatal", returncode: int | None = None,
-                 hint: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str = "fatal",
+        returncode: int | None = None,
+        hint: str | None = None,
+    ) -> None:
         super().__init__(message, hint=hint)
         self.kind = kind
         self.returncode = returncode
@@ -73,24 +79,45 @@ def classify(returncode: int, stderr: str) -> str | None:
     if returncode in (0, 3):
         return None
     low = stderr.lower()
-    by_code = {10: "no_repository", 11: "locked", 12: "wrong_password", 130: "interrupted",
-               127: "not_installed", DUMP_FAILED_STATUS: "dump_failed"}
+    by_code = {
+        10: "no_repository",
+        11: "locked",
+        12: "wrong_password",
+        130: "interrupted",
+        127: "not_installed",
+        DUMP_FAILED_STATUS: "dump_failed",
+    }
     if returncode in by_code:
         return by_code[returncode]
     if DUMP_MARKER in stderr:
         return "dump_failed"
     if "wrong password" in low or "no key found" in low:
         return "wrong_password"
-    if ("connection refused" in low or "no such host" in low or "i/o timeout" in low
-            or "dial tcp" in low or "connection reset" in low or "network is unreachable" in low):
+    if (
+        "connection refused" in low
+        or "no such host" in low
+        or "i/o timeout" in low
+        or "dial tcp" in low
+        or "connection reset" in low
+        or "network is unreachable" in low
+    ):
         return "unreachable"
-    if ("is there a repository at the following location" in low
-            or "unable to open config file" in low or "repository does not exist" in low):
+    if (
+        "is there a repository at the following location" in low
+        or "unable to open config file" in low
+        or "repository does not exist" in low
+    ):
         return "no_repository"
     if "repository is already locked" in low or "unable to create lock" in low:
         return "locked"
-    if ("connection refused" in low or "no such host" in low or "i/o timeout" in low
-            or "dial tcp" in low or "connection reset" in low or "network is unreachable" in low):
+    if (
+        "connection refused" in low
+        or "no such host" in low
+        or "i/o timeout" in low
+        or "dial tcp" in low
+        or "connection reset" in low
+        or "network is unreachable" in low
+    ):
         return "unreachable"
     if "signal interrupt received" in low:
         return "interrupted"
@@ -138,9 +165,15 @@ class Snapshot:
     parent: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "short_id": self.short_id, "time": self.time,
-                "time_iso": datetime.fromtimestamp(self.time).astimezone().isoformat(),
-                "paths": list(self.paths), "hostname": self.hostname, "tags": list(self.tags)}
+        return {
+            "id": self.id,
+            "short_id": self.short_id,
+            "time": self.time,
+            "time_iso": datetime.fromtimestamp(self.time).astimezone().isoformat(),
+            "paths": list(self.paths),
+            "hostname": self.hostname,
+            "tags": list(self.tags),
+        }
 
 
 @dataclass
@@ -196,12 +229,18 @@ def parse_snapshots(text: str) -> list[Snapshot]:
     data = json.loads(text or "[]") or []
     out = []
     for item in data:
-        out.append(Snapshot(
-            id=item["id"], short_id=item.get("short_id") or item["id"][:8],
-            time=parse_time(item["time"]), paths=tuple(item.get("paths") or ()),
-            hostname=item.get("hostname", ""), tags=tuple(item.get("tags") or ()),
-            tree=item.get("tree"), parent=item.get("parent"),
-        ))
+        out.append(
+            Snapshot(
+                id=item["id"],
+                short_id=item.get("short_id") or item["id"][:8],
+                time=parse_time(item["time"]),
+                paths=tuple(item.get("paths") or ()),
+                hostname=item.get("hostname", ""),
+                tags=tuple(item.get("tags") or ()),
+                tree=item.get("tree"),
+                parent=item.get("parent"),
+            )
+        )
     out.sort(key=lambda s: s.time)
     return out
 
@@ -245,9 +284,16 @@ def parse_forget(text: str) -> tuple[list[str], list[str]]:
 
 def parse_check(returncode: int, output: str) -> CheckResult:
     text = _ANSI.sub("", output)
-    errors = [ln.strip() for ln in text.splitlines()
-              if ln.strip() and (ln.strip().lower().startswith(("error", "fatal", "pack "))
-                                 or "invalid" in ln.lower() or "mismatch" in ln.lower())]
+    errors = [
+        ln.strip()
+        for ln in text.splitlines()
+        if ln.strip()
+        and (
+            ln.strip().lower().startswith(("error", "fatal", "pack "))
+            or "invalid" in ln.lower()
+            or "mismatch" in ln.lower()
+        )
+    ]
     ok = returncode == 0 and "no errors were found" in text
     return CheckResult(ok=ok, errors=errors, output=text)
 
@@ -259,8 +305,9 @@ def parse_ls(text: str) -> list[Node]:
             item = json.loads(line)
         except ValueError:
             continue
-        if item.get("struct_type") == "node" or ("path" in item and "type" in item
-                                                and "paths" not in item):
+        if item.get("struct_type") == "node" or (
+            "path" in item and "type" in item and "paths" not in item
+        ):
             nodes.append(Node(item["path"], item["type"], item.get("size"), item.get("mtime")))
     return nodes
 
@@ -269,9 +316,14 @@ def retention_args(retention: Any) -> list[str]:
     """--keep-* flags from a Retention model or a mapping (last, hourly, daily, ...)."""
     if retention is None:
         return []
-    items = retention.items() if isinstance(retention, Mapping) else (
-        (name, getattr(retention, name)) for name in
-        ("last", "hourly", "daily", "weekly", "monthly", "yearly"))
+    items = (
+        retention.items()
+        if isinstance(retention, Mapping)
+        else (
+            (name, getattr(retention, name))
+            for name in ("last", "hourly", "daily", "weekly", "monthly", "yearly")
+        )
+    )
     args = []
     for name, value in items:
         if value is None:
@@ -306,8 +358,15 @@ class Runner(Protocol):
     key: str
     description: str
 
-    def start(self, argv: Sequence[str], *, env_secrets: Mapping[str, str],
-              env: Mapping[str, str], job: str | None = None, after: str = "") -> Proc: ...
+    def start(
+        self,
+        argv: Sequence[str],
+        *,
+        env_secrets: Mapping[str, str],
+        env: Mapping[str, str],
+        job: str | None = None,
+        after: str = "",
+    ) -> Proc: ...
 
 
 class _LocalProc:
@@ -340,8 +399,15 @@ class LocalRunner:
     key = "local"
     description = "this machine"
 
-    def start(self, argv: Sequence[str], *, env_secrets: Mapping[str, str],
-              env: Mapping[str, str], job: str | None = None, after: str = "") -> Proc:
+    def start(
+        self,
+        argv: Sequence[str],
+        *,
+        env_secrets: Mapping[str, str],
+        env: Mapping[str, str],
+        job: str | None = None,
+        after: str = "",
+    ) -> Proc:
         from providers.remote import watched_script
 
         full = {k: v for k, v in os.environ.items() if not k.startswith("RESTIC_")}
@@ -349,19 +415,30 @@ class LocalRunner:
         full.update(env_secrets)
         try:
             if job is None:
-                popen = subprocess.Popen(list(argv), env=full, stdin=subprocess.DEVNULL,
-                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                         start_new_session=True)
+                popen = subprocess.Popen(
+                    list(argv),
+                    env=full,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    start_new_session=True,
+                )
                 return _LocalProc(popen, watched=False)
-            popen = subprocess.Popen(["/bin/sh", "-c", watched_script(job, after, poll=True),
-                                      "failover",
-                                      *argv], env=full, stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     start_new_session=True)
+            popen = subprocess.Popen(
+                ["/bin/sh", "-c", watched_script(job, after, poll=True), "failover", *argv],
+                env=full,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+            )
             return _LocalProc(popen, watched=True)
         except FileNotFoundError:
-            raise ResticError(f"{argv[0]} is not installed on this machine",
-                              kind="not_installed", hint=_HINTS["not_installed"]) from None
+            raise ResticError(
+                f"{argv[0]} is not installed on this machine",
+                kind="not_installed",
+                hint=_HINTS["not_installed"],
+            ) from None
 
 
 class _RemoteProc:
@@ -386,12 +463,25 @@ class RemoteRunner:
         self.key = f"ssh:{remote.user}@{remote.host}:{remote.port}"
         self.description = remote.where
 
-    def start(self, argv: Sequence[str], *, env_secrets: Mapping[str, str],
-              env: Mapping[str, str], job: str | None = None, after: str = "") -> Proc:
+    def start(
+        self,
+        argv: Sequence[str],
+        *,
+        env_secrets: Mapping[str, str],
+        env: Mapping[str, str],
+        job: str | None = None,
+        after: str = "",
+    ) -> Proc:
         from providers.remote import PLAIN_JOB
 
-        popen = self.remote.start(argv, env_secrets=env_secrets, env=env,
-                                  job=job or PLAIN_JOB, after=after, poll=job is not None)
+        popen = self.remote.start(
+            argv,
+            env_secrets=env_secrets,
+            env=env,
+            job=job or PLAIN_JOB,
+            after=after,
+            poll=job is not None,
+        )
         return _RemoteProc(popen)
 
 
@@ -431,8 +521,12 @@ def dump_job(command: str, restic_vars: Iterable[str], dump_vars: Iterable[str])
         names = [n for n in names if re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", n)]
         return f"unset {' '.join(names)};" if names else ""
 
-    return DUMP_JOB % {"command": command, "marker": DUMP_MARKER,
-                       "unset_restic": unset(restic_vars), "unset_dump": unset(dump_vars)}
+    return DUMP_JOB % {
+        "command": command,
+        "marker": DUMP_MARKER,
+        "unset_restic": unset(restic_vars),
+        "unset_dump": unset(dump_vars),
+    }
 
 
 # --- the wrapper ----------------------------------------------------------------------------
@@ -444,10 +538,19 @@ _VERSIONS_LOCK = threading.Lock()
 class Restic:
     """One restic repository, reached from one place (this machine or a server over SSH)."""
 
-    def __init__(self, repository: str, password: str, *, env: Mapping[str, str] | None = None,
-                 binary: str = "restic", cache_dir: str | None = None,
-                 options: Sequence[str] = (), runner: Runner | None = None,
-                 timeout: float | None = None, progress_fps: float = 1.0) -> None:
+    def __init__(
+        self,
+        repository: str,
+        password: str,
+        *,
+        env: Mapping[str, str] | None = None,
+        binary: str = "restic",
+        cache_dir: str | None = None,
+        options: Sequence[str] = (),
+        runner: Runner | None = None,
+        timeout: float | None = None,
+        progress_fps: float = 1.0,
+    ) -> None:
         self.repository = repository
         self._password = password
         self._env = dict(env or {})
@@ -494,11 +597,19 @@ class Restic:
                 text = text.replace(value, "***")
         return _USERINFO.sub("***@", text)
 
-    def run(self, args: Sequence[str], *, progress: ProgressFn | None = None,
-            timeout: float | None = None, sink: IO[bytes] | None = None,
-            job: str | None = None, after: str = "",
-            extra_secrets: Mapping[str, str] | None = None,
-            check: bool = True, ok_codes: tuple[int, ...] = (0,)) -> ResticResult:
+    def run(
+        self,
+        args: Sequence[str],
+        *,
+        progress: ProgressFn | None = None,
+        timeout: float | None = None,
+        sink: IO[bytes] | None = None,
+        job: str | None = None,
+        after: str = "",
+        extra_secrets: Mapping[str, str] | None = None,
+        check: bool = True,
+        ok_codes: tuple[int, ...] = (0,),
+    ) -> ResticResult:
         """Run one restic command and wait for it. JSON lines on stdout are parsed into
         `messages`; status lines go to `progress`. With `sink`, stdout is copied there."""
         argv = self._argv(args)
@@ -507,8 +618,9 @@ class Restic:
             secrets.update(extra_secrets)
         timeout = timeout if timeout is not None else self.timeout
         started = time.monotonic()
-        proc = self.runner.start(argv, env_secrets=secrets, env=self.plain_env(), job=job,
-                                 after=after)
+        proc = self.runner.start(
+            argv, env_secrets=secrets, env=self.plain_env(), job=job, after=after
+        )
         popen = proc.popen
         stderr_chunks: list[bytes] = []
 
@@ -539,6 +651,7 @@ class Restic:
         previous = None
         in_main = threading.current_thread() is threading.main_thread()
         if in_main:
+
             def on_sigterm(signum: int, frame: Any) -> None:
                 state["terminated"] = True
                 proc.stop()
@@ -593,16 +706,24 @@ class Restic:
             _close(popen.stdin)
             err_thread.join(5)
         stderr = self.redact(b"".join(stderr_chunks).decode(errors="replace"))
-        result = ResticResult(returncode, "".join(out_lines), stderr,
-                              time.monotonic() - started, messages)
+        result = ResticResult(
+            returncode, "".join(out_lines), stderr, time.monotonic() - started, messages
+        )
         if returncode == 255 and isinstance(self.runner, RemoteRunner):
             raise self.runner.remote.connection_error(stderr)
         if state["timed_out"]:
-            raise ResticError(f"restic {args[0]} on {self.where} timed out after {timeout:g}s "
-                              "and was interrupted", kind="timeout", returncode=returncode)
+            raise ResticError(
+                f"restic {args[0]} on {self.where} timed out after {timeout:g}s "
+                "and was interrupted",
+                kind="timeout",
+                returncode=returncode,
+            )
         if state["terminated"]:
-            raise ResticError(f"restic {args[0]} interrupted: this process received SIGTERM",
-                              kind="interrupted", returncode=returncode)
+            raise ResticError(
+                f"restic {args[0]} interrupted: this process received SIGTERM",
+                kind="interrupted",
+                returncode=returncode,
+            )
         if check and returncode not in ok_codes:
             raise self.error(args[0], returncode, stderr)
         return result
@@ -612,15 +733,24 @@ class Restic:
         lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
         if kind == "dump_failed":
             detail = " / ".join(lines[-4:])
-            return ResticError(f"dump failed, no snapshot made: {detail}"[:600], kind=kind,
-                               returncode=returncode)
+            return ResticError(
+                f"dump failed, no snapshot made: {detail}"[:600], kind=kind, returncode=returncode
+            )
         if kind == "not_installed":
-            return ResticError(f"restic is not installed on {self.runner.description}",
-                               kind=kind, returncode=returncode, hint=_HINTS[kind])
+            return ResticError(
+                f"restic is not installed on {self.runner.description}",
+                kind=kind,
+                returncode=returncode,
+                hint=_HINTS[kind],
+            )
         useful = [ln for ln in lines if not ln.startswith(("[", "using temporary cache"))]
         detail = " / ".join(useful[-3:]) or f"exit status {returncode}"
-        return ResticError(f"restic {command} on {self.where} failed ({kind}): {detail}"[:600],
-                           kind=kind, returncode=returncode, hint=_HINTS.get(kind))
+        return ResticError(
+            f"restic {command} on {self.where} failed ({kind}): {detail}"[:600],
+            kind=kind,
+            returncode=returncode,
+            hint=_HINTS.get(kind),
+        )
 
     # --- commands -----------------------------------------------------------------------
 
@@ -642,11 +772,15 @@ class Restic:
             code, out, err = res.returncode, res.stdout, res.stderr
         else:
             try:
-                done = subprocess.run([self.binary, "version"], capture_output=True, timeout=60,
-                                      check=False)
+                done = subprocess.run(
+                    [self.binary, "version"], capture_output=True, timeout=60, check=False
+                )
             except FileNotFoundError:
-                raise ResticError(f"{self.binary} is not installed on this machine",
-                                  kind="not_installed", hint=_HINTS["not_installed"]) from None
+                raise ResticError(
+                    f"{self.binary} is not installed on this machine",
+                    kind="not_installed",
+                    hint=_HINTS["not_installed"],
+                ) from None
             code, out, err = done.returncode, done.stdout, done.stderr
         if code != 0:
             raise self.error("version", code, err.decode(errors="replace"))
@@ -660,15 +794,25 @@ class Restic:
         result = self.run(["init"], check=False)
         if result.returncode == 0:
             return True
-        if exist_ok and ("already exists" in result.stderr or "already initialized" in result.stderr):
+        if exist_ok and (
+            "already exists" in result.stderr or "already initialized" in result.stderr
+        ):
             return False
         raise self.error("init", result.returncode, result.stderr)
 
-    def backup(self, paths: Sequence[str] = (), *, stdin_command: str | None = None,
-               stdin_filename: str | None = None, stdin_secrets: Mapping[str, str] | None = None,
-               exclude: Sequence[str] = (), tags: Sequence[str] = (), host: str | None = None,
-               progress: ProgressFn | None = None,
-               timeout: float | None = None) -> BackupSummary:
+    def backup(
+        self,
+        paths: Sequence[str] = (),
+        *,
+        stdin_command: str | None = None,
+        stdin_filename: str | None = None,
+        stdin_secrets: Mapping[str, str] | None = None,
+        exclude: Sequence[str] = (),
+        tags: Sequence[str] = (),
+        host: str | None = None,
+        progress: ProgressFn | None = None,
+        timeout: float | None = None,
+    ) -> BackupSummary:
         """Back up paths, or the standard output of `stdin_command` (a shell command run
         where restic runs, with `stdin_secrets` in its environment only) as one file."""
         args = ["backup", "--json"]
@@ -687,21 +831,34 @@ class Restic:
             if not paths:
                 raise ValueError("nothing to back up")
             args += ["--", *paths]
-        result = self.run(args, progress=progress, timeout=timeout, job=job, after=after or "",
-                          extra_secrets=stdin_secrets, ok_codes=(0, 3))
+        result = self.run(
+            args,
+            progress=progress,
+            timeout=timeout,
+            job=job,
+            after=after or "",
+            extra_secrets=stdin_secrets,
+            ok_codes=(0, 3),
+        )
         summary, _ = parse_backup_output(result.stdout.splitlines())
         if summary is None:
-            raise ResticError(f"restic backup on {self.where} printed no summary",
-                              returncode=result.returncode)
-        warnings = [ln.strip() for ln in result.stderr.splitlines()
-                    if ln.strip() and not ln.startswith("[")]
-        if stdin_command is not None and (result.returncode == 3
-                                          or not summary.get("total_bytes_processed")):
+            raise ResticError(
+                f"restic backup on {self.where} printed no summary", returncode=result.returncode
+            )
+        warnings = [
+            ln.strip() for ln in result.stderr.splitlines() if ln.strip() and not ln.startswith("[")
+        ]
+        if stdin_command is not None and (
+            result.returncode == 3 or not summary.get("total_bytes_processed")
+        ):
             # An empty or unreadable dump must never stand as a good snapshot.
             if summary.get("snapshot_id"):
                 self.run(["forget", str(summary["snapshot_id"])], check=False)
-            raise ResticError(f"dump {stdin_filename} produced no output; its snapshot was "
-                              "removed", kind="dump_failed", returncode=result.returncode)
+            raise ResticError(
+                f"dump {stdin_filename} produced no output; its snapshot was removed",
+                kind="dump_failed",
+                returncode=result.returncode,
+            )
         return BackupSummary(
             snapshot_id=summary.get("snapshot_id"),
             files_new=summary.get("files_new", 0),
@@ -715,9 +872,15 @@ class Restic:
             warnings=warnings if result.returncode == 3 else [],
         )
 
-    def snapshots(self, *, tags: Sequence[str] = (), host: str | None = None,
-                  paths: Sequence[str] = (), latest: int | None = None,
-                  timeout: float | None = None) -> list[Snapshot]:
+    def snapshots(
+        self,
+        *,
+        tags: Sequence[str] = (),
+        host: str | None = None,
+        paths: Sequence[str] = (),
+        latest: int | None = None,
+        timeout: float | None = None,
+    ) -> list[Snapshot]:
         """Snapshots, oldest first. tags: all must be present."""
         args = ["snapshots", "--json"]
         if tags:
@@ -732,9 +895,16 @@ class Restic:
         line = next((ln for ln in result.stdout.splitlines() if ln.startswith("[")), "[]")
         return parse_snapshots(line)
 
-    def forget(self, retention: Any, *, prune: bool = True, tags: Sequence[str] = (),
-               host: str | None = None, group_by: str = "host,paths",
-               timeout: float | None = None) -> ForgetResult:
+    def forget(
+        self,
+        retention: Any,
+        *,
+        prune: bool = True,
+        tags: Sequence[str] = (),
+        host: str | None = None,
+        group_by: str = "host,paths",
+        timeout: float | None = None,
+    ) -> ForgetResult:
         args = ["forget", "--json", *retention_args(retention), "--group-by", group_by]
         if tags:
             args += ["--tag", ",".join(tags)]
@@ -750,8 +920,9 @@ class Restic:
     def forget_ids(self, ids: Sequence[str], prune: bool = False) -> None:
         self.run(["forget", *ids, *(["--prune"] if prune else [])])
 
-    def check(self, read_data_subset: str | None = None,
-              timeout: float | None = None) -> CheckResult:
+    def check(
+        self, read_data_subset: str | None = None, timeout: float | None = None
+    ) -> CheckResult:
         args = ["check", *self._retry_lock()]
         if read_data_subset:
             args += ["--read-data-subset", read_data_subset]
@@ -765,11 +936,19 @@ class Restic:
                 outcome.errors = [self.error("check", result.returncode, result.stderr).args[0]]
         return outcome
 
-    def restore(self, snapshot: str, target: str, *, include: Sequence[str] | None = None,
-                exclude: Sequence[str] | None = None, verify: bool = False,
-                tags: Sequence[str] = (), host: str | None = None,
-                progress: ProgressFn | None = None,
-                timeout: float | None = None) -> ResticResult:
+    def restore(
+        self,
+        snapshot: str,
+        target: str,
+        *,
+        include: Sequence[str] | None = None,
+        exclude: Sequence[str] | None = None,
+        verify: bool = False,
+        tags: Sequence[str] = (),
+        host: str | None = None,
+        progress: ProgressFn | None = None,
+        timeout: float | None = None,
+    ) -> ResticResult:
         """Restore a snapshot (or "latest", chosen among those with all `tags` and `host`)
         under target: /src/x lands at target/src/x."""
         args = ["restore", snapshot, "--target", target]
@@ -785,8 +964,7 @@ class Restic:
             args.append("--verify")
         return self.run(args, progress=progress, timeout=timeout)
 
-    def dump(self, snapshot: str, path: str, out: IO[bytes],
-             timeout: float | None = None) -> None:
+    def dump(self, snapshot: str, path: str, out: IO[bytes], timeout: float | None = None) -> None:
         """Write one file of a snapshot to `out` (a directory comes out as a tar)."""
         self.run(["dump", snapshot, path], sink=out, timeout=timeout)
 
@@ -801,8 +979,11 @@ class Restic:
 
     def locks(self) -> list[dict[str, Any]]:
         """The repository's locks with their time, host and pid."""
-        ids = [ln.strip() for ln in self.run(["list", "locks", "--no-lock"]).stdout.splitlines()
-               if re.fullmatch(r"[0-9a-f]{64}", ln.strip())]
+        ids = [
+            ln.strip()
+            for ln in self.run(["list", "locks", "--no-lock"]).stdout.splitlines()
+            if re.fullmatch(r"[0-9a-f]{64}", ln.strip())
+        ]
         out = []
         for lock_id in ids:
             result = self.run(["cat", "lock", lock_id, "--no-lock"], check=False)

@@ -102,13 +102,26 @@ class RunPlan:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {"site": self.site, "kind": self.kind, "source": self.source,
-                "target": self.target, "warnings": list(self.warnings),
-                "steps": [{"name": s.name, "title": s.title, "skip": s.skip} for s in self.steps]}
+        return {
+            "site": self.site,
+            "kind": self.kind,
+            "source": self.source,
+            "target": self.target,
+            "warnings": list(self.warnings),
+            "steps": [{"name": s.name, "title": s.title, "skip": s.skip} for s in self.steps],
+        }
 
 
-def plan_run(site_name: str, site: Site, kind: Kind, source: str, target: str, *,
-             provision: str | None = None, source_reachable: bool = True) -> RunPlan:
+def plan_run(
+    site_name: str,
+    site: Site,
+    kind: Kind,
+    source: str,
+    target: str,
+    *,
+    provision: str | None = None,
+    source_reachable: bool = True,
+) -> RunPlan:
     """The steps of moving `site_name` from `source` to `target`. Pure.
 
     provision: a compute template; the target is then a new server created by the run (it
@@ -116,11 +129,14 @@ def plan_run(site_name: str, site: Site, kind: Kind, source: str, target: str, *
     final backup, the newest snapshot is restored instead.
     """
     if provision is None and target not in site.endpoints:
-        raise UsageError(f"site {site_name} has no endpoint {target!r} "
-                         f"(it has {', '.join(site.endpoints)})")
+        raise UsageError(
+            f"site {site_name} has no endpoint {target!r} (it has {', '.join(site.endpoints)})"
+        )
     if provision is not None and target in site.endpoints:
-        raise UsageError(f"site {site_name} already has an endpoint {target!r}: pick another "
-                         "name for the new server")
+        raise UsageError(
+            f"site {site_name} already has an endpoint {target!r}: pick another "
+            "name for the new server"
+        )
     if source == target:
         raise UsageError(f"{target} is already the active endpoint of {site_name}")
     fo = site.failover
@@ -139,8 +155,11 @@ def plan_run(site_name: str, site: Site, kind: Kind, source: str, target: str, *
 
     backup_skip = None
     if not carry_data:
-        backup_skip = ("the source is down; the newest snapshot is used" if kind == "failover"
-                       else "the source is unreachable; the newest snapshot is used")
+        backup_skip = (
+            "the source is down; the newest snapshot is used"
+            if kind == "failover"
+            else "the source is unreachable; the newest snapshot is used"
+        )
     elif not has_backup:
         backup_skip = "the site has no backup set"
     elif not cold:
@@ -156,43 +175,57 @@ def plan_run(site_name: str, site: Site, kind: Kind, source: str, target: str, *
         restore_skip = "the site has no backup set"
     elif not cold:
         restore_skip = "warm standby: kept current by other means"
-    elif (problem := need_ssh(target, target_ep, "restore onto it")):
+    elif problem := need_ssh(target, target_ep, "restore onto it"):
         raise UsageError(f"site {site_name}: {problem}")
 
     after_skip = None if fo.after_restore else "no after_restore commands"
     if fo.after_restore and target_ep is not None and target_ep.ssh is None:
-        raise UsageError(f"site {site_name}: {target} has no ssh settings, needed for "
-                         "after_restore commands")
+        raise UsageError(
+            f"site {site_name}: {target} has no ssh settings, needed for after_restore commands"
+        )
     dns_skip = None if site.dns is not None else "the site has no dns section"
     if dns_skip:
         where = target_ep.address if target_ep is not None else "the new server"
-        warnings.append(f"DNS is not managed by the tool: point the site's name at {where} "
-                        "yourself")
+        warnings.append(
+            f"DNS is not managed by the tool: point the site's name at {where} yourself"
+        )
 
     steps = [
-        StepPlan("preflight", f"preflight: {target} passes the site's checks, canaries pass, "
-                 "backup fresh enough, DNS provider answers"),
+        StepPlan(
+            "preflight",
+            f"preflight: {target} passes the site's checks, canaries pass, "
+            "backup fresh enough, DNS provider answers",
+        ),
         StepPlan("final_backup", f"back up {source} (it took writes)", backup_skip),
     ]
     if kind == "migrate":
         no_new = None if provision else "the target server exists already"
         steps += [
-            StepPlan("provision", f"create server {target} from template {provision}"
-                     if provision else "create a server", no_new),
+            StepPlan(
+                "provision",
+                f"create server {target} from template {provision}"
+                if provision
+                else "create a server",
+                no_new,
+            ),
             StepPlan("wait_ssh", f"wait until {target} answers over SSH", no_new),
-            StepPlan("ensure_restic", f"make sure restic is installed on {target}",
-                     restore_skip),
+            StepPlan("ensure_restic", f"make sure restic is installed on {target}", restore_skip),
         ]
     steps += [
-        StepPlan("restore", f"restore the {'new' if carry_data else 'newest'} snapshot onto "
-                 f"{target}", restore_skip),
-        StepPlan("after_restore", f"run {len(fo.after_restore)} after-restore command(s) on "
-                 f"{target}", after_skip),
+        StepPlan(
+            "restore",
+            f"restore the {'new' if carry_data else 'newest'} snapshot onto {target}",
+            restore_skip,
+        ),
+        StepPlan(
+            "after_restore",
+            f"run {len(fo.after_restore)} after-restore command(s) on {target}",
+            after_skip,
+        ),
         StepPlan("recheck", f"check {target} with the site's checks"),
         StepPlan("switch_dns", f"point the DNS records at {target}", dns_skip),
         StepPlan("activate", f"record {target} as the active endpoint"),
-        StepPlan("verify_dns", f"verify every authoritative nameserver serves {target}",
-                 dns_skip),
+        StepPlan("verify_dns", f"verify every authoritative nameserver serves {target}", dns_skip),
         StepPlan("notify", "tell the owner"),
     ]
     return RunPlan(site_name, kind, source, target, tuple(steps), tuple(warnings))
@@ -205,8 +238,16 @@ class Decision:
     reason: str = ""
 
 
-def decide(site: Site, active: str, health: dict[str, HealthState], *, network_ok: bool,
-           now: float, last_switch: float | None, open_run: bool) -> Decision:
+def decide(
+    site: Site,
+    active: str,
+    health: dict[str, HealthState],
+    *,
+    network_ok: bool,
+    now: float,
+    last_switch: float | None,
+    open_run: bool,
+) -> Decision:
     """Whether to switch `site` now. Pure: the same facts give the same decision."""
     policy = site.policy
     if open_run:
@@ -221,14 +262,22 @@ def decide(site: Site, active: str, health: dict[str, HealthState], *, network_o
             return Decision("none", reason=f"{active} is down; auto_failover is off")
         if cooling:
             return Decision("none", reason="cooldown since the last switch")
-        healthy = [name for name in site.endpoints
-                   if name != active and health.get(name, HealthState()).status == "up"]
+        healthy = [
+            name
+            for name in site.endpoints
+            if name != active and health.get(name, HealthState()).status == "up"
+        ]
         if not healthy:
             return Decision("alarm", reason=f"{active} is down and no standby is healthy")
         # The configured order of endpoints is the order of preference.
         return Decision("failover", healthy[0], f"{active} is {active_state.status}")
-    if (policy.auto_failback and active != home and not cooling
-            and health.get(home, HealthState()).status == "up" and active_state.is_up):
+    if (
+        policy.auto_failback
+        and active != home
+        and not cooling
+        and health.get(home, HealthState()).status == "up"
+        and active_state.is_up
+    ):
         return Decision("failback", home, f"{home} has been up for up_after")
     return Decision("none")
 
@@ -268,9 +317,24 @@ class Run:
         return True
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in (
-            "id", "site", "kind", "trigger", "source", "target", "status", "created",
-            "finished", "attempts", "options", "detail", "steps")}
+        return {
+            k: getattr(self, k)
+            for k in (
+                "id",
+                "site",
+                "kind",
+                "trigger",
+                "source",
+                "target",
+                "status",
+                "created",
+                "finished",
+                "attempts",
+                "options",
+                "detail",
+                "steps",
+            )
+        }
 
 
 def ensure_schema(store: Store) -> None:
@@ -280,8 +344,13 @@ def ensure_schema(store: Store) -> None:
     store._runbook_schema = True  # type: ignore[attr-defined]
 
 
-def start_run(store: Store, plan: RunPlan, trigger: str, options: dict[str, Any] | None = None,
-              now: float | None = None) -> Run:
+def start_run(
+    store: Store,
+    plan: RunPlan,
+    trigger: str,
+    options: dict[str, Any] | None = None,
+    now: float | None = None,
+) -> Run:
     """Journal a new run and its steps. Raises UnsafePlan when the site has an open run."""
     import sqlite3
 
@@ -292,24 +361,42 @@ def start_run(store: Store, plan: RunPlan, trigger: str, options: dict[str, Any]
             cur = c.execute(
                 "INSERT INTO runs(site, kind, trigger, source, target, status, created, options,"
                 " owner) VALUES (?,?,?,?,?,?,?,?,?)",
-                (plan.site, plan.kind, trigger, plan.source, plan.target, "running", now,
-                 json.dumps(options or {}), os.getpid()),
+                (
+                    plan.site,
+                    plan.kind,
+                    trigger,
+                    plan.source,
+                    plan.target,
+                    "running",
+                    now,
+                    json.dumps(options or {}),
+                    os.getpid(),
+                ),
             )
             run_id = int(cur.lastrowid or 0)
             c.executemany(
                 "INSERT INTO run_steps(run_id, idx, name, title, status, detail)"
                 " VALUES (?,?,?,?,?,?)",
-                [(run_id, i, s.name, s.title, "skipped" if s.skip else "pending", s.skip)
-                 for i, s in enumerate(plan.steps)],
+                [
+                    (run_id, i, s.name, s.title, "skipped" if s.skip else "pending", s.skip)
+                    for i, s in enumerate(plan.steps)
+                ],
             )
     except sqlite3.IntegrityError:
         existing = open_run(store, plan.site)
         raise UnsafePlan(
             f"site {plan.site} already has an open run"
-            + (f" (#{existing.id}: {existing.kind} to {existing.target}, {existing.status})"
-               if existing else ""),
-            hint=(f"resume it with `{resume_command(existing)}`, or "
-                  f"`failover runs abandon {existing.id}`") if existing else None,
+            + (
+                f" (#{existing.id}: {existing.kind} to {existing.target}, {existing.status})"
+                if existing
+                else ""
+            ),
+            hint=(
+                f"resume it with `{resume_command(existing)}`, or "
+                f"`failover runs abandon {existing.id}`"
+            )
+            if existing
+            else None,
         ) from None
     run = get_run(store, run_id)
     assert run is not None
@@ -321,13 +408,30 @@ def get_run(store: Store, run_id: int) -> Run | None:
     row = store.conn.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
     if row is None:
         return None
-    steps = [dict(r) for r in store.conn.execute(
-        "SELECT * FROM run_steps WHERE run_id=? ORDER BY idx", (run_id,))]
+    steps = [
+        dict(r)
+        for r in store.conn.execute(
+            "SELECT * FROM run_steps WHERE run_id=? ORDER BY idx", (run_id,)
+        )
+    ]
     for step in steps:
         step["data"] = json.loads(step["data"]) if step["data"] else {}
-    return Run(row["id"], row["site"], row["kind"], row["trigger"], row["source"],
-               row["target"], row["status"], row["created"], row["finished"], row["attempts"],
-               json.loads(row["options"]), row["detail"], steps, row["owner"])
+    return Run(
+        row["id"],
+        row["site"],
+        row["kind"],
+        row["trigger"],
+        row["source"],
+        row["target"],
+        row["status"],
+        row["created"],
+        row["finished"],
+        row["attempts"],
+        json.loads(row["options"]),
+        row["detail"],
+        steps,
+        row["owner"],
+    )
 
 
 def open_run(store: Store, site: str) -> Run | None:
@@ -345,8 +449,11 @@ def runs(store: Store, site: str | None = None, since: float = 0.0) -> list[Run]
     if site:
         query += " AND site=?"
         args.append(site)
-    return [r for (rid,) in store.conn.execute(query + " ORDER BY created", args)
-            if (r := get_run(store, rid)) is not None]
+    return [
+        r
+        for (rid,) in store.conn.execute(query + " ORDER BY created", args)
+        if (r := get_run(store, rid)) is not None
+    ]
 
 
 def resume_command(run: Run) -> str:
@@ -364,8 +471,10 @@ def set_options(store: Store, run_id: int, options: dict[str, Any]) -> None:
 
 def abandon_run(store: Store, run_id: int, reason: str) -> None:
     with store.transaction() as c:
-        c.execute("UPDATE runs SET status='abandoned', finished=?, detail=? WHERE id=?",
-                  (time.time(), reason, run_id))
+        c.execute(
+            "UPDATE runs SET status='abandoned', finished=?, detail=? WHERE id=?",
+            (time.time(), reason, run_id),
+        )
 
 
 def _step_update(store: Store, run_id: int, idx: int, **fields: Any) -> None:
@@ -373,8 +482,9 @@ def _step_update(store: Store, run_id: int, idx: int, **fields: Any) -> None:
         fields["data"] = json.dumps(fields["data"])
     sets = ", ".join(f"{k}=?" for k in fields)
     with store.transaction() as c:
-        c.execute(f"UPDATE run_steps SET {sets} WHERE run_id=? AND idx=?",
-                  (*fields.values(), run_id, idx))
+        c.execute(
+            f"UPDATE run_steps SET {sets} WHERE run_id=? AND idx=?", (*fields.values(), run_id, idx)
+        )
 
 
 def _run_update(store: Store, run_id: int, **fields: Any) -> None:
@@ -431,8 +541,9 @@ def _step_impl(name: str) -> StepFn:
         raise UsageError(f"no implementation of step {name!r}") from None
 
 
-def with_new_endpoint(loaded: LoadedConfig, site_name: str, name: str,
-                      block: dict[str, Any]) -> LoadedConfig:
+def with_new_endpoint(
+    loaded: LoadedConfig, site_name: str, name: str, block: dict[str, Any]
+) -> LoadedConfig:
     """A copy of the config whose site also has endpoint `name` (a server a migrate run
     created, not yet in the user's file), so that every step sees it like any other."""
     import dataclasses
@@ -447,8 +558,13 @@ def with_new_endpoint(loaded: LoadedConfig, site_name: str, name: str,
     return dataclasses.replace(loaded, config=new_config)
 
 
-def execute(loaded: LoadedConfig, store: Store, notifier: Notifier, run: Run,
-            progress: Callable[[str], None] | None = None) -> Run:
+def execute(
+    loaded: LoadedConfig,
+    store: Store,
+    notifier: Notifier,
+    run: Run,
+    progress: Callable[[str], None] | None = None,
+) -> Run:
     """Run (or resume) `run` from its first unfinished step. Returns the run as it ended.
 
     A failing step marks the run failed, notifies, and stops; calling execute() again
@@ -470,8 +586,15 @@ def execute(loaded: LoadedConfig, store: Store, notifier: Notifier, run: Run,
         if data.get("endpoint") and run.target not in loaded.config.sites[run.site].endpoints:
             loaded = with_new_endpoint(loaded, run.site, run.target, data["endpoint"])
         started = time.time()
-        _step_update(store, run.id, idx, status="running", started=started,
-                     attempts=step["attempts"] + 1, detail=None)
+        _step_update(
+            store,
+            run.id,
+            idx,
+            status="running",
+            started=started,
+            attempts=step["attempts"] + 1,
+            detail=None,
+        )
         say(f"[{name}] {step['title']} ...")
         log.info("step %s: %s", name, step["title"], extra={**extra, "step": name})
         ctx = StepContext(loaded, store, notifier, run, data, say)
@@ -489,8 +612,9 @@ def execute(loaded: LoadedConfig, store: Store, notifier: Notifier, run: Run,
             _fail(store, notifier, run, idx, name, f"{exc.__class__.__name__}: {exc}", extra)
             return get_run(store, run.id) or run
         data.update(out)
-        _step_update(store, run.id, idx, status="done", finished=time.time(), detail=detail,
-                     data=out)
+        _step_update(
+            store, run.id, idx, status="done", finished=time.time(), detail=detail, data=out
+        )
         say(f"[{name}] done: {detail}")
         log.info("step %s done: %s", name, detail, extra={**extra, "step": name})
     _run_update(store, run.id, status="done", finished=time.time(), detail=None, owner=None)
@@ -498,19 +622,36 @@ def execute(loaded: LoadedConfig, store: Store, notifier: Notifier, run: Run,
     return get_run(store, run.id) or run
 
 
-def _fail(store: Store, notifier: Notifier, run: Run, idx: int, name: str, message: str,
-          extra: dict[str, str]) -> None:
+def _fail(
+    store: Store,
+    notifier: Notifier,
+    run: Run,
+    idx: int,
+    name: str,
+    message: str,
+    extra: dict[str, str],
+) -> None:
     message = message.replace("\n", "; ")
     _step_update(store, run.id, idx, status="failed", finished=time.time(), detail=message)
     _run_update(store, run.id, status="failed", detail=f"{name}: {message}", owner=None)
     log.error("step %s failed: %s", name, message, extra={**extra, "step": name})
-    notifier.send(Event(
-        "failover", f"[{run.site}] {run.kind} to {run.target} FAILED at {name}",
-        f"Run #{run.id} ({run.kind} of {run.site} from {run.source} to {run.target}) stopped "
-        f"at step {name}: {message}. {run.source} is still the active endpoint"
-        + (" (DNS was already switched)" if name in ("activate", "verify_dns", "notify") else "")
-        + ". The next attempt resumes at this step.",
-        site=run.site, endpoint=run.target, level="failure"))
+    notifier.send(
+        Event(
+            "failover",
+            f"[{run.site}] {run.kind} to {run.target} FAILED at {name}",
+            f"Run #{run.id} ({run.kind} of {run.site} from {run.source} to {run.target}) stopped "
+            f"at step {name}: {message}. {run.source} is still the active endpoint"
+            + (
+                " (DNS was already switched)"
+                if name in ("activate", "verify_dns", "notify")
+                else ""
+            )
+            + ". The next attempt resumes at this step.",
+            site=run.site,
+            endpoint=run.target,
+            level="failure",
+        )
+    )
 
 
 # --- the agent's hook -------------------------------------------------------------------------
@@ -529,22 +670,40 @@ def failover_hook(ctx: HookContext) -> None:
         existing = open_run(store, site_name)
         # A manual run a person left failed must not keep the site down at 3 a.m.: it
         # gives way when the agent has to fail over (below); anything else is resumed.
-        parked = existing is not None and existing.trigger == "manual" \
-            and existing.status == "failed" and not existing.owner_alive
+        parked = (
+            existing is not None
+            and existing.trigger == "manual"
+            and existing.status == "failed"
+            and not existing.owner_alive
+        )
         if existing is not None and not parked:
             _resume_if_due(ctx, existing, now)
             continue
         row = store.active_endpoint(site_name)
         active = row["active"] if row else site.initial_active
-        health = {ep: HealthState.from_dict(store.health_state(site_name, ep))
-                  for ep in site.endpoints}
-        decision = decide(site, active, health, network_ok=network_ok, now=now,
-                          last_switch=row["last_switch"] if row else None, open_run=False)
+        health = {
+            ep: HealthState.from_dict(store.health_state(site_name, ep)) for ep in site.endpoints
+        }
+        decision = decide(
+            site,
+            active,
+            health,
+            network_ok=network_ok,
+            now=now,
+            last_switch=row["last_switch"] if row else None,
+            open_run=False,
+        )
         if existing is not None and decision.action == "failover":
-            abandon_run(store, existing.id,
-                        f"superseded by an automatic failover: {decision.reason}")
-            log.warning("abandoned the failed manual run #%d (%s to %s) to fail over",
-                        existing.id, existing.kind, existing.target, extra={"site": site_name})
+            abandon_run(
+                store, existing.id, f"superseded by an automatic failover: {decision.reason}"
+            )
+            log.warning(
+                "abandoned the failed manual run #%d (%s to %s) to fail over",
+                existing.id,
+                existing.kind,
+                existing.target,
+                extra={"site": site_name},
+            )
             existing = None
         if existing is not None:
             _resume_if_due(ctx, existing, now)  # only an outage overrides it: remind a person
@@ -559,8 +718,9 @@ def _last_network_ok(store: Store) -> bool:
     return store.get_meta("network_ok") != "0"
 
 
-def _start_auto(ctx: HookContext, site_name: str, site: Site, active: str,
-                decision: Decision) -> None:
+def _start_auto(
+    ctx: HookContext, site_name: str, site: Site, active: str, decision: Decision
+) -> None:
     kind: Kind = "failover" if decision.action == "failover" else "failback"
     assert decision.target is not None
     try:
@@ -569,13 +729,25 @@ def _start_auto(ctx: HookContext, site_name: str, site: Site, active: str,
     except FailoverError as exc:
         log.error("cannot start the %s: %s", kind, exc, extra={"site": site_name})
         return
-    log.warning("starting %s #%d to %s: %s", kind, run.id, decision.target, decision.reason,
-                extra={"site": site_name})
-    ctx.notifier.send(Event(
-        "failover", f"[{site_name}] {kind} to {decision.target} started",
-        f"{decision.reason}. Run #{run.id} moves {site.hostname} from {active} to "
-        f"{decision.target}:\n" + "\n".join(plan.lines()[1:]),
-        site=site_name, endpoint=decision.target, level="warning"))
+    log.warning(
+        "starting %s #%d to %s: %s",
+        kind,
+        run.id,
+        decision.target,
+        decision.reason,
+        extra={"site": site_name},
+    )
+    ctx.notifier.send(
+        Event(
+            "failover",
+            f"[{site_name}] {kind} to {decision.target} started",
+            f"{decision.reason}. Run #{run.id} moves {site.hostname} from {active} to "
+            f"{decision.target}:\n" + "\n".join(plan.lines()[1:]),
+            site=site_name,
+            endpoint=decision.target,
+            level="warning",
+        )
+    )
     _spawn_execute(ctx, run)
 
 
@@ -591,8 +763,11 @@ def _spawn_execute(ctx: HookContext, run: Run) -> None:
 
 
 def _resume_if_due(ctx: HookContext, run: Run, now: float) -> None:
-    max_attempts = ctx.loaded.config.sites[run.site].failover.max_attempts \
-        if run.site in ctx.loaded.config.sites else 0
+    max_attempts = (
+        ctx.loaded.config.sites[run.site].failover.max_attempts
+        if run.site in ctx.loaded.config.sites
+        else 0
+    )
     if run.owner_alive:
         return  # a manual `failover switch` is executing it right now
     if run.status == "running":
@@ -601,16 +776,29 @@ def _resume_if_due(ctx: HookContext, run: Run, now: float) -> None:
         _spawn_execute(ctx, run)
         return
     if run.trigger != "auto" or run.attempts >= max_attempts:
-        _notify_once(ctx, f"gave-up:{run.id}", Event(
-            "failover", f"[{run.site}] {run.kind} to {run.target} needs a person",
-            f"Run #{run.id} failed {run.attempts} time(s) ({run.detail}). Retry with "
-            f"`{resume_command(run)}`, or give up on it with "
-            f"`failover runs abandon {run.id}`.", site=run.site, level="failure"))
+        _notify_once(
+            ctx,
+            f"gave-up:{run.id}",
+            Event(
+                "failover",
+                f"[{run.site}] {run.kind} to {run.target} needs a person",
+                f"Run #{run.id} failed {run.attempts} time(s) ({run.detail}). Retry with "
+                f"`{resume_command(run)}`, or give up on it with "
+                f"`failover runs abandon {run.id}`.",
+                site=run.site,
+                level="failure",
+            ),
+        )
         return
     failed_at = max((s["finished"] or 0) for s in run.steps)
     if now - failed_at >= RETRY_BACKOFF:
-        log.info("retrying run #%d (attempt %d of %d)", run.id, run.attempts + 1, max_attempts,
-                 extra={"site": run.site})
+        log.info(
+            "retrying run #%d (attempt %d of %d)",
+            run.id,
+            run.attempts + 1,
+            max_attempts,
+            extra={"site": run.site},
+        )
         _spawn_execute(ctx, run)
 
 
@@ -622,20 +810,34 @@ def _notify_once(ctx: HookContext, key: str, event: Event) -> None:
     ctx.notifier.send(event)
 
 
-def _alarm_no_standby(ctx: HookContext, site_name: str, active: str,
-                      health: dict[str, HealthState], reason: str) -> None:
+def _alarm_no_standby(
+    ctx: HookContext, site_name: str, active: str, health: dict[str, HealthState], reason: str
+) -> None:
     outage = health[active].outage_start or 0
     states = ", ".join(f"{ep} {st.status}" for ep, st in health.items() if ep != active)
-    log.error("NO HEALTHY STANDBY: %s (%s); not switching, still checking", reason, states,
-              extra={"site": site_name})
-    _notify_once(ctx, f"no-standby:{site_name}:{outage:.0f}", Event(
-        "failover", f"[{site_name}] {active} is down and there is NO HEALTHY STANDBY",
-        f"{reason}: {states}. Nothing was switched; the agent keeps checking and fails over "
-        "as soon as a standby passes its checks.", site=site_name, level="failure"))
+    log.error(
+        "NO HEALTHY STANDBY: %s (%s); not switching, still checking",
+        reason,
+        states,
+        extra={"site": site_name},
+    )
+    _notify_once(
+        ctx,
+        f"no-standby:{site_name}:{outage:.0f}",
+        Event(
+            "failover",
+            f"[{site_name}] {active} is down and there is NO HEALTHY STANDBY",
+            f"{reason}: {states}. Nothing was switched; the agent keeps checking and fails over "
+            "as soon as a standby passes its checks.",
+            site=site_name,
+            level="failure",
+        ),
+    )
 
 
-def _fence_if_back(ctx: HookContext, site_name: str, site: Site, active: str,
-                   health: dict[str, HealthState]) -> None:
+def _fence_if_back(
+    ctx: HookContext, site_name: str, site: Site, active: str, health: dict[str, HealthState]
+) -> None:
     """An old primary that answers again after a failover is fenced once (its fence
     commands run over SSH) and never made active on its own."""
     last = _last_done_run(ctx.store, site_name)
@@ -664,22 +866,32 @@ def _fence_if_back(ctx: HookContext, site_name: str, site: Site, active: str,
                 outcome = f"fencing FAILED: {exc}"
         store.set_meta(key, outcome)
         store.set_meta(f"fenced_endpoint:{site_name}:{old}", str(run_id))
-        log.warning("old primary %s answers again; %s", old, outcome,
-                    extra={"site": site_name, "endpoint": old})
-        notifier.send(Event(
-            "failover", f"[{site_name}] old primary {old} is back (not made active)",
-            f"{old} answers again after run #{run_id}; {outcome}. It serves the data from "
-            f"before the failover; {active} stays active. Fail back when ready with "
-            f"`failover switch {site_name} --to {old}` (it backs up {active} first).",
-            site=site_name, endpoint=old, level="warning"))
+        log.warning(
+            "old primary %s answers again; %s",
+            old,
+            outcome,
+            extra={"site": site_name, "endpoint": old},
+        )
+        notifier.send(
+            Event(
+                "failover",
+                f"[{site_name}] old primary {old} is back (not made active)",
+                f"{old} answers again after run #{run_id}; {outcome}. It serves the data from "
+                f"before the failover; {active} stays active. Fail back when ready with "
+                f"`failover switch {site_name} --to {old}` (it backs up {active} first).",
+                site=site_name,
+                endpoint=old,
+                level="warning",
+            )
+        )
 
     ctx.spawn(f"fence-{site_name}", work)
 
 
 def _last_done_run(store: Store, site: str) -> Run | None:
     row = store.conn.execute(
-        "SELECT id FROM runs WHERE site=? AND status='done' ORDER BY finished DESC LIMIT 1",
-        (site,)).fetchone()
+        "SELECT id FROM runs WHERE site=? AND status='done' ORDER BY finished DESC LIMIT 1", (site,)
+    ).fetchone()
     return get_run(store, row[0]) if row else None
 
 
@@ -693,22 +905,30 @@ def status_section(loaded: LoadedConfig, store: Store | None, site_name: str) ->
     out: dict[str, Any] = {}
     if current is not None:
         failed = [s for s in current.steps if s["status"] == "failed"]
-        state = (f"FAILED at {failed[0]['name']}: {failed[0]['detail']}" if failed
-                 else "in progress (or interrupted; resumes when the agent runs)")
-        out["run"] = {**current.to_dict(),
-                      "summary": f"run #{current.id} {current.kind} to {current.target}: {state}"}
+        state = (
+            f"FAILED at {failed[0]['name']}: {failed[0]['detail']}"
+            if failed
+            else "in progress (or interrupted; resumes when the agent runs)"
+        )
+        out["run"] = {
+            **current.to_dict(),
+            "summary": f"run #{current.id} {current.kind} to {current.target}: {state}",
+        }
         warnings.append(f"run #{current.id} ({current.kind} to {current.target}) is open: {state}")
     elif last is not None:
-        out["run"] = {**last.to_dict(),
-                      "summary": f"last run #{last.id}: {last.kind} {last.source} -> "
-                                 f"{last.target}, done {local_time(last.finished)}"}
+        out["run"] = {
+            **last.to_dict(),
+            "summary": f"last run #{last.id}: {last.kind} {last.source} -> "
+            f"{last.target}, done {local_time(last.finished)}",
+        }
     row = store.active_endpoint(site_name)
     site = loaded.config.sites[site_name]
     if row and row["active"] not in site.endpoints:
         warnings.append(
             f"the active endpoint {row['active']} is not in the config, so it is not watched: "
             f"add its block to sites.{site_name}.endpoints (`failover migrate` printed it; "
-            "--write-config adds it)")
+            "--write-config adds it)"
+        )
     if last is not None and last.kind == "failover" and row and row["active"] != last.source:
         st = HealthState.from_dict(store.health_state(site_name, last.source))
         fenced = store.get_meta(f"fenced:{last.id}")
@@ -717,17 +937,20 @@ def status_section(loaded: LoadedConfig, store: Store | None, site_name: str) ->
                 f"{last.source} came back but serves the data from before the failover at "
                 f"{local_time(last.created)}; it is not active"
                 + (f" ({fenced})" if fenced else "")
-                + f". Fail back with `failover switch {site_name} --to {last.source}`")
+                + f". Fail back with `failover switch {site_name} --to {last.source}`"
+            )
     out["warnings"] = warnings
     return out
 
 
-def plan_manual(loaded: LoadedConfig, store: Store, site_name: str, target: str
-                ) -> tuple[RunPlan, Run | None]:
+def plan_manual(
+    loaded: LoadedConfig, store: Store, site_name: str, target: str
+) -> tuple[RunPlan, Run | None]:
     """The plan of `failover switch SITE --to TARGET`, and the open run it would resume."""
     if site_name not in loaded.config.sites:
-        raise UsageError(f"no site {site_name!r} in {loaded.path} "
-                         f"(sites: {', '.join(loaded.config.sites)})")
+        raise UsageError(
+            f"no site {site_name!r} in {loaded.path} (sites: {', '.join(loaded.config.sites)})"
+        )
     site = loaded.config.sites[site_name]
     current = open_run(store, site_name)
     if current is not None:
@@ -736,9 +959,12 @@ def plan_manual(loaded: LoadedConfig, store: Store, site_name: str, target: str
                 f"site {site_name} has an open run #{current.id} ({current.kind} to "
                 f"{current.target}, {current.status})",
                 hint=f"finish it with `failover switch {site_name} --to {current.target}`, "
-                     f"or `failover runs abandon {current.id}`")
-        steps = tuple(StepPlan(s["name"], s["title"], s["detail"] if s["status"] == "skipped"
-                               else None) for s in current.steps)
+                f"or `failover runs abandon {current.id}`",
+            )
+        steps = tuple(
+            StepPlan(s["name"], s["title"], s["detail"] if s["status"] == "skipped" else None)
+            for s in current.steps
+        )
         return RunPlan(site_name, current.kind, current.source, current.target, steps), current
     row = store.active_endpoint(site_name)
     active = row["active"] if row else site.initial_active

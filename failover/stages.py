@@ -133,12 +133,14 @@ def warm_refresh_hook(ctx: HookContext) -> None:
                 continue
             if now - float(ctx.store.get_meta(key) or 0) < every:
                 continue
-            ctx.spawn(f"warm-{site_name}-{name}",
-                      partial(_refresh_warm, ctx.loaded, site_name, name, key))
+            ctx.spawn(
+                f"warm-{site_name}-{name}", partial(_refresh_warm, ctx.loaded, site_name, name, key)
+            )
 
 
-def _refresh_warm(loaded: LoadedConfig, site_name: str, endpoint: str, key: str,
-                  store: Store) -> None:
+def _refresh_warm(
+    loaded: LoadedConfig, site_name: str, endpoint: str, key: str, store: Store
+) -> None:
     import time
 
     from failover import backup
@@ -182,7 +184,6 @@ def heartbeat_hook(ctx: HookContext) -> None:
                 response.read(1024)
         except (OSError, urllib.error.URLError) as exc:
             # The URL holds a token: name the failure, never the URL.
-            get_logger("heartbeat").warning("heartbeat ping failed: %s",
-                                            exc.__class__.__name__)
+            get_logger("heartbeat").warning("heartbeat ping failed: %s", exc.__class__.__name__)
 
     ctx.spawn("heartbeat", ping)

@@ -25,26 +25,37 @@ def add_site_section(fn: SiteSection) -> None:
 def gather(loaded: LoadedConfig, store: Store | None, now: float | None = None) -> dict[str, Any]:
     now = now or time.time()
     config = loaded.config
-    out: dict[str, Any] = {"config": str(loaded.path), "state": str(loaded.state_path),
-                           "generated": now, "warnings": [], "sites": {}}
+    out: dict[str, Any] = {
+        "config": str(loaded.path),
+        "state": str(loaded.state_path),
+        "generated": now,
+        "warnings": [],
+        "sites": {},
+    }
     last_round = store.last_round() if store else None
     if last_round is None:
-        out["warnings"].append("no probe round recorded yet: run `failover check` or start "
-                               "`failover agent`")
+        out["warnings"].append(
+            "no probe round recorded yet: run `failover check` or start `failover agent`"
+        )
         out["last_round"] = None
     else:
-        out["last_round"] = {"ts": last_round["ts"], "duration": last_round["duration"],
-                             "network_ok": bool(last_round["network_ok"]),
-                             "canaries": f"{last_round['canaries_ok']}/{last_round['canaries_total']}"}
+        out["last_round"] = {
+            "ts": last_round["ts"],
+            "duration": last_round["duration"],
+            "network_ok": bool(last_round["network_ok"]),
+            "canaries": f"{last_round['canaries_ok']}/{last_round['canaries_total']}",
+        }
         slowest = max(s.policy.interval for s in config.sites.values())
         if now - last_round["ts"] > 3 * slowest + 60:
             out["warnings"].append(
                 f"the last probe round was {duration(now - last_round['ts'])} ago: is the agent "
-                "(or the cron job) running?")
+                "(or the cron job) running?"
+            )
         if not last_round["network_ok"]:
             out["warnings"].append(
                 "the agent's own network was down in the last round (canaries failed): "
-                "nothing is declared down meanwhile")
+                "nothing is declared down meanwhile"
+            )
     health = store.all_health() if store else {}
     for site_name, site in config.sites.items():
         row = store.active_endpoint(site_name) if store else None
@@ -68,8 +79,13 @@ def gather(loaded: LoadedConfig, store: Store | None, now: float | None = None) 
                 "outage_start": state.outage_start,
                 "last_probe": probes[0]["ts"] if probes else None,
                 "checks": [
-                    {"check": p["check_name"], "ok": bool(p["ok"]), "latency_ms": p["latency_ms"],
-                     "detail": p["detail"], "warning": p["warning"]}
+                    {
+                        "check": p["check_name"],
+                        "ok": bool(p["ok"]),
+                        "latency_ms": p["latency_ms"],
+                        "detail": p["detail"],
+                        "warning": p["warning"],
+                    }
                     for p in probes
                 ],
             }
@@ -91,8 +107,10 @@ def render_text(data: dict[str, Any]) -> str:
     lr = data.get("last_round")
     if lr:
         net = "ok" if lr["network_ok"] else "DOWN"
-        lines.append(f"last round {local_time(lr['ts'])} ({lr['duration']:.1f}s), "
-                     f"agent network {net}, canaries {lr['canaries']}")
+        lines.append(
+            f"last round {local_time(lr['ts'])} ({lr['duration']:.1f}s), "
+            f"agent network {net}, canaries {lr['canaries']}"
+        )
     for warning in data["warnings"]:
         lines.append(f"! {warning}")
     for site_name, site in data["sites"].items():
@@ -101,20 +119,41 @@ def render_text(data: dict[str, Any]) -> str:
         lines.append(f"{site_name} ({site['hostname']})  active: {site['active']}  [{auto}]")
         rows: list[tuple[str, ...]] = [("", "ENDPOINT", "ADDRESS", "HEALTH", "SINCE", "LAST PROBE")]
         for ep_name, ep in site["endpoints"].items():
-            probe = "; ".join(
-                f"{c['check']} {'ok' if c['ok'] else 'FAIL'} {c['detail']}" for c in ep["checks"]
-            ) or "-"
+            probe = (
+                "; ".join(
+                    f"{c['check']} {'ok' if c['ok'] else 'FAIL'} {c['detail']}"
+                    for c in ep["checks"]
+                )
+                or "-"
+            )
             marker = "*" if ep_name == site["active"] else ""
-            rows.append((marker, ep_name, ep["address"], ep["health"],
-                         local_time(ep["since"]) if ep["since"] else "-", probe))
+            rows.append(
+                (
+                    marker,
+                    ep_name,
+                    ep["address"],
+                    ep["health"],
+                    local_time(ep["since"]) if ep["since"] else "-",
+                    probe,
+                )
+            )
         lines += _table(rows, indent="  ")
         if site.get("backup"):
             lines.append(f"  backup: {_backup_line(site['backup'])}")
         if site.get("dns"):
             lines.append(f"  dns: {_dns_line(site['dns'])}")
         for key, value in site.items():
-            if key in ("hostname", "active", "active_since", "last_switch", "auto_failover",
-                       "endpoints", "warnings", "backup", "dns"):
+            if key in (
+                "hostname",
+                "active",
+                "active_since",
+                "last_switch",
+                "auto_failover",
+                "endpoints",
+                "warnings",
+                "backup",
+                "dns",
+            ):
                 continue
             if isinstance(value, dict) and "summary" in value:
                 lines.append(f"  {key}: {value['summary']}")
@@ -141,24 +180,29 @@ def _backup_line(b: dict[str, Any]) -> str:
 
 def _dns_line(d: dict[str, Any]) -> str:
     records = d.get("records") or []
-    shown = ", ".join(
-        f"{r.get('name')} {r.get('type')} -> {r.get('endpoint') or 'unknown value'}"
-        for r in records
-    ) or "records not read yet"
+    shown = (
+        ", ".join(
+            f"{r.get('name')} {r.get('type')} -> {r.get('endpoint') or 'unknown value'}"
+            for r in records
+        )
+        or "records not read yet"
+    )
     out = f"{d.get('provider')} zone {d.get('zone')}: {shown}"
     last = d.get("last_switch")
     if last:
-        out += (f"; last switch to {last.get('to_endpoint')} {local_time(last.get('started'))}"
-                f" ({last.get('outcome')})")
+        out += (
+            f"; last switch to {last.get('to_endpoint')} {local_time(last.get('started'))}"
+            f" ({last.get('outcome')})"
+        )
     return out
 
 
 def _table(rows: list[tuple[str, ...]], indent: str = "") -> list[str]:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     return [
-        indent + " ".join(cell.ljust(w) for cell, w in zip(r[:-1], widths, strict=True))
-        + " " + r[-1]
+        indent
+        + " ".join(cell.ljust(w) for cell, w in zip(r[:-1], widths, strict=True))
+        + " "
+        + r[-1]
         for r in rows
     ]
-
-

@@ -60,8 +60,7 @@ def remote_for(loaded: LoadedConfig, site_name: str, endpoint: str) -> Any:
     return Remote(ep.ssh, ep.address, name=endpoint)
 
 
-def run_commands(loaded: LoadedConfig, site_name: str, endpoint: str,
-                 commands: list[str]) -> None:
+def run_commands(loaded: LoadedConfig, site_name: str, endpoint: str, commands: list[str]) -> None:
     """Run shell commands on an endpoint over SSH, in order; the first failure raises."""
     remote = remote_for(loaded, site_name, endpoint)
     timeout = loaded.config.sites[site_name].failover.command_timeout
@@ -117,7 +116,8 @@ def step_preflight(ctx: StepContext) -> StepOut:
             raise StepFailed(
                 f"the newest snapshot {snapshot.short_id} is {duration(age)} old, more than "
                 f"{duration(limit)}: refusing to restore an old copy (allow_stale_backup or "
-                "--allow-stale overrides)")
+                "--allow-stale overrides)"
+            )
         out["snapshot"] = snapshot.id
         out["snapshot_time"] = snapshot.time
         facts.append(f"snapshot {snapshot.short_id} is {duration(age)} old")
@@ -126,13 +126,25 @@ def step_preflight(ctx: StepContext) -> StepOut:
         from failover import dns
 
         if run.target in site.endpoints:
-            result = dns.switch_site_dns(loaded, run.site, run.target, None, apply=False,
-                                         force=bool(run.options.get("force")))
+            result = dns.switch_site_dns(
+                loaded,
+                run.site,
+                run.target,
+                None,
+                apply=False,
+                force=bool(run.options.get("force")),
+            )
             changes = sum(1 for c in result.plan.records if c.changes)
             facts.append(f"DNS provider answers ({changes} record(s) to change)")
         else:  # the new server has no address yet: check the records are ours to change
-            result = dns.switch_site_dns(loaded, run.site, run.source, None, apply=False,
-                                         force=bool(run.options.get("force")))
+            result = dns.switch_site_dns(
+                loaded,
+                run.site,
+                run.source,
+                None,
+                apply=False,
+                force=bool(run.options.get("force")),
+            )
             facts.append("DNS provider answers")
     return "; ".join(facts), out
 
@@ -142,10 +154,13 @@ def step_final_backup(ctx: StepContext) -> StepOut:
     """Back up the endpoint being left (it took writes): the snapshot restored next."""
     from failover import backup
 
-    snapshot = backup.run_backup(ctx.loaded, ctx.store, ctx.run.site, source=ctx.run.source,
-                                 progress=ctx.progress)
-    return (f"snapshot {snapshot.short_id} of {ctx.run.source}",
-            {"snapshot": snapshot.id, "snapshot_time": snapshot.time})
+    snapshot = backup.run_backup(
+        ctx.loaded, ctx.store, ctx.run.site, source=ctx.run.source, progress=ctx.progress
+    )
+    return (
+        f"snapshot {snapshot.short_id} of {ctx.run.source}",
+        {"snapshot": snapshot.id, "snapshot_time": snapshot.time},
+    )
 
 
 @step("restore")
@@ -154,8 +169,14 @@ def step_restore(ctx: StepContext) -> StepOut:
 
     snapshot = ctx.data.get("snapshot") or "latest"
     target = ctx.site.failover.restore_target
-    backup.restore_to_endpoint(ctx.loaded, ctx.run.site, ctx.run.target, snapshot=snapshot,
-                               target=target, progress=ctx.progress)
+    backup.restore_to_endpoint(
+        ctx.loaded,
+        ctx.run.site,
+        ctx.run.target,
+        snapshot=snapshot,
+        target=target,
+        progress=ctx.progress,
+    )
     short = snapshot[:8] if snapshot != "latest" else snapshot
     return f"restored snapshot {short} onto {ctx.run.target}:{target}", {}
 
@@ -177,8 +198,10 @@ def step_recheck(ctx: StepContext) -> StepOut:
         if not failing:
             return f"{ctx.run.target} passes {len(results)} check(s)", {}
         if time.monotonic() >= deadline:
-            raise StepFailed(f"{ctx.run.target} still fails the site's checks after "
-                             f"{ctx.site.failover.recheck_timeout:g}s: {'; '.join(failing)}")
+            raise StepFailed(
+                f"{ctx.run.target} still fails the site's checks after "
+                f"{ctx.site.failover.recheck_timeout:g}s: {'; '.join(failing)}"
+            )
         time.sleep(interval)
 
 
@@ -186,17 +209,30 @@ def step_recheck(ctx: StepContext) -> StepOut:
 def step_switch_dns(ctx: StepContext) -> StepOut:
     from failover import dns
 
-    result = dns.switch_site_dns(ctx.loaded, ctx.run.site, ctx.run.target, ctx.store,
-                                 apply=True, verify=False, force=bool(ctx.run.options.get("force")))
+    result = dns.switch_site_dns(
+        ctx.loaded,
+        ctx.run.site,
+        ctx.run.target,
+        ctx.store,
+        apply=True,
+        verify=False,
+        force=bool(ctx.run.options.get("force")),
+    )
     applied = result.applied
     outcome = applied.outcome if applied else result.plan.verdict
     if outcome not in ("applied", "noop"):
-        raise StepFailed(f"DNS change {outcome}: " + "; ".join(
-            f"{k} {v}" for k, v in (applied.changes if applied else {}).items()))
-    changed = [f"{c.key.name} {c.key.rtype} -> {','.join(c.new.values)}"
-               for c in result.plan.records if c.changes]
+        raise StepFailed(
+            f"DNS change {outcome}: "
+            + "; ".join(f"{k} {v}" for k, v in (applied.changes if applied else {}).items())
+        )
+    changed = [
+        f"{c.key.name} {c.key.rtype} -> {','.join(c.new.values)}"
+        for c in result.plan.records
+        if c.changes
+    ]
     return ("; ".join(changed) or "records already pointed at the target"), {
-        "dns_switch_id": applied.switch_id if applied else None}
+        "dns_switch_id": applied.switch_id if applied else None
+    }
 
 
 @step("activate")
@@ -214,19 +250,31 @@ def step_verify_dns(ctx: StepContext) -> StepOut:
 
     site = ctx.site
     assert site.dns is not None
-    expected = [RecordSet(RecordKey(site.dns.zone, r.name, r.type),
-                          dns.endpoint_values(site, ctx.run.target, r.type), r.ttl)
-                for r in site.dns.records]
+    expected = [
+        RecordSet(
+            RecordKey(site.dns.zone, r.name, r.type),
+            dns.endpoint_values(site, ctx.run.target, r.type),
+            r.ttl,
+        )
+        for r in site.dns.records
+    ]
     servers = dns.find_nameservers(site.dns.zone, site.dns.nameservers)
-    report = dns.verify_dns(expected, servers, site.dns.verify_deadline,
-                            resolvers=dns.parse_servers(site.dns.resolvers))
+    report = dns.verify_dns(
+        expected, servers, site.dns.verify_deadline, resolvers=dns.parse_servers(site.dns.resolvers)
+    )
     if not report.ok:
-        raise StepFailed("not every authoritative server serves the new values within "
-                         f"{site.dns.verify_deadline:g}s: " + "; ".join(
-                             f"{a.server} {a.name}: {a.error or ','.join(a.values or []) or '-'}"
-                             for a in report.failing))
-    return (f"{len(servers)} authoritative server(s) serve {ctx.run.target} "
-            f"(after {report.seconds:.1f}s)"), {"dns_verified": time.time()}
+        raise StepFailed(
+            "not every authoritative server serves the new values within "
+            f"{site.dns.verify_deadline:g}s: "
+            + "; ".join(
+                f"{a.server} {a.name}: {a.error or ','.join(a.values or []) or '-'}"
+                for a in report.failing
+            )
+        )
+    return (
+        f"{len(servers)} authoritative server(s) serve {ctx.run.target} "
+        f"(after {report.seconds:.1f}s)"
+    ), {"dns_verified": time.time()}
 
 
 @step("notify")
@@ -236,13 +284,22 @@ def step_notify(ctx: StepContext) -> StepOut:
     for s in run.steps:
         if s["name"] == "notify":
             continue
-        lines.append(f"- {s['name']}: {s['status'] if s['status'] == 'skipped' else 'done'}"
-                     + (f" ({s['detail']})" if s.get("detail") else ""))
-    ctx.notifier.send(Event(
-        "failover", f"[{run.site}] {run.kind} to {run.target} complete",
-        f"{site.hostname} now points at {run.target} "
-        f"({site.endpoints[run.target].address}); {run.source} is no longer active.\n"
-        + "\n".join(lines), site=run.site, endpoint=run.target, level="success"))
+        lines.append(
+            f"- {s['name']}: {s['status'] if s['status'] == 'skipped' else 'done'}"
+            + (f" ({s['detail']})" if s.get("detail") else "")
+        )
+    ctx.notifier.send(
+        Event(
+            "failover",
+            f"[{run.site}] {run.kind} to {run.target} complete",
+            f"{site.hostname} now points at {run.target} "
+            f"({site.endpoints[run.target].address}); {run.source} is no longer active.\n"
+            + "\n".join(lines),
+            site=run.site,
+            endpoint=run.target,
+            level="success",
+        )
+    )
     return "notified", {}
 
 

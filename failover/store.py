@@ -112,8 +112,9 @@ class Transition:
 class Store:
     """One SQLite state file. Use `Store.open(path, lock=True)` for writers."""
 
-    def __init__(self, path: Path, conn: sqlite3.Connection, lock_fd: int | None,
-                 readonly: bool = False) -> None:
+    def __init__(
+        self, path: Path, conn: sqlite3.Connection, lock_fd: int | None, readonly: bool = False
+    ) -> None:
         self.path = path
         self.conn = conn
         self._lock_fd = lock_fd
@@ -165,7 +166,8 @@ class Store:
 
     def has_table(self, name: str) -> bool:
         row = self.conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)).fetchone()
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)
+        ).fetchone()
         return row is not None
 
     def close(self) -> None:
@@ -196,9 +198,16 @@ class Store:
 
     # --- rounds and probes --------------------------------------------------------------
 
-    def add_round(self, ts: float, duration: float, network_ok: bool, canaries_ok: int,
-                  canaries_total: int, probes: list[dict[str, Any]],
-                  detail: str | None = None) -> int:
+    def add_round(
+        self,
+        ts: float,
+        duration: float,
+        network_ok: bool,
+        canaries_ok: int,
+        canaries_total: int,
+        probes: list[dict[str, Any]],
+        detail: str | None = None,
+    ) -> int:
         with self.transaction() as c:
             cur = c.execute(
                 "INSERT INTO rounds(ts, duration, network_ok, canaries_ok, canaries_total, detail)"
@@ -210,8 +219,17 @@ class Store:
                 "INSERT INTO probes(round_id, ts, site, endpoint, check_name, ok, latency_ms,"
                 " detail, warning) VALUES (?,?,?,?,?,?,?,?,?)",
                 [
-                    (round_id, p["ts"], p["site"], p["endpoint"], p["check"], int(p["ok"]),
-                     p.get("latency_ms"), p.get("detail"), p.get("warning"))
+                    (
+                        round_id,
+                        p["ts"],
+                        p["site"],
+                        p["endpoint"],
+                        p["check"],
+                        int(p["ok"]),
+                        p.get("latency_ms"),
+                        p.get("detail"),
+                        p.get("warning"),
+                    )
                     for p in probes
                 ],
             )
@@ -237,8 +255,9 @@ class Store:
 
     # --- observations and health --------------------------------------------------------
 
-    def observations(self, site: str, endpoint: str, since: float | None = None
-                     ) -> list[tuple[float, bool | None]]:
+    def observations(
+        self, site: str, endpoint: str, since: float | None = None
+    ) -> list[tuple[float, bool | None]]:
         rows = self.conn.execute(
             "SELECT ts, ok FROM observations WHERE site=? AND endpoint=? AND ts >= ? ORDER BY ts",
             (site, endpoint, since or 0.0),
@@ -257,9 +276,17 @@ class Store:
             for r in self.conn.execute("SELECT site, endpoint, state FROM health")
         }
 
-    def record_observation(self, site: str, endpoint: str, ts: float, ok: bool | None,
-                           state: dict[str, Any], transition: Transition | None,
-                           incident: str | None, incident_start: float | None = None) -> None:
+    def record_observation(
+        self,
+        site: str,
+        endpoint: str,
+        ts: float,
+        ok: bool | None,
+        state: dict[str, Any],
+        transition: Transition | None,
+        incident: str | None,
+        incident_start: float | None = None,
+    ) -> None:
         """Store one observation and the health it leads to, in one transaction.
 
         incident: 'open' when the endpoint was just declared down (the outage began at
@@ -278,8 +305,14 @@ class Store:
                 c.execute(
                     "INSERT INTO transitions(ts, site, endpoint, from_state, to_state, reason)"
                     " VALUES (?,?,?,?,?,?)",
-                    (transition.ts, site, endpoint, transition.from_state, transition.to_state,
-                     transition.reason),
+                    (
+                        transition.ts,
+                        site,
+                        endpoint,
+                        transition.from_state,
+                        transition.to_state,
+                        transition.reason,
+                    ),
                 )
             if incident == "open":
                 c.execute(
@@ -295,7 +328,9 @@ class Store:
                 )
 
     def transitions(self, site: str | None = None, since: float = 0.0) -> list[Transition]:
-        query = "SELECT ts, site, endpoint, from_state, to_state, reason FROM transitions WHERE ts >= ?"
+        query = (
+            "SELECT ts, site, endpoint, from_state, to_state, reason FROM transitions WHERE ts >= ?"
+        )
         args: list[Any] = [since]
         if site:
             query += " AND site = ?"
@@ -329,8 +364,9 @@ class Store:
         assert row is not None
         return str(row["active"])
 
-    def set_active(self, site: str, endpoint: str, ts: float | None = None,
-                   switched: bool = True) -> None:
+    def set_active(
+        self, site: str, endpoint: str, ts: float | None = None, switched: bool = True
+    ) -> None:
         now = ts or time.time()
         with self.transaction() as c:
             c.execute(
@@ -342,7 +378,9 @@ class Store:
 
     # --- agent events ---------------------------------------------------------------------
 
-    def add_agent_event(self, kind: str, detail: str | None = None, ts: float | None = None) -> None:
+    def add_agent_event(
+        self, kind: str, detail: str | None = None, ts: float | None = None
+    ) -> None:
         with self.transaction() as c:
             c.execute(
                 "INSERT INTO agent_events(ts, kind, detail) VALUES (?,?,?)",
@@ -369,8 +407,9 @@ class Store:
 
 def _connect(target: str, uri: bool = False) -> sqlite3.Connection:
     # isolation_level=None: we issue BEGIN/COMMIT ourselves, so transactions are explicit.
-    conn = sqlite3.connect(target, uri=uri, isolation_level=None, timeout=10.0,
-                           check_same_thread=False)
+    conn = sqlite3.connect(
+        target, uri=uri, isolation_level=None, timeout=10.0, check_same_thread=False
+    )
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA busy_timeout=10000")
     return conn

@@ -42,8 +42,10 @@ def exception_chain(exc: BaseException) -> list[BaseException]:
 
 
 def connection_refused(exc: BaseException) -> bool:
-    return any(isinstance(e, ConnectionRefusedError) or "Connection refused" in str(e)
-               for e in exception_chain(exc))
+    return any(
+        isinstance(e, ConnectionRefusedError) or "Connection refused" in str(e)
+        for e in exception_chain(exc)
+    )
 
 
 class SecretScrubber:
@@ -67,8 +69,9 @@ class SecretScrubber:
         return text
 
 
-def libcloud_driver(adapter: SecretScrubber, cls: Any, driver_name: str, config: Any,
-                    kwargs: dict[str, Any]) -> Any:
+def libcloud_driver(
+    adapter: SecretScrubber, cls: Any, driver_name: str, config: Any, kwargs: dict[str, Any]
+) -> Any:
     """Instantiate a libcloud driver class (DNS or compute) from an adapter's config: the
     key and secret registered for scrubbing, the config's timeout unless `kwargs` sets
     one, and argument errors turned into one clear line."""
@@ -86,7 +89,6 @@ def libcloud_driver(adapter: SecretScrubber, cls: Any, driver_name: str, config:
         ) from None
     except ValueError as exc:  # e.g. ec2's "Invalid region"
         raise ProviderError(
-            f"the libcloud {driver_name} driver refused its arguments: "
-            f"{adapter._scrub(str(exc))}",
+            f"the libcloud {driver_name} driver refused its arguments: {adapter._scrub(str(exc))}",
             hint="check `args` (region, host, port)",
         ) from None

@@ -114,8 +114,15 @@ class Remote:
     """One server reachable over SSH. `ssh_target` is a config SshTarget (or anything with
     host, port, user, key, known_hosts and options)."""
 
-    def __init__(self, ssh_target: Any, address: str, *, name: str | None = None,
-                 connect_timeout: float = CONNECT_TIMEOUT, ssh: str = "ssh") -> None:
+    def __init__(
+        self,
+        ssh_target: Any,
+        address: str,
+        *,
+        name: str | None = None,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        ssh: str = "ssh",
+    ) -> None:
         self.target = ssh_target
         self.host = getattr(ssh_target, "host", None) or address
         self.port = int(getattr(ssh_target, "port", 22) or 22)
@@ -137,10 +144,18 @@ class Remote:
         argv = [self.ssh, "-T", "-p", str(self.port)]
         for option in getattr(self.target, "options", None) or []:
             argv += ["-o", option]
-        argv += ["-o", "BatchMode=yes",
-                "-o", f"ConnectTimeout={max(1, int(self.connect_timeout))}",
-                "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4",
-                "-o", "LogLevel=ERROR"]
+        argv += [
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            f"ConnectTimeout={max(1, int(self.connect_timeout))}",
+            "-o",
+            "ServerAliveInterval=15",
+            "-o",
+            "ServerAliveCountMax=4",
+            "-o",
+            "LogLevel=ERROR",
+        ]
         key = getattr(self.target, "key", None)
         if key:
             argv += ["-i", str(key), "-o", "IdentitiesOnly=yes"]
@@ -150,8 +165,9 @@ class Remote:
         argv += ["-l", self.user, "--", self.host, remote_command]
         return argv
 
-    def command_line(self, argv: Sequence[str], script: str | None = None,
-                     env: Mapping[str, str] | None = None) -> str:
+    def command_line(
+        self, argv: Sequence[str], script: str | None = None, env: Mapping[str, str] | None = None
+    ) -> str:
         """The remote command: `exec /bin/sh -c SCRIPT failover ARGV...` (no secrets)."""
         body = PRELUDE
         for name, value in (env or {}).items():
@@ -159,14 +175,24 @@ class Remote:
                 raise RemoteError(f"invalid environment variable name {name!r}")
             body += f"export {name}={shlex.quote(value)}\n"
         body += script if script is not None else 'exec "$@"\n'
-        return "exec /bin/sh -c " + shlex.quote(body) + " failover " + " ".join(
-            shlex.quote(a) for a in argv
+        return (
+            "exec /bin/sh -c "
+            + shlex.quote(body)
+            + " failover "
+            + " ".join(shlex.quote(a) for a in argv)
         )
 
-    def run(self, argv: Sequence[str], *, input: bytes | None = None,
-            env_secrets: Mapping[str, str] | None = None, env: Mapping[str, str] | None = None,
-            timeout: float | None = None, check: bool = True,
-            script: str | None = None) -> RemoteResult:
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        input: bytes | None = None,
+        env_secrets: Mapping[str, str] | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        check: bool = True,
+        script: str | None = None,
+    ) -> RemoteResult:
         """Run `argv` (or a shell `script` with argv as its arguments) and wait for it.
 
         env_secrets go over the channel; env (not secret) goes on the remote command line.
@@ -176,35 +202,57 @@ class Remote:
         cmd = self.ssh_argv(self.command_line(argv, script, env))
         data = encode_env(env_secrets) + (input or b"")
         try:
-            proc = subprocess.run(cmd, input=data, capture_output=True, timeout=timeout,
-                                  start_new_session=True, check=False)
+            proc = subprocess.run(
+                cmd,
+                input=data,
+                capture_output=True,
+                timeout=timeout,
+                start_new_session=True,
+                check=False,
+            )
         except subprocess.TimeoutExpired:
-            raise RemoteError(f"{self.where}: command timed out after {timeout:g}s: "
-                              f"{_short(argv)}") from None
+            raise RemoteError(
+                f"{self.where}: command timed out after {timeout:g}s: {_short(argv)}"
+            ) from None
         except FileNotFoundError:
-            raise RemoteError(f"the ssh client {self.ssh!r} is not installed",
-                              hint="install openssh-client") from None
+            raise RemoteError(
+                f"the ssh client {self.ssh!r} is not installed", hint="install openssh-client"
+            ) from None
         result = RemoteResult(proc.returncode, proc.stdout, proc.stderr)
         if proc.returncode == 255:
             raise self.connection_error(proc.stderr.decode(errors="replace"))
         if check and proc.returncode != 0:
             tail = _tail(proc.stderr.decode(errors="replace"))
-            raise RemoteError(f"{self.where}: {_short(argv)} exited with status "
-                              f"{proc.returncode}: {tail}")
+            raise RemoteError(
+                f"{self.where}: {_short(argv)} exited with status {proc.returncode}: {tail}"
+            )
         return result
 
-    def start(self, argv: Sequence[str], *, env_secrets: Mapping[str, str] | None = None,
-              env: Mapping[str, str] | None = None, job: str = PLAIN_JOB,
-              after: str = "", poll: bool = False) -> subprocess.Popen[bytes]:
+    def start(
+        self,
+        argv: Sequence[str],
+        *,
+        env_secrets: Mapping[str, str] | None = None,
+        env: Mapping[str, str] | None = None,
+        job: str = PLAIN_JOB,
+        after: str = "",
+        poll: bool = False,
+    ) -> subprocess.Popen[bytes]:
         """Start a watched command; stdout/stderr are pipes, stdin stays open as the control
         channel: close it to interrupt the command (SIGINT) on the server."""
         cmd = self.ssh_argv(self.command_line(argv, watched_script(job, after, poll), env))
         try:
-            proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, start_new_session=True)
+            proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+            )
         except FileNotFoundError:
-            raise RemoteError(f"the ssh client {self.ssh!r} is not installed",
-                              hint="install openssh-client") from None
+            raise RemoteError(
+                f"the ssh client {self.ssh!r} is not installed", hint="install openssh-client"
+            ) from None
         assert proc.stdin is not None
         try:
             proc.stdin.write(encode_env(env_secrets))
@@ -218,8 +266,10 @@ class Remote:
         low = text.lower()
         hint = None
         if "host key verification failed" in low or "no host key is known" in low:
-            hint = ("the server's host key is not in known_hosts: add it (ssh-keyscan) or set "
-                    "ssh.known_hosts")
+            hint = (
+                "the server's host key is not in known_hosts: add it (ssh-keyscan) or set "
+                "ssh.known_hosts"
+            )
         elif "remote host identification has changed" in low:
             hint = "the server's host key changed: check why before updating known_hosts"
         elif "permission denied" in low:
@@ -230,8 +280,9 @@ class Remote:
             hint = "the server does not answer: is it up and reachable from here?"
         elif "could not resolve" in low:
             hint = "the host name does not resolve"
-        return RemoteError(f"ssh to {self.where} failed: {_tail(text) or 'exit status 255'}",
-                           hint=hint)
+        return RemoteError(
+            f"ssh to {self.where} failed: {_tail(text) or 'exit status 255'}", hint=hint
+        )
 
 
 def _tail(text: str, limit: int = 300) -> str:

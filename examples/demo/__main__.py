@@ -43,16 +43,18 @@ class Failover:
 
     def run(self, *args: str, check: bool = True) -> str:
         print(f"{DIM}   $ failover {' '.join(args)}{RESET}", flush=True)
-        proc = subprocess.run(self.argv(*args), capture_output=True, text=True, env=self.env,
-                              cwd=REPO)
+        proc = subprocess.run(
+            self.argv(*args), capture_output=True, text=True, env=self.env, cwd=REPO
+        )
         if check and proc.returncode != 0:
             show(proc.stdout + proc.stderr)
             raise SystemExit(f"demo: `failover {' '.join(args)}` exited {proc.returncode}")
         return proc.stdout + proc.stderr
 
     def json(self, *args: str) -> Any:
-        proc = subprocess.run(self.argv(*args, "--json"), capture_output=True, text=True,
-                              env=self.env, cwd=REPO)
+        proc = subprocess.run(
+            self.argv(*args, "--json"), capture_output=True, text=True, env=self.env, cwd=REPO
+        )
         return json.loads(proc.stdout) if proc.returncode == 0 else None
 
 
@@ -71,15 +73,19 @@ def main() -> int:
     if os.geteuid() != 0:
         print("the demonstration needs root (network namespaces)", file=sys.stderr)
         return 2
-    say("building the lab: two VPSes (network namespaces with sshd and a web server), "
-        "PowerDNS, an S3 repository (SeaweedFS), a notification receiver")
+    say(
+        "building the lab: two VPSes (network namespaces with sshd and a web server), "
+        "PowerDNS, an S3 repository (SeaweedFS), a notification receiver"
+    )
     with Lab(standby_content="outdated") as lab:
         config = lab.write_config()
         fo = Failover(config, lab.env())
         show(f"primary  {lab.primary.ip}  serves https://{HOSTNAME}/ from its /srv/site")
         show(f"standby  {lab.standby.ip}  another cloud; holds an outdated copy")
-        show(f"DNS      {HOSTNAME} A -> {', '.join(lab.dns_answer())} (PowerDNS "
-             f"{lab.pdns.nameserver if lab.pdns else '-'})")
+        show(
+            f"DNS      {HOSTNAME} A -> {', '.join(lab.dns_answer())} (PowerDNS "
+            f"{lab.pdns.nameserver if lab.pdns else '-'})"
+        )
         show(f"config   {config}")
 
         say("the config is valid")
@@ -94,16 +100,24 @@ def main() -> int:
         say("starting the agent (interval 1s, down after 3s, auto-failover on)")
         log_path = lab.dir / "agent.log"
         log = open(log_path, "w")  # noqa: SIM115 - closed below
-        agent = subprocess.Popen(fo.argv("agent"), stdout=log, stderr=subprocess.STDOUT,
-                                 env=fo.env, cwd=REPO)
+        agent = subprocess.Popen(
+            fo.argv("agent"), stdout=log, stderr=subprocess.STDOUT, env=fo.env, cwd=REPO
+        )
         try:
-            wait(lambda: (st := fo.json("status")) is not None and all(
-                e["health"] == "up" for e in st["sites"]["shop"]["endpoints"].values()),
-                30, "both endpoints up")
+            wait(
+                lambda: (
+                    (st := fo.json("status")) is not None
+                    and all(e["health"] == "up" for e in st["sites"]["shop"]["endpoints"].values())
+                ),
+                30,
+                "both endpoints up",
+            )
             show(fo.run("status"))
 
-            say(f"the provider falls over: the primary is cut off (nftables drops everything) "
-                f"at {time.strftime('%H:%M:%S')}")
+            say(
+                f"the provider falls over: the primary is cut off (nftables drops everything) "
+                f"at {time.strftime('%H:%M:%S')}"
+            )
             cut = time.monotonic()
             lab.primary.blackhole()
             seen = 0
@@ -116,7 +130,8 @@ def main() -> int:
                 seen = len(lines)
                 return lab.dns_answer() == [lab.standby.ip] and (
                     (st := fo.json("status")) is not None
-                    and st["sites"]["shop"]["active"] == "standby")
+                    and st["sites"]["shop"]["active"] == "standby"
+                )
 
             wait(story_done, 120, "the failover")
             took = time.monotonic() - cut
@@ -140,11 +155,16 @@ def main() -> int:
             say("the run, step by step")
             show(fo.run("runs", "show", "1"))
 
-            say("the primary's provider comes back: it is NOT made active again (it holds "
-                "an old copy); it is fenced")
+            say(
+                "the primary's provider comes back: it is NOT made active again (it holds "
+                "an old copy); it is fenced"
+            )
             lab.primary.heal()
-            wait(lambda: any("is back" in str(m.get("title")) for m in lab.receiver.messages),
-                 60, "the old primary to be noticed")
+            wait(
+                lambda: any("is back" in str(m.get("title")) for m in lab.receiver.messages),
+                60,
+                "the old primary to be noticed",
+            )
             time.sleep(1)
             show(fo.run("status"))
         finally:

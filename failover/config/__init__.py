@@ -63,14 +63,18 @@ def find_config(explicit: str | os.PathLike[str] | None) -> Path:
     )
 
 
-def parse_config(text: str, filename: str, *, base_dir: Path | None = None,
-                 env: dict[str, str] | None = None) -> LoadedConfig:
+def parse_config(
+    text: str, filename: str, *, base_dir: Path | None = None, env: dict[str, str] | None = None
+) -> LoadedConfig:
     data, lines = load_yaml(text, filename)
     if not isinstance(data, dict):
         raise ConfigError([f"{filename}:1: (top): the config must be a mapping of keys"])
     warnings: list[str] = []
-    context = {"env": os.environ if env is None else env, "warnings": warnings,
-               "base_dir": base_dir}
+    context = {
+        "env": os.environ if env is None else env,
+        "warnings": warnings,
+        "base_dir": base_dir,
+    }
     try:
         config = Config.model_validate(data, context=context)
     except ValidationError as exc:
@@ -97,8 +101,7 @@ def load_config(explicit: str | os.PathLike[str] | None = None) -> LoadedConfig:
     for key_path in _key_files(loaded.config):
         try:
             if key_path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-                loaded.warnings.append(
-                    f"SSH key {key_path} is readable by others (chmod 600 it)")
+                loaded.warnings.append(f"SSH key {key_path} is readable by others (chmod 600 it)")
         except OSError:
             pass  # a missing key shows up, with a hint, when it is used
     return loaded
@@ -127,9 +130,9 @@ def _problems(exc: ValidationError, lines: LineMap) -> list[str]:
         elif error["type"] == "missing":
             message = "required key is missing"
         elif message.startswith("Value error, "):
-            message = message[len("Value error, "):]
+            message = message[len("Value error, ") :]
         elif message.startswith("Assertion failed, "):
-            message = message[len("Assertion failed, "):]
+            message = message[len("Assertion failed, ") :]
         problems.append(format_problem(lines, loc, message))
     return sorted(set(problems), key=_line_key)
 
@@ -138,7 +141,12 @@ def _clean_loc(loc: tuple[Any, ...]) -> tuple[str | int, ...]:
     # Discriminated unions add the tag ("https") as a location part: drop it.
     out: list[str | int] = []
     for part in loc:
-        if isinstance(part, str) and part in ("http", "https", "tcp", "icmp", "dns") and out and isinstance(out[-1], int):
+        if (
+            isinstance(part, str)
+            and part in ("http", "https", "tcp", "icmp", "dns")
+            and out
+            and isinstance(out[-1], int)
+        ):
             continue
         out.append(part)
     return tuple(out)

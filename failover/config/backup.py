@@ -28,17 +28,32 @@ class Retention(_Model):
     """How many snapshots `restic forget` keeps; unset keys keep nothing by that rule."""
 
     last: int | None = Field(None, ge=1, description="Keep the newest N snapshots.", examples=[7])
-    hourly: int | None = Field(None, ge=1, description="Keep the last snapshot of each of the last N hours.", examples=[24])
-    daily: int | None = Field(None, ge=1, description="Keep the last snapshot of each of the last N days.", examples=[14])
-    weekly: int | None = Field(None, ge=1, description="Keep the last snapshot of each of the last N weeks.", examples=[8])
-    monthly: int | None = Field(None, ge=1, description="Keep the last snapshot of each of the last N months.", examples=[12])
-    yearly: int | None = Field(None, ge=1, description="Keep the last snapshot of each of the last N years.", examples=[3])
+    hourly: int | None = Field(
+        None, ge=1, description="Keep the last snapshot of each of the last N hours.", examples=[24]
+    )
+    daily: int | None = Field(
+        None, ge=1, description="Keep the last snapshot of each of the last N days.", examples=[14]
+    )
+    weekly: int | None = Field(
+        None, ge=1, description="Keep the last snapshot of each of the last N weeks.", examples=[8]
+    )
+    monthly: int | None = Field(
+        None,
+        ge=1,
+        description="Keep the last snapshot of each of the last N months.",
+        examples=[12],
+    )
+    yearly: int | None = Field(
+        None, ge=1, description="Keep the last snapshot of each of the last N years.", examples=[3]
+    )
 
     @model_validator(mode="after")
     def _something(self) -> Retention:
         if all(getattr(self, k) is None for k in type(self).model_fields):
-            raise ValueError("retention keeps nothing: set at least one of last, hourly, "
-                             "daily, weekly, monthly, yearly")
+            raise ValueError(
+                "retention keeps nothing: set at least one of last, hourly, "
+                "daily, weekly, monthly, yearly"
+            )
         return self
 
 
@@ -57,7 +72,8 @@ class _DumpBase(_Model):
         examples=["sudo -u postgres pg_dump shop"],
     )
     extra_args: list[str] = Field(
-        default_factory=list, description="Extra arguments for the dump program.",
+        default_factory=list,
+        description="Extra arguments for the dump program.",
         examples=[["--exclude-table=sessions"]],
     )
 
@@ -74,18 +90,25 @@ class PostgresDump(_DumpBase):
     name: str = Field(description="Database name.", examples=["shop"])
     user: str | None = Field(None, description="Role to connect as.", examples=["postgres"])
     host: str | None = Field(
-        None, description="Server host or unix socket directory; pg_dump's default when unset.",
+        None,
+        description="Server host or unix socket directory; pg_dump's default when unset.",
         examples=["/var/run/postgresql"],
     )
     port: int | None = Field(None, ge=1, le=65535, description="Server port.", examples=[5432])
     password: Secret | None = Field(
-        None, description="Password (passed as PGPASSWORD, never on a command line).",
+        None,
+        description="Password (passed as PGPASSWORD, never on a command line).",
         examples=["${PG_PASSWORD}"],
     )
     format: Literal["plain", "custom"] = Field(
-        "plain", description="pg_dump format: plain SQL (deduplicates well) or custom (pg_restore).",
+        "plain",
+        description="pg_dump format: plain SQL (deduplicates well) or custom (pg_restore).",
     )
-    pg_dump: str = Field("pg_dump", description="The pg_dump program.", examples=["/usr/lib/postgresql/15/bin/pg_dump"])
+    pg_dump: str = Field(
+        "pg_dump",
+        description="The pg_dump program.",
+        examples=["/usr/lib/postgresql/15/bin/pg_dump"],
+    )
 
     @property
     def label(self) -> str:
@@ -93,17 +116,24 @@ class PostgresDump(_DumpBase):
 
 
 class MysqlDump(_DumpBase):
-    type: Literal["mysql", "mariadb"] = Field(description="A MySQL or MariaDB database dumped with mysqldump.")
+    type: Literal["mysql", "mariadb"] = Field(
+        description="A MySQL or MariaDB database dumped with mysqldump."
+    )
     name: str = Field(description="Database name.", examples=["shop"])
     user: str | None = Field(None, description="User to connect as.", examples=["backup"])
     host: str | None = Field(None, description="Server host.", examples=["127.0.0.1"])
     port: int | None = Field(None, ge=1, le=65535, description="Server port.", examples=[3306])
-    socket: str | None = Field(None, description="Unix socket path.", examples=["/run/mysqld/mysqld.sock"])
+    socket: str | None = Field(
+        None, description="Unix socket path.", examples=["/run/mysqld/mysqld.sock"]
+    )
     password: Secret | None = Field(
-        None, description="Password (passed as MYSQL_PWD, never on a command line).",
+        None,
+        description="Password (passed as MYSQL_PWD, never on a command line).",
         examples=["${MYSQL_PASSWORD}"],
     )
-    mysqldump: str = Field("mysqldump", description="The mysqldump program.", examples=["mariadb-dump"])
+    mysqldump: str = Field(
+        "mysqldump", description="The mysqldump program.", examples=["mariadb-dump"]
+    )
 
     @property
     def label(self) -> str:
@@ -116,7 +146,9 @@ class SqliteDump(_DumpBase):
         "as SQL text with the sqlite3 program."
     )
     path: str = Field(description="The database file.", examples=["/var/www/shop/app.db"])
-    sqlite3: str = Field("sqlite3", description="The sqlite3 program.", examples=["/usr/bin/sqlite3"])
+    sqlite3: str = Field(
+        "sqlite3", description="The sqlite3 program.", examples=["/usr/bin/sqlite3"]
+    )
 
     @property
     def label(self) -> str:
@@ -157,11 +189,14 @@ class BackupSet(_Model):
         examples=["primary"],
     )
     paths: list[str] = Field(
-        default_factory=list, description="Files and directories to back up, where the source is.",
+        default_factory=list,
+        description="Files and directories to back up, where the source is.",
         examples=[["/var/www/shop", "/etc/nginx"]],
     )
     exclude: list[str] = Field(
-        default_factory=list, description="restic exclude patterns.", examples=[["*.tmp", "/var/www/shop/cache"]],
+        default_factory=list,
+        description="restic exclude patterns.",
+        examples=[["*.tmp", "/var/www/shop/cache"]],
     )
     databases: list[DatabaseDump] = Field(
         default_factory=list,
@@ -171,16 +206,21 @@ class BackupSet(_Model):
     before: list[str] = Field(
         default_factory=list,
         description="Shell commands run before the backup, where the source is; a failure "
-        "aborts the backup.", examples=[["systemctl stop shop-worker"]],
+        "aborts the backup.",
+        examples=[["systemctl stop shop-worker"]],
     )
     after: list[str] = Field(
         default_factory=list,
         description="Shell commands run after the backup (also after a failed one), where the "
-        "source is.", examples=[["systemctl start shop-worker"]],
+        "source is.",
+        examples=[["systemctl start shop-worker"]],
     )
-    tags: list[str] = Field(default_factory=list, description="Extra snapshot tags.", examples=[["shop"]])
+    tags: list[str] = Field(
+        default_factory=list, description="Extra snapshot tags.", examples=[["shop"]]
+    )
     host: str | None = Field(
-        None, description="Host name recorded in the snapshots; defaults to the site's name, "
+        None,
+        description="Host name recorded in the snapshots; defaults to the site's name, "
         "so that snapshots stay one series when the source server changes.",
         examples=["shop-primary"],
     )
@@ -190,46 +230,64 @@ class BackupSet(_Model):
     at: list[str] = Field(
         default_factory=list,
         description="Back up daily at these times (HH:MM, the agent's local time); may be "
-        "combined with `every`.", examples=[["03:30"]],
+        "combined with `every`.",
+        examples=[["03:30"]],
     )
     retry_after: Duration = Field(
-        300.0, description="After a failed run, try again once this long has passed (a failed "
-        "run never counts as done).", examples=["5m"],
+        300.0,
+        description="After a failed run, try again once this long has passed (a failed "
+        "run never counts as done).",
+        examples=["5m"],
     )
     retention: Retention | None = Field(
-        None, description="Which snapshots to keep; `restic forget --prune` runs after each "
+        None,
+        description="Which snapshots to keep; `restic forget --prune` runs after each "
         "successful backup. Nothing is ever forgotten when unset.",
     )
     max_age: Duration = Field(
         26 * 3600.0,
         description="The recovery point objective: the backup is stale when its newest good "
-        "snapshot is older than this.", examples=["26h"],
+        "snapshot is older than this.",
+        examples=["26h"],
     )
     verify_every: Duration | None = Field(
-        7 * 86400.0, description="Run `restic check` and a test restore this often (null: only "
-        "by hand with `failover backup verify`).", examples=["7d"],
+        7 * 86400.0,
+        description="Run `restic check` and a test restore this often (null: only "
+        "by hand with `failover backup verify`).",
+        examples=["7d"],
     )
     verify_sample: int = Field(
-        20, ge=1, description="How many files a verification restores and compares byte for "
-        "byte with the snapshot's content.", examples=[20],
+        20,
+        ge=1,
+        description="How many files a verification restores and compares byte for "
+        "byte with the snapshot's content.",
+        examples=[20],
     )
     check_read_data_subset: str | None = Field(
-        None, description="Also read and verify this subset of the pack data on each "
-        "verification (restic check --read-data-subset): 5%, 1/10, 500M.", examples=["5%"],
+        None,
+        description="Also read and verify this subset of the pack data on each "
+        "verification (restic check --read-data-subset): 5%, 1/10, 500M.",
+        examples=["5%"],
     )
     stale_lock_age: Duration | None = Field(
-        None, description="Remove restic locks older than this even when restic cannot tell "
+        None,
+        description="Remove restic locks older than this even when restic cannot tell "
         "they are stale (a run killed on another host). restic's own rule (dead process on "
         "this host, or 30 minutes without refresh) always applies. At least 15m.",
         examples=["2h"],
     )
     timeout: Duration = Field(
-        6 * 3600.0, description="Give up a restic command after this long (it is interrupted "
-        "and leaves no lock).", examples=["6h"],
+        6 * 3600.0,
+        description="Give up a restic command after this long (it is interrupted "
+        "and leaves no lock).",
+        examples=["6h"],
     )
-    restic: str = Field("restic", description="The restic program where it runs.", examples=["/usr/bin/restic"])
+    restic: str = Field(
+        "restic", description="The restic program where it runs.", examples=["/usr/bin/restic"]
+    )
     cache_dir: str | None = Field(
-        None, description="restic's cache directory where it runs; restic's default when unset.",
+        None,
+        description="restic's cache directory where it runs; restic's default when unset.",
         examples=["/var/cache/restic"],
     )
 
@@ -240,8 +298,10 @@ class BackupSet(_Model):
             if not _ENV_NAME.match(name):
                 raise ValueError(f"{name!r} is not an environment variable name")
             if name.startswith("RESTIC_"):
-                raise ValueError(f"{name}: set the repository and password with `repository` "
-                                 "and `password`, not in env")
+                raise ValueError(
+                    f"{name}: set the repository and password with `repository` "
+                    "and `password`, not in env"
+                )
         return value
 
     @field_validator("at")
@@ -263,8 +323,9 @@ class BackupSet(_Model):
     @classmethod
     def _lock_age(cls, value: float | None) -> float | None:
         if value is not None and value < 900:
-            raise ValueError("stale_lock_age must be at least 15m (restic refreshes live "
-                             "locks every 5 minutes)")
+            raise ValueError(
+                "stale_lock_age must be at least 15m (restic refreshes live locks every 5 minutes)"
+            )
         return value
 
     @model_validator(mode="after")

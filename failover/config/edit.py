@@ -36,8 +36,9 @@ def add_endpoint(path: Path, site: str, name: str, block: dict[str, Any]) -> str
     try:
         parse_config(new_text, str(path), base_dir=path.parent.resolve())
     except ConfigError as exc:
-        raise UsageError(f"{path}: the edited config would not be valid: "
-                         f"{exc.problems[0]}") from None
+        raise UsageError(
+            f"{path}: the edited config would not be valid: {exc.problems[0]}"
+        ) from None
     _replace(path, new_text)
     return new_text
 

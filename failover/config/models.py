@@ -30,7 +30,9 @@ class CheckBase(Model):
     name: Name | None = Field(
         None, description="A name for this check in status and logs; defaults to its type and port."
     )
-    timeout: Duration = Field(5.0, description="Give up on one probe after this long.", examples=["5s"])
+    timeout: Duration = Field(
+        5.0, description="Give up on one probe after this long.", examples=["5s"]
+    )
     host: str | None = Field(
         None,
         description="Canaries only: the address to probe. Site checks always probe the "
@@ -150,7 +152,9 @@ Check = Annotated[HttpCheck | TcpCheck | IcmpCheck | DnsCheck, Field(discriminat
 
 
 class SshTarget(Model):
-    host: str | None = Field(None, description="Host to SSH to; defaults to the endpoint's address.")
+    host: str | None = Field(
+        None, description="Host to SSH to; defaults to the endpoint's address."
+    )
     port: int = Field(22, ge=1, le=65535, description="SSH port.")
     user: str = Field("root", description="SSH user.")
     key: Path | None = Field(None, description="Private key file (kept out of logs and state).")
@@ -181,7 +185,9 @@ class Endpoint(Model):
         try:
             return str(ipaddress.ip_address(value))
         except ValueError:
-            raise ValueError(f"{value!r} is not an IP address (probes never go through DNS)") from None
+            raise ValueError(
+                f"{value!r} is not an IP address (probes never go through DNS)"
+            ) from None
 
     def dns_value(self, rtype: str) -> str | None:
         if rtype in self.dns_values:
@@ -211,13 +217,15 @@ class Policy(Model):
         examples=["5m"],
     )
     window: FailureWindow | None = Field(
-        None, description="Also declare down on intermittent failures: N failed rounds within a window."
+        None,
+        description="Also declare down on intermittent failures: N failed rounds within a window.",
     )
     cooldown: Duration = Field(
         1800.0, description="Minimum time between two automatic switches of one site."
     )
     auto_failover: bool = Field(
-        False, description="Switch to a healthy standby on its own when the active endpoint is down."
+        False,
+        description="Switch to a healthy standby on its own when the active endpoint is down.",
     )
     auto_failback: bool = Field(
         False,
@@ -276,12 +284,14 @@ class SiteFailover(Model):
         "(an old copy beats no site at all; your call).",
     )
     recheck_timeout: Duration = Field(
-        60.0, description="How long the target endpoint has to pass the site's checks after "
-        "the restore."
+        60.0,
+        description="How long the target endpoint has to pass the site's checks after the restore.",
     )
     max_attempts: int = Field(
-        3, ge=1, description="How often the agent retries a failed run before it gives up and "
-        "asks a person."
+        3,
+        ge=1,
+        description="How often the agent retries a failed run before it gives up and "
+        "asks a person.",
     )
     command_timeout: Duration = Field(
         600.0, description="Timeout of each after_restore or fence command."
@@ -303,18 +313,22 @@ class Site(Model):
     checks: list[Check] = Field(
         min_length=1, description="What to probe on every endpoint; all must pass for it to be up."
     )
-    policy: Policy = Field(default_factory=lambda: Policy(), description="Thresholds and switching rules.")
+    policy: Policy = Field(
+        default_factory=lambda: Policy(), description="Thresholds and switching rules."
+    )
     failover: SiteFailover = Field(
         default_factory=lambda: SiteFailover(),
         description="How a switch to another endpoint is carried out.",
     )
     dns: SiteDns | None = Field(
-        None, description="The DNS records that point users at the active endpoint, and where "
-        "they are hosted; unset: the tool never touches this site's DNS."
+        None,
+        description="The DNS records that point users at the active endpoint, and where "
+        "they are hosted; unset: the tool never touches this site's DNS.",
     )
     backup: BackupSet | None = Field(
-        None, description="What to back up for this site, from where, into which restic "
-        "repository, how long to keep it and how fresh it must be; unset: no backups."
+        None,
+        description="What to back up for this site, from where, into which restic "
+        "repository, how long to keep it and how fresh it must be; unset: no backups.",
     )
 
     @model_validator(mode="after")
@@ -323,8 +337,9 @@ class Site(Model):
             return self
         endpoint = self.endpoints.get(self.backup.source)
         if endpoint is None:
-            raise ValueError(f"backup.source {self.backup.source!r} is neither `local` nor one "
-                             "of the endpoints")
+            raise ValueError(
+                f"backup.source {self.backup.source!r} is neither `local` nor one of the endpoints"
+            )
         if endpoint.ssh is None:
             raise ValueError(f"backup.source {self.backup.source!r}: that endpoint has no `ssh`")
         return self
@@ -354,7 +369,9 @@ class Site(Model):
     def _no_host(cls, checks: list[Any]) -> list[Any]:
         for check in checks:
             if check.host is not None:
-                raise ValueError("site checks probe each endpoint's address; `host` is for canaries")
+                raise ValueError(
+                    "site checks probe each endpoint's address; `host` is for canaries"
+                )
         return checks
 
     @model_validator(mode="after")
@@ -407,9 +424,20 @@ class NotifyTarget(Model):
         "holds a token, so it is a secret: ${ENV_VAR} or file:/path.",
         examples=["${FAILOVER_NOTIFY_URL}"],
     )
-    events: list[
-        Literal["down", "recovered", "agent_offline", "agent_online", "failover", "backup", "warning"]
-    ] | None = Field(None, description="Which events to send; all when unset.")
+    events: (
+        list[
+            Literal[
+                "down",
+                "recovered",
+                "agent_offline",
+                "agent_online",
+                "failover",
+                "backup",
+                "warning",
+            ]
+        ]
+        | None
+    ) = Field(None, description="Which events to send; all when unset.")
 
 
 class Heartbeat(Model):
@@ -417,8 +445,7 @@ class Heartbeat(Model):
     fetched after rounds, so that someone else notices when the watcher itself dies."""
 
     url: Secret = Field(
-        description="The URL to fetch (GET); it usually holds a token: ${ENV_VAR} or "
-        "file:/path.",
+        description="The URL to fetch (GET); it usually holds a token: ${ENV_VAR} or file:/path.",
         examples=["${FAILOVER_HEARTBEAT_URL}"],
     )
     every: Duration = Field(60.0, description="At most this often.", examples=["1m"])
@@ -436,11 +463,16 @@ class Config(Model):
         description="Probes of unrelated things (public resolvers, well-known sites). When fewer "
         "than canary_min_ok pass, the agent's own network is down and nothing is declared down.",
     )
-    canary_min_ok: int = Field(1, ge=1, description="How many canaries must pass for a round to count.")
-    notify: list[NotifyTarget] = Field(default_factory=list, description="Where to send notifications.")
+    canary_min_ok: int = Field(
+        1, ge=1, description="How many canaries must pass for a round to count."
+    )
+    notify: list[NotifyTarget] = Field(
+        default_factory=list, description="Where to send notifications."
+    )
     heartbeat: Heartbeat | None = Field(
-        None, description="Ping a URL of yours after rounds, so that the agent's own death is "
-        "noticed by someone else."
+        None,
+        description="Ping a URL of yours after rounds, so that the agent's own death is "
+        "noticed by someone else.",
     )
     observation_retention: Duration = Field(
         90 * 86400, description="Keep probe results this long (transitions and incidents are kept)."

@@ -124,7 +124,8 @@ def _resolve_secret(value: Any, info: ValidationInfo) -> Secret:
             mode = path.stat().st_mode
         except OSError as exc:
             raise PydanticCustomError(
-                "secret", "cannot read secret file {path}: {err}",
+                "secret",
+                "cannot read secret file {path}: {err}",
                 {"path": str(path), "err": exc.strerror or exc.__class__.__name__},
             ) from None
         if warnings is not None and mode & (stat.S_IRWXG | stat.S_IRWXO):

@@ -135,8 +135,9 @@ class LibcloudComputeProvider(ComputeProvider):
         self._family = str(getattr(cls, "type", None) or self.driver_name).lower()
         if self._family in TAGGED:
             self.capabilities = Capabilities(tags=True, idempotent_create=True)
-        self._driver_obj = libcloud_driver(self, cls, self.driver_name, self.config,
-                                           dict(self.config.args))
+        self._driver_obj = libcloud_driver(
+            self, cls, self.driver_name, self.config, dict(self.config.args)
+        )
         return self._driver_obj
 
     @property

@@ -15,8 +15,10 @@ os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
 def summary(values: list[float]) -> str:
     values = sorted(values)
     p95 = values[min(len(values) - 1, round(0.95 * (len(values) - 1)))]
-    return (f"median {statistics.median(values) * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, "
-            f"max {values[-1] * 1000:.0f} ms")
+    return (
+        f"median {statistics.median(values) * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, "
+        f"max {values[-1] * 1000:.0f} ms"
+    )
 
 
 def rss_kib(pid: int) -> int:

@@ -49,9 +49,13 @@ def main() -> None:
         config = tmp / "failover.yaml"
         config.write_text(
             f"state: state.db\ncanaries:\n  - {{type: tcp, host: 127.0.0.1, port: "
-            f"{servers[0].server_address[1]}, timeout: 2s}}\nsites:\n{sites}\n")
-        agent = subprocess.Popen([sys.executable, "-m", "failover", "--config", str(config),
-                                  "agent"], cwd=REPO, stderr=subprocess.DEVNULL)
+            f"{servers[0].server_address[1]}, timeout: 2s}}\nsites:\n{sites}\n"
+        )
+        agent = subprocess.Popen(
+            [sys.executable, "-m", "failover", "--config", str(config), "agent"],
+            cwd=REPO,
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(5)  # start-up and the first round
         cpu0, t0 = cpu_seconds(agent.pid), time.monotonic()
         peak = 0

@@ -38,8 +38,7 @@ def make_data(root: Path, mib: int) -> Path:
 def timed(argv: list[str], env: dict[str, str]) -> float:
     os.sync()  # the previous run's writeback must not slow this one down
     start = time.perf_counter()
-    subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
+    subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - start
 
 
@@ -52,16 +51,21 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="failover-bench-backup-"))
     try:
         src = make_data(root, args.mib)
-        env = {**os.environ, "RESTIC_PASSWORD": PASSWORD, "FAILOVER_BENCH_PW": PASSWORD,
-               "RESTIC_CACHE_DIR": str(root / "cache")}
-        times: dict[str, list[float]] = {k: [] for k in
-                                         ("backup direct", "backup tool", "restore direct",
-                                          "restore tool")}
+        env = {
+            **os.environ,
+            "RESTIC_PASSWORD": PASSWORD,
+            "FAILOVER_BENCH_PW": PASSWORD,
+            "RESTIC_CACHE_DIR": str(root / "cache"),
+        }
+        times: dict[str, list[float]] = {
+            k: [] for k in ("backup direct", "backup tool", "restore direct", "restore tool")
+        }
         for rnd in range(args.rounds):
-            for who in (("direct", "tool") if rnd % 2 == 0 else ("tool", "direct")):
+            for who in ("direct", "tool") if rnd % 2 == 0 else ("tool", "direct"):
                 repo = root / f"repo-{who}-{rnd}"
-                subprocess.run([restic, "-r", str(repo), "init"], env=env, check=True,
-                               capture_output=True)
+                subprocess.run(
+                    [restic, "-r", str(repo), "init"], env=env, check=True, capture_output=True
+                )
                 config = root / f"failover-{who}-{rnd}.yaml"
                 config.write_text(
                     f"state: {root}/state-{who}-{rnd}.db\n"
@@ -70,25 +74,33 @@ def main() -> None:
                     "    checks: [{type: tcp, port: 9}]\n"
                     f"    backup:\n      repository: {repo}\n"
                     "      password: ${FAILOVER_BENCH_PW}\n"
-                    f"      paths: [{src}]\n      cache_dir: {root / 'cache'}\n")
+                    f"      paths: [{src}]\n      cache_dir: {root / 'cache'}\n"
+                )
                 out = root / f"out-{who}-{rnd}"
                 cli = [sys.executable, "-m", "failover", "-q", "-c", str(config), "backup"]
                 if who == "direct":
-                    times["backup direct"].append(timed(
-                        [restic, "-r", str(repo), "backup", str(src)], env))
-                    times["restore direct"].append(timed(
-                        [restic, "-r", str(repo), "restore", "latest", "--target", str(out)],
-                        env))
+                    times["backup direct"].append(
+                        timed([restic, "-r", str(repo), "backup", str(src)], env)
+                    )
+                    times["restore direct"].append(
+                        timed(
+                            [restic, "-r", str(repo), "restore", "latest", "--target", str(out)],
+                            env,
+                        )
+                    )
                 else:
                     times["backup tool"].append(timed([*cli, "run", "shop"], env))
-                    times["restore tool"].append(timed(
-                        [*cli, "restore", "shop", "--to", str(out)], env))
+                    times["restore tool"].append(
+                        timed([*cli, "restore", "shop", "--to", str(out)], env)
+                    )
                 shutil.rmtree(out, ignore_errors=True)
                 shutil.rmtree(repo, ignore_errors=True)
         med = {k: statistics.median(v) for k, v in times.items()}
-        print(f"data: {args.mib} MiB in {max(1, args.mib // 10)} large + 2000 small files; "
-              f"restic {subprocess.run([restic, 'version'], capture_output=True, text=True).stdout.split()[1]}; "
-              f"median of {args.rounds} rounds")
+        print(
+            f"data: {args.mib} MiB in {max(1, args.mib // 10)} large + 2000 small files; "
+            f"restic {subprocess.run([restic, 'version'], capture_output=True, text=True).stdout.split()[1]}; "
+            f"median of {args.rounds} rounds"
+        )
         print(f"{'':10} {'restic':>9} {'failover':>9} {'overhead':>9}")
         for op in ("backup", "restore"):
             d, t = med[f"{op} direct"], med[f"{op} tool"]

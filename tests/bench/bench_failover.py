@@ -27,19 +27,29 @@ def one_run(interval: str, down_after: str) -> float:
 
     with Lab(storage=False) as lab, tempfile.TemporaryDirectory() as d:
         config = lab.write_config(
-            Path(d) / "failover.yaml", state=str(Path(d) / "state.db"), backup=None,
+            Path(d) / "failover.yaml",
+            state=str(Path(d) / "state.db"),
+            backup=None,
             failover={"standby": "warm", "after_restore": []},
             policy={"interval": interval, "down_after": down_after, "up_after": interval},
         )
         env = {**os.environ, **lab.env()}
-        agent = subprocess.Popen([sys.executable, "-m", "failover", "--config", str(config),
-                                  "agent"], cwd=REPO, env=env, stderr=subprocess.DEVNULL)
+        agent = subprocess.Popen(
+            [sys.executable, "-m", "failover", "--config", str(config), "agent"],
+            cwd=REPO,
+            env=env,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             deadline = time.monotonic() + 60
             while True:  # both endpoints up before the cut
-                out = subprocess.run([sys.executable, "-m", "failover", "--config",
-                                      str(config), "status", "--json"], cwd=REPO, env=env,
-                                     capture_output=True, text=True).stdout
+                out = subprocess.run(
+                    [sys.executable, "-m", "failover", "--config", str(config), "status", "--json"],
+                    cwd=REPO,
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                ).stdout
                 if out.count('"health": "up"') >= 2:
                     break
                 if time.monotonic() > deadline:
@@ -59,14 +69,19 @@ def one_run(interval: str, down_after: str) -> float:
 
 def main() -> None:
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 3
-    print("| interval | down_after | target (down_after + 2 intervals + 2 s) | runs | "
-          "cut to all authoritative servers serving the standby (median / max) |")
+    print(
+        "| interval | down_after | target (down_after + 2 intervals + 2 s) | runs | "
+        "cut to all authoritative servers serving the standby (median / max) |"
+    )
     print("|---|---|---|---|---|")
     for interval, down_after, i_s, d_s in POLICIES:
         times = [one_run(interval, down_after) for _ in range(runs)]
         target = d_s + 2 * i_s + 2
-        print(f"| {interval} | {down_after} | {target:.0f} s | {runs} | "
-              f"{statistics.median(times):.2f} s / {max(times):.2f} s |", flush=True)
+        print(
+            f"| {interval} | {down_after} | {target:.0f} s | {runs} | "
+            f"{statistics.median(times):.2f} s / {max(times):.2f} s |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -63,13 +63,16 @@ def main() -> None:
         config = make_state(Path(d))
         help_times = [timed([*exe, "--help"]) for _ in range(RUNS)]
         status_times = [timed([*exe, "--config", str(config), "status"]) for _ in range(RUNS)]
-        json_times = [timed([*exe, "--config", str(config), "status", "--json"])
-                      for _ in range(RUNS)]
+        json_times = [
+            timed([*exe, "--config", str(config), "status", "--json"]) for _ in range(RUNS)
+        ]
     print("| command | runs | wall time | target |")
     print("|---|---|---|---|")
     print(f"| `failover --help` | {RUNS} | {summary(help_times)} | < 250 ms |")
-    print(f"| `failover status` (10 sites, 6 h of history) | {RUNS} | {summary(status_times)} "
-          "| < 500 ms |")
+    print(
+        f"| `failover status` (10 sites, 6 h of history) | {RUNS} | {summary(status_times)} "
+        "| < 500 ms |"
+    )
     print(f"| `failover status --json` | {RUNS} | {summary(json_times)} | < 500 ms |")
 
 

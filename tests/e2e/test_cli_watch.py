@@ -27,10 +27,13 @@ def site_root(tmp_path: Path) -> Path:
     return root
 
 
-def watch_config(tmp_path: Path, web_port: int, canary_port: int, notify_url: str | None,
-                 extra_policy: str = "") -> Path:
+def watch_config(
+    tmp_path: Path, web_port: int, canary_port: int, notify_url: str | None, extra_policy: str = ""
+) -> Path:
     notify = f"notify:\n  - url: {notify_url}\n" if notify_url else ""
-    return write(tmp_path / "failover.yaml", f"""\
+    return write(
+        tmp_path / "failover.yaml",
+        f"""\
 state: state.db
 canaries:
   - {{type: tcp, host: 127.0.0.1, port: {canary_port}, timeout: 1s}}
@@ -43,11 +46,14 @@ canaries:
     checks:
       - {{type: http, port: {web_port}, expect_body: Shop, timeout: 1s}}
     policy: {{interval: 2s, down_after: 1s, up_after: 1s{extra_policy}}}
-""")
+""",
+    )
 
 
 def test_validate_reports_every_problem_with_file_line_and_key(tmp_path: Path) -> None:
-    config = write(tmp_path / "bad.yaml", """\
+    config = write(
+        tmp_path / "bad.yaml",
+        """\
 sites:
   shop:
     hostname: shop.test
@@ -57,14 +63,18 @@ sites:
       - {type: http, prot: 80}
     policy:
       down_after: soon
-""")
+""",
+    )
     proc = failover("validate", config=config)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
-    assert f"{config}:5: sites.shop.endpoints.primary.address: 'not-an-ip' is not an IP address" \
+    assert (
+        f"{config}:5: sites.shop.endpoints.primary.address: 'not-an-ip' is not an IP address"
         in lines[0]
-    assert any(line.startswith(f"{config}:7: sites.shop.checks[0].prot: unknown key")
-               for line in lines)
+    )
+    assert any(
+        line.startswith(f"{config}:7: sites.shop.checks[0].prot: unknown key") for line in lines
+    )
     assert any(line.startswith(f"{config}:9: sites.shop.policy.down_after:") for line in lines)
     assert "Traceback" not in proc.stderr
 
@@ -78,16 +88,21 @@ def test_invalid_yaml_and_missing_file_are_one_line_errors(tmp_path: Path) -> No
 
 
 def test_missing_secret_names_the_variable_and_line(tmp_path: Path) -> None:
-    config = write(tmp_path / "f.yaml", """\
+    config = write(
+        tmp_path / "f.yaml",
+        """\
 notify:
   - url: ${FAILOVER_TEST_UNSET_VAR}
 sites:
   s: {hostname: s.test, endpoints: {a: {address: 127.0.0.1}}, checks: [{type: tcp, port: 1}]}
-""")
+""",
+    )
     proc = failover("validate", config=config)
     assert proc.returncode == 2
-    assert f"{config}:2: notify[0].url: environment variable FAILOVER_TEST_UNSET_VAR is not set" \
+    assert (
+        f"{config}:2: notify[0].url: environment variable FAILOVER_TEST_UNSET_VAR is not set"
         in proc.stderr
+    )
 
 
 def test_unknown_flag_is_a_usage_error(tmp_path: Path) -> None:
@@ -105,12 +120,16 @@ def test_init_writes_a_private_config_that_validates(tmp_path: Path) -> None:
 
 
 def test_world_readable_config_with_inline_secret_is_warned(tmp_path: Path) -> None:
-    config = write(tmp_path / "f.yaml", """\
+    config = write(
+        tmp_path / "f.yaml",
+        """\
 notify:
   - url: json://127.0.0.1:9/x
 sites:
   s: {hostname: s.test, endpoints: {a: {address: 127.0.0.1}}, checks: [{type: tcp, port: 1}]}
-""", mode=0o644)
+""",
+        mode=0o644,
+    )
     proc = failover("validate", config=config, check=True)
     assert "readable by others" in proc.stderr
     assert f"{config}:2: notify[0].url: secret written inline" in proc.stderr
@@ -137,8 +156,9 @@ def test_check_rounds_detect_down_and_recovery_and_notify(tmp_path: Path, site_r
         assert primary["health"] == "down"
         assert primary["checks"][0]["ok"] is False
         assert "refused" in primary["checks"][0]["detail"]
-        assert any("active endpoint primary is down" in w
-                   for w in status["sites"]["shop"]["warnings"])
+        assert any(
+            "active endpoint primary is down" in w for w in status["sites"]["shop"]["warnings"]
+        )
         down = receiver.wait_for("primary is DOWN")
         assert "shop.test" in down["message"]
 
@@ -185,13 +205,18 @@ def test_a_failing_notifier_never_breaks_the_round(tmp_path: Path, site_root: Pa
         proc = failover("check", config=config)
         assert proc.returncode == 0
         assert "could not be delivered" in proc.stderr
-        assert failover_json("status", config=config)["sites"]["shop"]["endpoints"][
-            "primary"]["health"] == "down"
+        assert (
+            failover_json("status", config=config)["sites"]["shop"]["endpoints"]["primary"][
+                "health"
+            ]
+            == "down"
+        )
     canary.stop()
 
 
-def test_strict_check_exits_5_when_the_active_endpoint_is_down(tmp_path: Path,
-                                                             site_root: Path) -> None:
+def test_strict_check_exits_5_when_the_active_endpoint_is_down(
+    tmp_path: Path, site_root: Path
+) -> None:
     canary = LoopbackWeb(site_root).start()
     config = watch_config(tmp_path, free_port(), canary.port, None)
     failover("check", config=config, check=True)
@@ -238,13 +263,16 @@ def test_agent_daemon_reloads_on_hup_and_stops_on_term(tmp_path: Path, site_root
 
 def test_ssh_key_readable_by_others_is_warned(tmp_path: Path) -> None:
     key = write(tmp_path / "id_ed25519", "not a real key\n", mode=0o644)
-    config = write(tmp_path / "f.yaml", f"""\
+    config = write(
+        tmp_path / "f.yaml",
+        f"""\
 sites:
   s:
     hostname: s.test
     endpoints: {{a: {{address: 127.0.0.1, ssh: {{key: {key}}}}}}}
     checks: [{{type: tcp, port: 1}}]
-""")
+""",
+    )
     proc = failover("validate", config=config, check=True)
     assert f"SSH key {key} is readable by others" in proc.stderr
     key.chmod(0o600)

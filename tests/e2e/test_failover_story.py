@@ -45,8 +45,9 @@ class Story:
 
     def __init__(self, lab: Lab, tmp: Path, **overrides: Any) -> None:
         self.lab = lab
-        self.config = lab.write_config(tmp / "failover.yaml", state=str(tmp / "state.db"),
-                                       **overrides)
+        self.config = lab.write_config(
+            tmp / "failover.yaml", state=str(tmp / "state.db"), **overrides
+        )
         self.state = tmp / "state.db"
         self.log = tmp / "agent.log"
         self.agent: subprocess.Popen[str] | None = None
@@ -58,8 +59,7 @@ class Story:
         return failover_json(*args, config=self.config, env=self.lab.env())
 
     def start_agent(self) -> None:
-        self.agent = popen_failover("agent", config=self.config, env=self.lab.env(),
-                                    log=self.log)
+        self.agent = popen_failover("agent", config=self.config, env=self.lab.env(), log=self.log)
 
     def stop_agent(self, sig: int = signal.SIGTERM) -> None:
         if self.agent is not None and self.agent.poll() is None:
@@ -76,15 +76,20 @@ class Story:
             wait_for(predicate, timeout, what, interval=0.2)
         except TimeoutError:
             log = self.log.read_text()[-4000:] if self.log.exists() else ""
-            raise AssertionError(f"timed out waiting for {what}\nnotifications: "
-                                 f"{self.lab.receiver.titles()}\nagent log:\n{log}") from None
+            raise AssertionError(
+                f"timed out waiting for {what}\nnotifications: "
+                f"{self.lab.receiver.titles()}\nagent log:\n{log}"
+            ) from None
 
     def health(self, endpoint: str) -> str:
         return str(self.status()["endpoints"][endpoint]["health"])
 
     def both_up(self) -> None:
-        self.wait(lambda: self.health("primary") == "up" and self.health("standby") == "up",
-                  30, "both endpoints up")
+        self.wait(
+            lambda: self.health("primary") == "up" and self.health("standby") == "up",
+            30,
+            "both endpoints up",
+        )
 
     def db(self, query: str, *args: Any) -> list[tuple[Any, ...]]:
         conn = sqlite3.connect(f"file:{self.state}?mode=ro", uri=True)
@@ -99,8 +104,7 @@ class Story:
         return self.db("SELECT id, kind, status, attempts, source, target FROM runs")
 
 
-def test_failover_story_then_old_primary_returns_then_failback(lab: Lab, tmp_path: Path
-                                                               ) -> None:
+def test_failover_story_then_old_primary_returns_then_failback(lab: Lab, tmp_path: Path) -> None:
     story = Story(lab, tmp_path)
     new_order = f"3,{time.time():.0f}.00 placed just before the outage"
     lab.primary.ssh(f"echo '{new_order}' >> /srv/site/data/orders.csv")
@@ -127,8 +131,11 @@ def test_failover_story_then_old_primary_returns_then_failback(lab: Lab, tmp_pat
         status, index = lab.https_get(lab.standby, "/")
         assert lab.marker in index and lab.outdated_marker not in index
 
-        story.wait(lambda: any("failover to standby complete" in t
-                               for t in lab.receiver.titles()), 20, "the completion notice")
+        story.wait(
+            lambda: any("failover to standby complete" in t for t in lab.receiver.titles()),
+            20,
+            "the completion notice",
+        )
         titles = lab.receiver.titles()
         assert any("primary is DOWN" in t for t in titles)
         assert any("failover to standby started" in t for t in titles)
@@ -141,14 +148,25 @@ def test_failover_story_then_old_primary_returns_then_failback(lab: Lab, tmp_pat
         # the journal: every step with its outcome
         run = story.json("runs", "show", "1")
         steps = {s["name"]: s["status"] for s in run["steps"]}
-        assert steps == {"preflight": "done", "final_backup": "skipped", "restore": "done",
-                         "after_restore": "done", "recheck": "done", "switch_dns": "done",
-                         "activate": "done", "verify_dns": "done", "notify": "done"}
+        assert steps == {
+            "preflight": "done",
+            "final_backup": "skipped",
+            "restore": "done",
+            "after_restore": "done",
+            "recheck": "done",
+            "switch_dns": "done",
+            "activate": "done",
+            "verify_dns": "done",
+            "notify": "done",
+        }
 
         # the old primary returns: never made active on its own; fenced; status warns
         lab.primary.heal()
-        story.wait(lambda: any("old primary primary is back" in t
-                               for t in lab.receiver.titles()), 60, "the old primary noticed")
+        story.wait(
+            lambda: any("old primary primary is back" in t for t in lab.receiver.titles()),
+            60,
+            "the old primary noticed",
+        )
         story.wait(lambda: not lab.primary.web_running, 20, "the fence to stop its web server")
         time.sleep(4)  # the fenced primary fails its checks again: no new alarm about it
         site = story.status()
@@ -160,9 +178,14 @@ def test_failover_story_then_old_primary_returns_then_failback(lab: Lab, tmp_pat
         story.stop_agent()
 
     report = story.cli("report").stdout
-    for fragment in ("first failed probe", "primary declared down", "run #1 failover to standby",
-                     "step restore done", "every authoritative nameserver serves the standby",
-                     "user-facing downtime"):
+    for fragment in (
+        "first failed probe",
+        "primary declared down",
+        "run #1 failover to standby",
+        "step restore done",
+        "every authoritative nameserver serves the standby",
+        "user-facing downtime",
+    ):
         assert fragment in report, report
     report_json = json.loads(story.cli("report", "--format", "json").stdout)
     incident = report_json["sites"]["shop"]["incidents"][0]
@@ -190,8 +213,11 @@ def test_no_switch_when_the_standby_is_down_too_and_an_alarm(lab: Lab, tmp_path:
         story.both_up()
         lab.standby.blackhole()
         lab.primary.blackhole()
-        story.wait(lambda: any("NO HEALTHY STANDBY" in t for t in lab.receiver.titles()), 60,
-                   "the no-healthy-standby alarm")
+        story.wait(
+            lambda: any("NO HEALTHY STANDBY" in t for t in lab.receiver.titles()),
+            60,
+            "the no-healthy-standby alarm",
+        )
         time.sleep(2)
         assert story.runs() == []
         assert story.status()["active"] == "primary"
@@ -212,8 +238,11 @@ def test_no_switch_when_the_agents_own_network_is_down(lab: Lab, tmp_path: Path)
         story.both_up()
         lab.cut_canary()
         lab.primary.blackhole()
-        story.wait(lambda: any("agent is offline" in t for t in lab.receiver.titles()), 30,
-                   "the agent-offline notice")
+        story.wait(
+            lambda: any("agent is offline" in t for t in lab.receiver.titles()),
+            30,
+            "the agent-offline notice",
+        )
         time.sleep(6)  # twice down_after
         assert story.runs() == []
         assert lab.dns_answer() == [lab.primary.ip]
@@ -223,8 +252,9 @@ def test_no_switch_when_the_agents_own_network_is_down(lab: Lab, tmp_path: Path)
 
 
 def test_a_flapping_primary_is_never_switched(lab: Lab, tmp_path: Path) -> None:
-    story = Story(lab, tmp_path, backup=None, failover={"after_restore": []},
-                  policy={"down_after": "4s"})
+    story = Story(
+        lab, tmp_path, backup=None, failover={"after_restore": []}, policy={"down_after": "4s"}
+    )
     story.start_agent()
     try:
         story.both_up()
@@ -251,8 +281,13 @@ def test_agent_killed_during_restore_completes_the_run_once(lab: Lab, tmp_path: 
     try:
         story.both_up()
         lab.primary.blackhole()
-        story.wait(lambda: story.db("SELECT 1 FROM run_steps WHERE name='restore' AND "
-                                    "status='running'") != [], 60, "the restore step to start")
+        story.wait(
+            lambda: (
+                story.db("SELECT 1 FROM run_steps WHERE name='restore' AND status='running'") != []
+            ),
+            60,
+            "the restore step to start",
+        )
         story.stop_agent(signal.SIGKILL)  # a crash, mid-restore
         steps = dict(story.db("SELECT name, status FROM run_steps"))
         assert steps["restore"] == "running" and steps["switch_dns"] == "pending"
@@ -272,8 +307,9 @@ def test_agent_killed_during_restore_completes_the_run_once(lab: Lab, tmp_path: 
     assert sum("failover to standby complete" in t for t in lab.receiver.titles()) <= 1
 
 
-def test_warm_standby_is_refreshed_and_fails_over_without_a_restore(lab: Lab, tmp_path: Path
-                                                                    ) -> None:
+def test_warm_standby_is_refreshed_and_fails_over_without_a_restore(
+    lab: Lab, tmp_path: Path
+) -> None:
     story = Story(lab, tmp_path, failover={"standby": "warm", "warm_refresh": "1h"})
     assert story.cli("backup", "run").returncode == 0
     _, before = lab.https_get(lab.standby, "/")
@@ -281,8 +317,11 @@ def test_warm_standby_is_refreshed_and_fails_over_without_a_restore(lab: Lab, tm
     story.start_agent()
     try:
         # the agent restores the newest snapshot onto the warm standby on its own
-        story.wait(lambda: lab.marker in lab.https_get(lab.standby, "/")[1], 60,
-                   "the warm standby to be refreshed")
+        story.wait(
+            lambda: lab.marker in lab.https_get(lab.standby, "/")[1],
+            60,
+            "the warm standby to be refreshed",
+        )
         story.both_up()
         lab.primary.blackhole()
         story.wait(lambda: lab.dns_answer() == [lab.standby.ip], 60, "the warm failover")

@@ -78,8 +78,9 @@ class World:
 
     # -- servers --
 
-    def new_server(self, *, sshd: bool = True, web: bool = True,
-                   hide_restic: bool = False) -> tuple[NewServer, str]:
+    def new_server(
+        self, *, sshd: bool = True, web: bool = True, hide_restic: bool = False
+    ) -> tuple[NewServer, str]:
         """A namespace host at the address the first server of a fresh moto subnet gets,
         and that subnet's id."""
         from tests.integration.compute.moto_ec2 import first_address, make_subnet
@@ -115,9 +116,16 @@ class World:
 
         ec2 = Ec2Lab(self.moto, subnet, some_image(self.moto), "vpc", self.moto.port)
         template = ec2.template(
-            ssh={"user": "root", "key": str(self.lab.key),
-                 "known_hosts": str(self.lab.known_hosts), "options": ["ConnectTimeout=3"]},
-            ssh_timeout="20s", boot_timeout="30s", poll_interval="0.5s")
+            ssh={
+                "user": "root",
+                "key": str(self.lab.key),
+                "known_hosts": str(self.lab.known_hosts),
+                "options": ["ConnectTimeout=3"],
+            },
+            ssh_timeout="20s",
+            boot_timeout="30s",
+            poll_interval="0.5s",
+        )
         for key, value in overrides.items():
             if key == "args":
                 template["args"] = {**template["args"], **value}
@@ -131,8 +139,9 @@ class World:
         text = self.config.read_text()
         # The user's own comments, which --write-config must keep.
         text = text.replace("sites:\n", f"{OWN_COMMENT}\nsites:\n", 1)
-        text = text.replace(f"hostname: {HOSTNAME}\n",
-                            f"hostname: {HOSTNAME}  {INLINE_COMMENT}\n", 1)
+        text = text.replace(
+            f"hostname: {HOSTNAME}\n", f"hostname: {HOSTNAME}  {INLINE_COMMENT}\n", 1
+        )
         self.config.write_text(text)
         return self.config
 
@@ -159,13 +168,13 @@ class World:
     def runs(self) -> list[dict[str, Any]]:
         if not self.state.exists():
             return []
-        data: list[dict[str, Any]] = failover_json("runs", "list", config=self.config,
-                                                   env=self.env)
+        data: list[dict[str, Any]] = failover_json("runs", "list", config=self.config, env=self.env)
         return data
 
     def instances(self, states: tuple[str, ...] = ("pending", "running")) -> list[Any]:
         out = self.moto.ec2().describe_instances(
-            Filters=[{"Name": "instance-state-name", "Values": list(states)}])
+            Filters=[{"Name": "instance-state-name", "Values": list(states)}]
+        )
         return [i for r in out["Reservations"] for i in r["Instances"]]
 
     def close(self) -> None:
@@ -182,9 +191,13 @@ class Migrating:
         env.pop("FAILOVER_CONFIG", None)
         self.lines: list[str] = []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "failover", "--config", str(world.config), "migrate",
-             *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
-            cwd=REPO)
+            [sys.executable, "-m", "failover", "--config", str(world.config), "migrate", *args],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=REPO,
+        )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -265,8 +278,19 @@ def test_migrate_onto_a_provisioned_server_end_to_end(world: World) -> None:
     assert run["kind"] == "migrate" and run["status"] == "done"
     steps = {s["name"]: s for s in run["steps"]}
     assert [s["name"] for s in run["steps"]] == [
-        "preflight", "final_backup", "provision", "wait_ssh", "ensure_restic", "restore",
-        "after_restore", "recheck", "switch_dns", "activate", "verify_dns", "notify"]
+        "preflight",
+        "final_backup",
+        "provision",
+        "wait_ssh",
+        "ensure_restic",
+        "restore",
+        "after_restore",
+        "recheck",
+        "switch_dns",
+        "activate",
+        "verify_dns",
+        "notify",
+    ]
     assert all(s["status"] == "done" for s in run["steps"]), steps
     assert steps["provision"]["data"]["node_id"] == instance["InstanceId"]
     assert run["options"]["node_id"] == instance["InstanceId"]
@@ -287,8 +311,7 @@ def test_migrate_onto_a_provisioned_server_end_to_end(world: World) -> None:
     # The status shows the new server as active and watched (it is in the config now).
     status_json = failover_json("status", config=world.config, env=world.env)
     assert status_json["sites"][SITE]["active"] == TEMPLATE
-    assert not any("not in the config" in w
-                   for w in status_json["sites"][SITE].get("warnings", []))
+    assert not any("not in the config" in w for w in status_json["sites"][SITE].get("warnings", []))
 
 
 def test_dry_run_and_plain_plans_change_nothing(world: World) -> None:
@@ -307,13 +330,17 @@ def test_dry_run_and_plain_plans_change_nothing(world: World) -> None:
     assert "primary -> aws" in plain.stdout
     assert "run again with --yes to apply" in plain.stdout
 
-    as_json = failover_json("migrate", SITE, "--provision", TEMPLATE, "--dry-run",
-                            config=world.config, env=world.env)
+    as_json = failover_json(
+        "migrate", SITE, "--provision", TEMPLATE, "--dry-run", config=world.config, env=world.env
+    )
     assert as_json["applied"] is False
     assert as_json["plan"]["server"]["size"] == "t3.micro"
     assert as_json["plan"]["source_reachable"] is True
     assert [s["name"] for s in as_json["plan"]["steps"]][2:5] == [
-        "provision", "wait_ssh", "ensure_restic"]
+        "provision",
+        "wait_ssh",
+        "ensure_restic",
+    ]
 
     assert world.instances() == []
     assert world.runs() == []
@@ -321,9 +348,12 @@ def test_dry_run_and_plain_plans_change_nothing(world: World) -> None:
     assert world.config.read_text() == before
 
     # Usage errors: exit 2, one line.
-    for args in (["migrate", SITE], ["migrate", SITE, "--to", "nowhere", "--yes"],
-                 ["migrate", SITE, "--provision", "huge"],
-                 ["migrate", SITE, "--to", "standby", "--provision", TEMPLATE]):
+    for args in (
+        ["migrate", SITE],
+        ["migrate", SITE, "--to", "nowhere", "--yes"],
+        ["migrate", SITE, "--provision", "huge"],
+        ["migrate", SITE, "--to", "standby", "--provision", TEMPLATE],
+    ):
         bad = world.cli(*args)
         assert bad.returncode == 2, _out(bad)
         _error_line(bad)
@@ -355,13 +385,14 @@ def test_bad_credentials_fail_at_provision_and_touch_nothing(world: World) -> No
     _host, subnet = world.new_server(sshd=False, web=False)
     with Ec2MotoServer(auth=True) as strict:
         world.env.update(FOT_BAD_KEY="AKIAWRONGWRONGWRONG1", FOT_BAD_SECRET="wrong-secret-xyz1")
-        world.write_config(world.template(subnet, key="${FOT_BAD_KEY}",
-                                          secret="${FOT_BAD_SECRET}",
-                                          args={"port": strict.port}))
+        world.write_config(
+            world.template(
+                subnet, key="${FOT_BAD_KEY}", secret="${FOT_BAD_SECRET}", args={"port": strict.port}
+            )
+        )
         proc = world.cli("migrate", SITE, "--provision", TEMPLATE, "--yes")
         # moto's own view (its data dump needs no credentials): no server at all.
-        with urllib.request.urlopen(strict.endpoint_url + "/moto-api/data.json",
-                                    timeout=5) as resp:
+        with urllib.request.urlopen(strict.endpoint_url + "/moto-api/data.json", timeout=5) as resp:
             assert not json.load(resp).get("ec2", {}).get("Instance")
     assert proc.returncode == 1, _out(proc)
     line = _error_line(proc)
@@ -378,8 +409,13 @@ def test_quota_refusal_fails_at_provision_and_creates_nothing(world: World) -> N
     from tests.integration.compute.moto_ec2 import RefusingProxy
 
     _host, subnet = world.new_server(sshd=False, web=False)
-    refuse = {"RunInstances": (400, "InstanceLimitExceeded",
-                               "Your quota allows for 0 more running instance(s).")}
+    refuse = {
+        "RunInstances": (
+            400,
+            "InstanceLimitExceeded",
+            "Your quota allows for 0 more running instance(s).",
+        )
+    }
     with RefusingProxy(world.moto.port, refuse) as proxy:
         world.write_config(world.template(subnet, args={"port": proxy.port}))
         proc = world.cli("migrate", SITE, "--provision", TEMPLATE, "--yes")
@@ -428,8 +464,7 @@ def test_server_never_reachable_over_ssh_is_named_then_destroyed(world: World) -
     assert world.dns() == [world.lab.primary.ip]
     assert world.active() == "primary"
 
-    again = world.cli("migrate", SITE, "--provision", TEMPLATE, "--yes",
-                      "--destroy-on-failure")
+    again = world.cli("migrate", SITE, "--provision", TEMPLATE, "--yes", "--destroy-on-failure")
     assert again.returncode == 1, _out(again)
     assert again.stdout.startswith("resuming run #1")
     assert f"deleted server failover-shop ({node}" in again.stdout
@@ -475,8 +510,7 @@ def test_unreachable_primary_needs_from_snapshot(world: World) -> None:
         assert "old" in refused.stdout and "--from-snapshot" in _error_line(refused)
         assert world.runs() == []
 
-        proc = world.cli("migrate", SITE, "--to", "standby", "--yes", "--from-snapshot",
-                         "--json")
+        proc = world.cli("migrate", SITE, "--to", "standby", "--yes", "--from-snapshot", "--json")
         assert proc.returncode == 0, _out(proc)
         result = json.loads(proc.stdout)
         assert result["applied"] is True and result["run"]["status"] == "done"
@@ -512,8 +546,9 @@ def test_killed_twice_then_run_again_resumes_with_one_server(world: World) -> No
     # Killed again during the restore.
     second = world.popen(SITE, "--provision", TEMPLATE, "--yes")
     second.kill_at("[restore]")
-    assert any("resuming with server" in line and node in line for line in second.lines), \
+    assert any("resuming with server" in line and node in line for line in second.lines), (
         second.lines
+    )
     assert [i["InstanceId"] for i in world.instances()] == [node]
     assert world.dns() == [lab.primary.ip]
 

@@ -55,8 +55,10 @@ class Watch:
         try:
             wait_for(reached, timeout, f"{name} to be {health}", interval=0.3)
         except TimeoutError:
-            raise AssertionError(f"{name} is {seen.get('health')}, not {health}: {seen}\n"
-                                 f"agent log:\n{self.log.read_text()[-3000:]}") from None
+            raise AssertionError(
+                f"{name} is {seen.get('health')}, not {health}: {seen}\n"
+                f"agent log:\n{self.log.read_text()[-3000:]}"
+            ) from None
         return seen
 
     def count(self, fragment: str) -> int:
@@ -64,19 +66,24 @@ class Watch:
 
     def wait_count(self, fragment: str, n: int, timeout: float = 15) -> None:
         try:
-            wait_for(lambda: self.count(fragment) >= n, timeout,
-                     f"{n} notification(s) {fragment!r}", interval=0.1)
+            wait_for(
+                lambda: self.count(fragment) >= n,
+                timeout,
+                f"{n} notification(s) {fragment!r}",
+                interval=0.1,
+            )
         except TimeoutError:
-            raise AssertionError(f"expected {n} x {fragment!r}; got {self.lab.receiver.titles()}"
-                                 f"\nagent log:\n{self.log.read_text()[-3000:]}") from None
+            raise AssertionError(
+                f"expected {n} x {fragment!r}; got {self.lab.receiver.titles()}"
+                f"\nagent log:\n{self.log.read_text()[-3000:]}"
+            ) from None
 
 
 def test_agent_watches_namespace_hosts_through_real_outages(lab: Lab, tmp_path: Path) -> None:
     config = lab.write_config(
         tmp_path / "failover.yaml",
         state=str(tmp_path / "state.db"),
-        policy={"interval": "1s", "down_after": "2s", "up_after": "2s",
-                "auto_failover": False},
+        policy={"interval": "1s", "down_after": "2s", "up_after": "2s", "auto_failover": False},
     )
     assert failover("validate", config=config, env=lab.env()).returncode == 0
     log = tmp_path / "agent.log"
@@ -134,8 +141,7 @@ def test_agent_watches_namespace_hosts_through_real_outages(lab: Lab, tmp_path: 
         status = watch.status()
         assert any("own network" in w for w in status["warnings"]), status["warnings"]
         for name in ("primary", "standby"):
-            assert status["sites"]["shop"]["endpoints"][name]["health"] not in ("down",
-                                                                                "suspect")
+            assert status["sites"]["shop"]["endpoints"][name]["health"] not in ("down", "suspect")
         lab.heal_canary()
         lab.primary.heal()
         watch.wait_count("online again", 1)

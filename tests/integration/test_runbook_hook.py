@@ -44,23 +44,39 @@ def world(tmp_path: Path) -> Any:
         return HookContext(loaded, store, Notifier([]), None, spawn=spawn, daemon=True)
 
     def health(endpoint: str, status: str) -> None:
-        state = HealthState(status=status, since=time.time() - 60,  # type: ignore[arg-type]
-                            last_ts=time.time(), streak_ok=status == "up",
-                            streak_start=time.time() - 60, streak_count=6)
-        store.record_observation("shop", endpoint, time.time(), status == "up",
-                                 state.to_dict(), None, None)
+        state = HealthState(
+            status=status,
+            since=time.time() - 60,  # type: ignore[arg-type]
+            last_ts=time.time(),
+            streak_ok=status == "up",
+            streak_start=time.time() - 60,
+            streak_count=6,
+        )
+        store.record_observation(
+            "shop", endpoint, time.time(), status == "up", state.to_dict(), None, None
+        )
 
     def failed_manual_run() -> int:
         site = loaded.config.sites["shop"]
         run = start_run(store, plan_run("shop", site, "switch", "primary", "standby"), "manual")
         with store.transaction() as c:
-            c.execute("UPDATE runs SET status='failed', owner=NULL, detail='recheck: no' "
-                      "WHERE id=?", (run.id,))
+            c.execute(
+                "UPDATE runs SET status='failed', owner=NULL, detail='recheck: no' WHERE id=?",
+                (run.id,),
+            )
         return run.id
 
-    yield type("World", (), {"ctx": staticmethod(ctx), "health": staticmethod(health),
-                             "failed_manual_run": staticmethod(failed_manual_run),
-                             "store": store, "spawned": spawned})
+    yield type(
+        "World",
+        (),
+        {
+            "ctx": staticmethod(ctx),
+            "health": staticmethod(health),
+            "failed_manual_run": staticmethod(failed_manual_run),
+            "store": store,
+            "spawned": spawned,
+        },
+    )
     store.close()
 
 
@@ -73,8 +89,11 @@ def test_a_failed_manual_run_gives_way_to_an_automatic_failover(world: Any) -> N
     assert old is not None and old.status == "abandoned"
     assert old.detail is not None and "superseded by an automatic failover" in old.detail
     new = open_run(world.store, "shop")
-    assert new is not None and (new.kind, new.trigger, new.target) == ("failover", "auto",
-                                                                        "standby")
+    assert new is not None and (new.kind, new.trigger, new.target) == (
+        "failover",
+        "auto",
+        "standby",
+    )
     assert world.spawned == ["run-shop"]
 
 

@@ -178,8 +178,7 @@ class SeaweedS3(SeaweedFS):
 
     def __init__(self, directory: Path, access_key: str, secret_key: str) -> None:
         super().__init__(directory, access_key, secret_key)
-        ports = [self.master_port, self.volume_port, self.filer_port, self.s3_port,
-                 self.admin_port]
+        ports = [self.master_port, self.volume_port, self.filer_port, self.s3_port, self.admin_port]
         (self.dir / "seaweed-ports.json").write_text(
             json.dumps([p + d for p in ports for d in (0, 10000)])
         )
@@ -198,8 +197,11 @@ class SeaweedS3(SeaweedFS):
         from botocore.config import Config as BotoConfig
 
         client = boto3.client(
-            "s3", endpoint_url=self.endpoint, region_name="us-east-1",
-            aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key,
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
             config=BotoConfig(retries={"max_attempts": 2}, connect_timeout=3, read_timeout=10),
         )
         deadline = time.monotonic() + 20
@@ -256,26 +258,33 @@ class LabHost:
         self.site_dir.mkdir(exist_ok=True)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if not Path("/srv").is_dir():
-            require(False, "/srv does not exist here: the lab bind-mounts each host's own "
-                           "/srv over it (in a private mount namespace) and needs the directory")
+            require(
+                False,
+                "/srv does not exist here: the lab bind-mounts each host's own "
+                "/srv over it (in a private mount namespace) and needs the directory",
+            )
         this_host = self.lab_dir / "this-host"
         this_host.mkdir(exist_ok=True)
         self.net.create()
         try:
-            script = (f"mount --bind {_q(self.srv)} /srv && "
-                      f"mount --bind {_q(self.run_dir)} {_q(this_host)} && "
-                      "echo ready && exec sleep infinity")
+            script = (
+                f"mount --bind {_q(self.srv)} /srv && "
+                f"mount --bind {_q(self.run_dir)} {_q(this_host)} && "
+                "echo ready && exec sleep infinity"
+            )
             # ip netns exec -> unshare -> sh -> sleep, each exec'ing the next: the PID is
             # the anchor's own.
             self.anchor = self.net.popen(
                 [unshare, "--mount", "--propagation", "private", "sh", "-c", script],
-                stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stdin=subprocess.DEVNULL,
             )
             assert self.anchor.stdout is not None
             line = self.anchor.stdout.readline()
             if line.strip() != b"ready":
-                raise RuntimeError(f"{self.name}: the mount namespace anchor failed "
-                                   f"(exit {self.anchor.wait(5)})")
+                raise RuntimeError(
+                    f"{self.name}: the mount namespace anchor failed (exit {self.anchor.wait(5)})"
+                )
             self.anchor.stdout.close()
         except BaseException:
             self.net.destroy()
@@ -306,13 +315,21 @@ class LabHost:
         self.procs.append(proc)
         return proc
 
-    def run(self, argv: Sequence[str], *, check: bool = True, input: str | None = None,
-            timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(self.exec_argv(argv), capture_output=True, text=True,
-                              input=input, timeout=timeout)
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        check: bool = True,
+        input: str | None = None,
+        timeout: float = 60,
+    ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            self.exec_argv(argv), capture_output=True, text=True, input=input, timeout=timeout
+        )
         if check and proc.returncode != 0:
-            raise RuntimeError(f"{self.name}: {' '.join(argv)} exited {proc.returncode}: "
-                               f"{proc.stderr.strip()}")
+            raise RuntimeError(
+                f"{self.name}: {' '.join(argv)} exited {proc.returncode}: {proc.stderr.strip()}"
+            )
         return proc
 
     # -- sshd --
@@ -324,26 +341,34 @@ class LabHost:
         if not host_key.exists():
             _keygen(host_key, f"{self.name}-host")
         conf = self.dir / "sshd_config"
-        conf.write_text("\n".join([
-            "Port 22",
-            f"ListenAddress {self.ip}",
-            f"HostKey {host_key}",
-            f"PidFile {self.run_dir / 'sshd.pid'}",
-            f"AuthorizedKeysFile {authorized_keys}",
-            "PermitRootLogin prohibit-password",
-            "PasswordAuthentication no",
-            "KbdInteractiveAuthentication no",
-            "UsePAM no",
-            "StrictModes no",
-            "PrintMotd no",
-            "UseDNS no",
-            "Subsystem sftp /usr/lib/openssh/sftp-server",
-            "",
-        ]))
+        conf.write_text(
+            "\n".join(
+                [
+                    "Port 22",
+                    f"ListenAddress {self.ip}",
+                    f"HostKey {host_key}",
+                    f"PidFile {self.run_dir / 'sshd.pid'}",
+                    f"AuthorizedKeysFile {authorized_keys}",
+                    "PermitRootLogin prohibit-password",
+                    "PasswordAuthentication no",
+                    "KbdInteractiveAuthentication no",
+                    "UsePAM no",
+                    "StrictModes no",
+                    "PrintMotd no",
+                    "UseDNS no",
+                    "Subsystem sftp /usr/lib/openssh/sftp-server",
+                    "",
+                ]
+            )
+        )
         log = open(self.dir / "sshd.log", "ab")  # noqa: SIM115 - kept by the child
         try:
-            self.sshd = self.popen([sshd, "-D", "-e", "-f", str(conf)], stdout=log,
-                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            self.sshd = self.popen(
+                [sshd, "-D", "-e", "-f", str(conf)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
         finally:
             log.close()
         wait_for_port(self.ip, 22, 10)
@@ -355,20 +380,44 @@ class LabHost:
     def ssh_argv(self, command: str) -> list[str]:
         assert self._ssh is not None, "sshd is not started"
         key, known_hosts = self._ssh
-        return ["ssh", "-F", "/dev/null", "-T", "-i", str(key), "-o", "IdentitiesOnly=yes",
-                "-o", f"UserKnownHostsFile={known_hosts}", "-o", "StrictHostKeyChecking=yes",
-                "-o", "GlobalKnownHostsFile=/dev/null", "-o", "BatchMode=yes",
-                "-o", "ConnectTimeout=5", "-o", "LogLevel=ERROR", "-p", "22",
-                f"root@{self.ip}", command]
+        return [
+            "ssh",
+            "-F",
+            "/dev/null",
+            "-T",
+            "-i",
+            str(key),
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            f"UserKnownHostsFile={known_hosts}",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "GlobalKnownHostsFile=/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=5",
+            "-o",
+            "LogLevel=ERROR",
+            "-p",
+            "22",
+            f"root@{self.ip}",
+            command,
+        ]
 
-    def ssh(self, command: str, *, input: str | None = None, check: bool = True,
-            timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    def ssh(
+        self, command: str, *, input: str | None = None, check: bool = True, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
         """Run a shell command on the host over SSH (as the tool does)."""
-        proc = subprocess.run(self.ssh_argv(command), capture_output=True, text=True,
-                              input=input, timeout=timeout)
+        proc = subprocess.run(
+            self.ssh_argv(command), capture_output=True, text=True, input=input, timeout=timeout
+        )
         if check and proc.returncode != 0:
-            raise RuntimeError(f"ssh {self.name}: {command!r} exited {proc.returncode}: "
-                               f"{proc.stderr.strip()}")
+            raise RuntimeError(
+                f"ssh {self.name}: {command!r} exited {proc.returncode}: {proc.stderr.strip()}"
+            )
         return proc
 
     # -- the web server --
@@ -382,8 +431,15 @@ class LabHost:
             cert_path, key_path = self.web.cert, self.web.key
         else:
             cert_path, key_path = (cert.cert, cert.key) if cert else (None, None)
-        web = WebServer(Path("/srv/site"), bind=self.ip, port=port, cert=cert_path,
-                        key=key_path, netns=self, test_routes=False)  # type: ignore[arg-type]
+        web = WebServer(
+            Path("/srv/site"),
+            bind=self.ip,
+            port=port,
+            cert=cert_path,
+            key=key_path,
+            netns=self,
+            test_routes=False,
+        )  # type: ignore[arg-type]
         web.start()
         assert web.proc is not None
         (self.run_dir / "web.pid").write_text(f"{web.proc.pid}\n")
@@ -406,14 +462,25 @@ class LabHost:
         """127.0.0.1:port inside this host -> unix_socket (SeaweedFS's S3 in the root ns)."""
         env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
         self.forwarder = self.popen(
-            [sys.executable, "-m", "tests.support.forward", "--listen", f"127.0.0.1:{port}",
-             "--unix", str(unix_socket)],
-            cwd=str(REPO_ROOT), env=env, stdin=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "tests.support.forward",
+                "--listen",
+                f"127.0.0.1:{port}",
+                "--unix",
+                str(unix_socket),
+            ],
+            cwd=str(REPO_ROOT),
+            env=env,
+            stdin=subprocess.DEVNULL,
         )
 
         def listening() -> bool:
-            probe = (f"import socket; socket.create_connection(('127.0.0.1', {port}), "
-                     "timeout=0.5).close()")
+            probe = (
+                f"import socket; socket.create_connection(('127.0.0.1', {port}), "
+                "timeout=0.5).close()"
+            )
             return self.run([sys.executable, "-c", probe], check=False).returncode == 0
 
         wait_for(listening, 10, f"the S3 forwarder in {self.name}", interval=0.1)
@@ -445,8 +512,12 @@ def _q(path: Path | str) -> str:
 
 
 def _keygen(path: Path, comment: str) -> None:
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f",
-                    str(path)], check=True, capture_output=True, timeout=30)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
     path.chmod(0o600)
 
 
@@ -463,8 +534,15 @@ class Lab:
     tests that need only the watch. `standby_content`: "outdated" (an old copy of the site)
     or "empty"."""
 
-    def __init__(self, *, dns: bool = True, storage: bool = True, ssh: bool = True,
-                 standby_content: str = "outdated", init_repository: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        dns: bool = True,
+        storage: bool = True,
+        ssh: bool = True,
+        standby_content: str = "outdated",
+        init_repository: bool = True,
+    ) -> None:
         self.want_dns = dns
         self.want_storage = storage
         self.want_ssh = ssh
@@ -530,8 +608,9 @@ class Lab:
             self.s3_secret_file.chmod(0o600)
             self.restic_password_file.write_text(secrets.token_hex(16) + "\n")
             self.restic_password_file.chmod(0o600)
-            self.s3 = SeaweedS3(self.dir / "seaweed", self.s3_access_key,
-                                self.s3_secret_file.read_text().strip())
+            self.s3 = SeaweedS3(
+                self.dir / "seaweed", self.s3_access_key, self.s3_secret_file.read_text().strip()
+            )
             self.s3.start()
             assert self.s3.proc is not None
             self._book.add("weed", self.s3.proc.pid)
@@ -557,8 +636,9 @@ class Lab:
         canary_root = self.dir / "canary-www"
         canary_root.mkdir()
         (canary_root / "index.html").write_text("canary\n")
-        self.canary_web = WebServer(canary_root, port=self.canary_port, netns=self.canary,
-                                    test_routes=False).start()
+        self.canary_web = WebServer(
+            canary_root, port=self.canary_port, netns=self.canary, test_routes=False
+        ).start()
 
         if self.want_dns:
             from tests.support.dns_servers import PowerDnsServer
@@ -578,6 +658,7 @@ class Lab:
             spawn(*args, **kw)
             if server.proc is not None:
                 self._book.add(what, server.proc.pid)
+
         return wrapped
 
     def _write_site(self) -> None:
@@ -588,7 +669,8 @@ class Lab:
         (site / "data" / "orders.csv").write_text("id,total\n1,10.00\n2,24.50\n")
         if self.standby_content == "outdated":
             (self.standby.site_dir / "index.html").write_text(
-                PRIMARY_INDEX.format(marker=self.outdated_marker))
+                PRIMARY_INDEX.format(marker=self.outdated_marker)
+            )
             (self.standby.site_dir / "healthz").write_text("ok\n")
         elif self.standby_content != "empty":
             raise ValueError("standby_content is 'outdated' or 'empty'")
@@ -644,29 +726,38 @@ class Lab:
             "RESTIC_PASSWORD": self.restic_password_file.read_text().strip(),
         }
 
-    def restic(self, *args: str, check: bool = True, timeout: float = 120
-               ) -> subprocess.CompletedProcess[str]:
+    def restic(
+        self, *args: str, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
         """restic against the lab repository, from the root namespace (the agent's side)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RESTIC_"))}
         env.update(self.s3_env())
         env["RESTIC_CACHE_DIR"] = str(self.dir / "restic-cache")
-        proc = subprocess.run([require_binary("restic"), *args], capture_output=True,
-                              text=True, env=env, timeout=timeout)
+        proc = subprocess.run(
+            [require_binary("restic"), *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=timeout,
+        )
         if check and proc.returncode != 0:
-            raise RuntimeError(f"restic {' '.join(args)} exited {proc.returncode}: "
-                               f"{proc.stderr.strip()}")
+            raise RuntimeError(
+                f"restic {' '.join(args)} exited {proc.returncode}: {proc.stderr.strip()}"
+            )
         return proc
 
     def env(self) -> dict[str, str]:
         """The environment the agent (a failover subprocess) needs in this lab."""
         assert self.ca is not None and self.receiver is not None
         env = dict(TEST_AWS_ENV)
-        env.update({
-            "SSL_CERT_FILE": str(self.ca.cert_path),
-            "SSL_CERT_DIR": str(self.dir / "empty-certs"),
-            "AWS_EC2_METADATA_DISABLED": "true",
-            "FOT_LAB_NOTIFY_URL": self.receiver.url,
-        })
+        env.update(
+            {
+                "SSL_CERT_FILE": str(self.ca.cert_path),
+                "SSL_CERT_DIR": str(self.dir / "empty-certs"),
+                "AWS_EC2_METADATA_DISABLED": "true",
+                "FOT_LAB_NOTIFY_URL": self.receiver.url,
+            }
+        )
         if self.pdns is not None:
             env["PDNS_API_KEY"] = self.pdns.api_key
         if self.s3 is not None:
@@ -685,7 +776,7 @@ class Lab:
     def fence_commands(self) -> list[str]:
         """Stops the web server of the host it runs on (its PID file in <lab>/this-host)."""
         pid = self.dir / "this-host" / "web.pid"
-        return [f"if [ -s {pid} ]; then kill \"$(cat {pid})\"; rm -f {pid}; fi"]
+        return [f'if [ -s {pid} ]; then kill "$(cat {pid})"; rm -f {pid}; fi']
 
     @property
     def after_restore_commands(self) -> list[str]:
@@ -700,23 +791,28 @@ class Lab:
         assert self.canary.ip
         site: dict[str, Any] = {
             "hostname": HOSTNAME,
-            "endpoints": {
-                name: self._endpoint(host) for name, host in self.hosts.items()
-            },
+            "endpoints": {name: self._endpoint(host) for name, host in self.hosts.items()},
             "active": "primary",
             "checks": [
                 {"type": "https", "path": "/healthz", "expect_body": "ok", "timeout": "0.8s"},
                 {"type": "tcp", "port": 22, "timeout": "0.8s"},
             ],
-            "policy": {"interval": "1s", "down_after": "3s", "up_after": "2s",
-                       "cooldown": 0, "auto_failover": True, "auto_failback": False},
+            "policy": {
+                "interval": "1s",
+                "down_after": "3s",
+                "up_after": "2s",
+                "cooldown": 0,
+                "auto_failover": True,
+                "auto_failback": False,
+            },
         }
         if not self.want_ssh:
             site["checks"] = site["checks"][:1]
         config: dict[str, Any] = {
             "state": str(self.dir / "state.db"),
-            "canaries": [{"type": "tcp", "host": self.canary.ip, "port": self.canary_port,
-                          "timeout": "0.5s"}],
+            "canaries": [
+                {"type": "tcp", "host": self.canary.ip, "port": self.canary_port, "timeout": "0.5s"}
+            ],
             "notify": [{"url": "${FOT_LAB_NOTIFY_URL}"}],
         }
         if self.want_storage and self.want_ssh:
@@ -750,8 +846,16 @@ class Lab:
                 "nameservers": [self.pdns.nameserver],
                 "verify_deadline": "10s",
             }
-        site_keys = {"hostname", "endpoints", "active", "checks", "policy", "failover", "dns",
-                     "backup"}
+        site_keys = {
+            "hostname",
+            "endpoints",
+            "active",
+            "checks",
+            "policy",
+            "failover",
+            "dns",
+            "backup",
+        }
         for key, value in overrides.items():
             target = site if key in site_keys else config
             _merge(target, key, value)
@@ -761,9 +865,13 @@ class Lab:
     def _endpoint(self, host: LabHost) -> dict[str, Any]:
         endpoint: dict[str, Any] = {"address": host.ip, "description": f"lab {host.name}"}
         if self.want_ssh:
-            endpoint["ssh"] = {"user": "root", "key": str(self.key),
-                               "known_hosts": str(self.known_hosts), "port": 22,
-                               "options": ["ConnectTimeout=3"]}
+            endpoint["ssh"] = {
+                "user": "root",
+                "key": str(self.key),
+                "known_hosts": str(self.known_hosts),
+                "port": 22,
+                "options": ["ConnectTimeout=3"],
+            }
         return endpoint
 
     def write_config(self, path: Path | None = None, **overrides: Any) -> Path:
@@ -780,17 +888,21 @@ class Lab:
 
     # -- looking at things from outside --
 
-    def https_get(self, host: LabHost | str, path: str = "/", timeout: float = 3.0
-                  ) -> tuple[int, str]:
+    def https_get(
+        self, host: LabHost | str, path: str = "/", timeout: float = 3.0
+    ) -> tuple[int, str]:
         """GET https://<host ip><path> with SNI and Host = the site's name, verified
         against the lab CA: (status, body)."""
         assert self.ca is not None
         ip = host.ip if isinstance(host, LabHost) else host
         ctx = ssl.create_default_context(cafile=str(self.ca.cert_path))
-        with socket.create_connection((ip, 443), timeout=timeout) as raw, \
-                ctx.wrap_socket(raw, server_hostname=HOSTNAME) as tls:
-            tls.sendall(f"GET {path} HTTP/1.1\r\nHost: {HOSTNAME}\r\nConnection: close\r\n\r\n"
-                        .encode())
+        with (
+            socket.create_connection((ip, 443), timeout=timeout) as raw,
+            ctx.wrap_socket(raw, server_hostname=HOSTNAME) as tls,
+        ):
+            tls.sendall(
+                f"GET {path} HTTP/1.1\r\nHost: {HOSTNAME}\r\nConnection: close\r\n\r\n".encode()
+            )
             data = b""
             while chunk := tls.recv(65536):
                 data += chunk
@@ -831,8 +943,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python3 -m tests.support.lab")
     parser.add_argument("--no-dns", action="store_true", help="leave PowerDNS out")
     parser.add_argument("--no-storage", action="store_true", help="leave SeaweedFS out")
-    parser.add_argument("--standby", choices=["outdated", "empty"], default="outdated",
-                        help="what the standby's /srv/site holds at first")
+    parser.add_argument(
+        "--standby",
+        choices=["outdated", "empty"],
+        default="outdated",
+        help="what the standby's /srv/site holds at first",
+    )
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         print("the lab needs root (network and mount namespaces)", file=sys.stderr)
@@ -845,8 +961,9 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    with Lab(dns=not args.no_dns, storage=not args.no_storage,
-             standby_content=args.standby) as running:
+    with Lab(
+        dns=not args.no_dns, storage=not args.no_storage, standby_content=args.standby
+    ) as running:
         config = running.write_config()
         print(f"lab directory: {running.dir}")
         for name, host in running.hosts.items():
@@ -861,8 +978,10 @@ def main(argv: list[str] | None = None) -> int:
         for key, value in running.env().items():
             print(f"export {key}={shlex.quote(value)}")
         print(f"failover --config {config} agent")
-        print(f"ssh -i {running.key} -o UserKnownHostsFile={running.known_hosts} "
-              f"root@{running.primary.ip}")
+        print(
+            f"ssh -i {running.key} -o UserKnownHostsFile={running.known_hosts} "
+            f"root@{running.primary.ip}"
+        )
         print("\nCtrl-C stops the lab and removes everything.", flush=True)
         while not stop:
             time.sleep(0.2)
@@ -873,5 +992,14 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["BUCKET", "HOSTNAME", "SITE", "ZONE", "Lab", "LabHost", "SeaweedS3",
-           "cleanup_lab_leftovers", "lab"]
+__all__ = [
+    "BUCKET",
+    "HOSTNAME",
+    "SITE",
+    "ZONE",
+    "Lab",
+    "LabHost",
+    "SeaweedS3",
+    "cleanup_lab_leftovers",
+    "lab",
+]

@@ -29,8 +29,11 @@ TEMPLATE = "small"
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python3 -m tests.support.migrate_demo")
-    parser.add_argument("--hide-restic", action="store_true",
-                        help="the new server has no restic (failover uploads this machine's)")
+    parser.add_argument(
+        "--hide-restic",
+        action="store_true",
+        help="the new server has no restic (failover uploads this machine's)",
+    )
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         print("the demo needs root (network and mount namespaces)", file=sys.stderr)
@@ -71,16 +74,25 @@ def main(argv: list[str] | None = None) -> int:
         assert first_address(cidr) == ip
         ec2 = Ec2Lab(moto, subnet, some_image(moto), vpc, moto.port)
         template = ec2.template(
-            ssh={"user": "root", "key": str(lab.key), "known_hosts": str(lab.known_hosts),
-                 "options": ["ConnectTimeout=3"]},
-            ssh_timeout="30s", boot_timeout="60s", poll_interval="1s")
+            ssh={
+                "user": "root",
+                "key": str(lab.key),
+                "known_hosts": str(lab.known_hosts),
+                "options": ["ConnectTimeout=3"],
+            },
+            ssh_timeout="30s",
+            boot_timeout="60s",
+            poll_interval="1s",
+        )
         config = lab.write_config(compute_templates={TEMPLATE: template})
 
         env = {**lab.env(), "PYTHONPATH": str(REPO)}
         print(f"lab directory: {lab.dir}")
         print(f"primary: {lab.primary.ip}   standby: {lab.standby.ip}")
-        print(f"EC2 (moto): http://127.0.0.1:{moto.port}, subnet {subnet} ({cidr}); the first "
-              f"server created there gets {ip}, where a namespace host with sshd waits")
+        print(
+            f"EC2 (moto): http://127.0.0.1:{moto.port}, subnet {subnet} ({cidr}); the first "
+            f"server created there gets {ip}, where a namespace host with sshd waits"
+        )
         assert lab.pdns is not None
         print(f"PowerDNS: {lab.pdns.nameserver} serves {HOSTNAME}")
         print("\nin another shell:")

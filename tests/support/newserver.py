@@ -67,19 +67,42 @@ class FixedNetnsHost(NetnsHost):
             _run(["ip", "netns", "add", self.name])
             self._up = True
             (STATE_DIR / f"{self.name}.owner").write_text(
-                json.dumps({"pid": os.getpid(), "start": _proc_start_time(os.getpid())}))
+                json.dumps({"pid": os.getpid(), "start": _proc_start_time(os.getpid())})
+            )
             try:
-                _run(["ip", "link", "add", self.host_if, "type", "veth", "peer", "name",
-                      self.ns_if, "netns", self.name])
+                _run(
+                    [
+                        "ip",
+                        "link",
+                        "add",
+                        self.host_if,
+                        "type",
+                        "veth",
+                        "peer",
+                        "name",
+                        self.ns_if,
+                        "netns",
+                        self.name,
+                    ]
+                )
                 _run(["ip", "addr", "add", f"{self.host_ip}/32", "dev", self.host_if])
                 _run(["ip", "link", "set", self.host_if, "up"])
-                _run(["ip", "route", "add", f"{self.ip}/32", "dev", self.host_if,
-                      "src", self.host_ip])
+                _run(
+                    [
+                        "ip",
+                        "route",
+                        "add",
+                        f"{self.ip}/32",
+                        "dev",
+                        self.host_if,
+                        "src",
+                        self.host_ip,
+                    ]
+                )
                 self._ip_in("link", "set", "lo", "up")
                 self._ip_in("addr", "add", f"{self.ip}/32", "dev", self.ns_if)
                 self._ip_in("link", "set", self.ns_if, "up")
-                self._ip_in("route", "add", f"{self.host_ip}/32", "dev", self.ns_if,
-                            "src", self.ip)
+                self._ip_in("route", "add", f"{self.host_ip}/32", "dev", self.ns_if, "src", self.ip)
             except Exception:
                 _delete_namespace(self.name)
                 self._up = False
@@ -89,10 +112,11 @@ class FixedNetnsHost(NetnsHost):
     def link_up(self) -> None:
         super().link_up()
         # The routes over the veth went with the link: put them back.
-        _run(["ip", "route", "replace", f"{self.ip}/32", "dev", self.host_if,
-              "src", self.host_ip], check=False)
-        self._ip_in("route", "replace", f"{self.host_ip}/32", "dev", self.ns_if,
-                    "src", self.ip)
+        _run(
+            ["ip", "route", "replace", f"{self.ip}/32", "dev", self.host_if, "src", self.host_ip],
+            check=False,
+        )
+        self._ip_in("route", "replace", f"{self.host_ip}/32", "dev", self.ns_if, "src", self.ip)
 
 
 def pick_subnet() -> tuple[str, str]:

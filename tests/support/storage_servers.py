@@ -33,8 +33,12 @@ def _weed_binary() -> str:
 
 
 class SeaweedFS:
-    def __init__(self, directory: Path, access_key: str = TEST_AWS_ENV["AWS_ACCESS_KEY_ID"],
-                 secret_key: str = TEST_AWS_ENV["AWS_SECRET_ACCESS_KEY"]) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        access_key: str = TEST_AWS_ENV["AWS_ACCESS_KEY_ID"],
+        secret_key: str = TEST_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
+    ) -> None:
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.access_key = access_key
@@ -56,32 +60,63 @@ class SeaweedFS:
         return f"s3:{self.endpoint}/{bucket}"
 
     def env(self) -> dict[str, str]:
-        return {"AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key,
-                "AWS_EC2_METADATA_DISABLED": "true", "AWS_DEFAULT_REGION": "us-east-1"}
+        return {
+            "AWS_ACCESS_KEY_ID": self.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.secret_key,
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
 
     def start(self) -> SeaweedFS:
         config = self.dir / "identities.json"
-        config.write_text(json.dumps({"identities": [{
-            "name": "admin",
-            "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
-            "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
+        config.write_text(
+            json.dumps(
+                {
+                    "identities": [
+                        {
+                            "name": "admin",
+                            "credentials": [
+                                {"accessKey": self.access_key, "secretKey": self.secret_key}
+                            ],
+                            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                        }
+                    ]
+                }
+            )
+        )
         config.chmod(0o600)
         data = self.dir / "data"
         data.mkdir(exist_ok=True)
         argv = [
-            _weed_binary(), "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-            f"-master.port={self.master_port}", f"-volume.port={self.volume_port}",
-            f"-filer.port={self.filer_port}", f"-s3.port={self.s3_port}",
-            f"-admin.port={self.admin_port}", f"-s3.config={config}",
-            "-s3.port.iceberg=0", "-s3.port.lance=0", "-webdav=false", "-admin.ui=false",
-            "-master.telemetry=false", "-master.telemetry.url=http://127.0.0.1:9/",
+            _weed_binary(),
+            "mini",
+            f"-dir={data}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            f"-master.port={self.master_port}",
+            f"-volume.port={self.volume_port}",
+            f"-filer.port={self.filer_port}",
+            f"-s3.port={self.s3_port}",
+            f"-admin.port={self.admin_port}",
+            f"-s3.config={config}",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            "-webdav=false",
+            "-admin.ui=false",
+            "-master.telemetry=false",
+            "-master.telemetry.url=http://127.0.0.1:9/",
             f"-filer.localSocket={self.dir / 'filer.sock'}",
             f"-s3.localSocket={self.dir / 's3.sock'}",
         ]
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, start_new_session=True,
-                                         cwd=self.dir)
+            self.proc = subprocess.Popen(
+                argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                cwd=self.dir,
+            )
 
         def ready() -> bool:
             if self.proc is not None and self.proc.poll() is not None:
@@ -99,8 +134,13 @@ class SeaweedFS:
         if self.proc is not None:
             stop_process(self.proc, grace=3.0)
             self.proc = None
-        for port in (self.master_port, self.volume_port, self.filer_port, self.s3_port,
-                     self.admin_port):
+        for port in (
+            self.master_port,
+            self.volume_port,
+            self.filer_port,
+            self.s3_port,
+            self.admin_port,
+        ):
             for sock in Path("/tmp").glob(f"seaweedfs-*-{port + 10000}.sock"):
                 sock.unlink(missing_ok=True)
             for sock in Path("/tmp").glob(f"seaweedfs-*-grpc-{port}.sock"):
@@ -135,8 +175,9 @@ class Sshd:
         host_key = self.dir / "host_key"
         for path in (host_key, self.key):
             if not path.exists():
-                subprocess.run([keygen, "-q", "-t", "ed25519", "-N", "", "-f", str(path)],
-                               check=True)
+                subprocess.run(
+                    [keygen, "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True
+                )
         authorized = self.dir / "authorized_keys"
         shutil.copy(self.key.with_suffix(".pub"), authorized)
         authorized.chmod(0o644)
@@ -153,12 +194,16 @@ class Sshd:
             f"KbdInteractiveAuthentication no\nUsePAM {'yes' if self.use_pam else 'no'}\n"
             "StrictModes no\n"
             "Subsystem sftp /usr/lib/openssh/sftp-server\nMaxStartups 100:30:200\n"
-            "MaxSessions 50\nLogLevel ERROR\n")
+            "MaxSessions 50\nLogLevel ERROR\n"
+        )
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
-        self.proc = subprocess.Popen([sshd, "-D", "-e", "-f", str(conf)],
-                                     stdout=subprocess.DEVNULL,
-                                     stderr=open(self.dir / "sshd.log", "ab"),  # noqa: SIM115
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [sshd, "-D", "-e", "-f", str(conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.dir / "sshd.log", "ab"),  # noqa: SIM115
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
         def ready() -> bool:
             if self.proc is not None and self.proc.poll() is not None:
@@ -182,12 +227,18 @@ class Sshd:
 
     def ssh_target(self, user: str = "root") -> dict[str, Any]:
         """The config's `ssh:` mapping for an endpoint on this server."""
-        return {"port": self.port, "user": user, "key": str(self.key),
-                "known_hosts": str(self.known_hosts)}
+        return {
+            "port": self.port,
+            "user": user,
+            "key": str(self.key),
+            "known_hosts": str(self.known_hosts),
+        }
 
     def ssh_command(self, user: str = "root") -> str:
-        return (f"ssh -i {self.key} -o IdentitiesOnly=yes -o UserKnownHostsFile={self.known_hosts}"
-                f" -o BatchMode=yes -p {self.port} -l {user}")
+        return (
+            f"ssh -i {self.key} -o IdentitiesOnly=yes -o UserKnownHostsFile={self.known_hosts}"
+            f" -o BatchMode=yes -p {self.port} -l {user}"
+        )
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -229,17 +280,49 @@ class Postgres:
         os.chown(pwfile, self.pw.pw_uid, self.pw.pw_gid)
         pwfile.chmod(0o600)
         if not self.data.exists():
-            subprocess.run([str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres",
-                            f"--pwfile={pwfile}", "--auth-local=trust",
-                            "--auth-host=scram-sha-256", "-E", "UTF8", "--no-sync"],
-                           check=True, capture_output=True, user=self.pw.pw_uid,
-                           group=self.pw.pw_gid, cwd=self.dir)
+            subprocess.run(
+                [
+                    str(PG_BIN / "initdb"),
+                    "-D",
+                    str(self.data),
+                    "-U",
+                    "postgres",
+                    f"--pwfile={pwfile}",
+                    "--auth-local=trust",
+                    "--auth-host=scram-sha-256",
+                    "-E",
+                    "UTF8",
+                    "--no-sync",
+                ],
+                check=True,
+                capture_output=True,
+                user=self.pw.pw_uid,
+                group=self.pw.pw_gid,
+                cwd=self.dir,
+            )
         log = open(self.dir / "postgres.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [str(PG_BIN / "postgres"), "-D", str(self.data), "-p", str(self.port),
-             "-k", str(self.socket_dir), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"],
-            stdout=log, stderr=log, stdin=subprocess.DEVNULL, user=self.pw.pw_uid,
-            group=self.pw.pw_gid, start_new_session=True, cwd=self.dir)
+            [
+                str(PG_BIN / "postgres"),
+                "-D",
+                str(self.data),
+                "-p",
+                str(self.port),
+                "-k",
+                str(self.socket_dir),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "fsync=off",
+            ],
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            user=self.pw.pw_uid,
+            group=self.pw.pw_gid,
+            start_new_session=True,
+            cwd=self.dir,
+        )
         log.close()
         wait_for(lambda: self.psql("SELECT 1").strip() == "1", 30, "PostgreSQL")
         return self
@@ -249,18 +332,57 @@ class Postgres:
 
     def psql(self, sql: str, db: str = "postgres") -> str:
         proc = subprocess.run(
-            [str(PG_BIN / "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
-             "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", db, "-c", sql],
-            capture_output=True, text=True, env=self.env(), timeout=60)
+            [
+                str(PG_BIN / "psql"),
+                "-X",
+                "-q",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-d",
+                db,
+                "-c",
+                sql,
+            ],
+            capture_output=True,
+            text=True,
+            env=self.env(),
+            timeout=60,
+        )
         if proc.returncode != 0:
             raise RuntimeError(proc.stderr)
         return proc.stdout
 
     def load(self, db: str, sql_text: str) -> None:
         proc = subprocess.run(
-            [str(PG_BIN / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1",
-             "-p", str(self.port), "-U", "postgres", "-d", db],
-            input=sql_text, capture_output=True, text=True, env=self.env(), timeout=120)
+            [
+                str(PG_BIN / "psql"),
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-d",
+                db,
+            ],
+            input=sql_text,
+            capture_output=True,
+            text=True,
+            env=self.env(),
+            timeout=120,
+        )
         if proc.returncode != 0:
             raise RuntimeError(proc.stderr)
 

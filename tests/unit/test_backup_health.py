@@ -11,24 +11,34 @@ from failover.backup import backup_due, backup_health, last_scheduled, set_fresh
 H = 3600.0
 
 
-@pytest.mark.parametrize(("snapshot", "ok", "expected"), [
-    (None, None, "unknown"),
-    (None, True, "unknown"),
-    (None, False, "failing"),
-    (1000.0, False, "failing"),       # failing beats fresh
-    (1000.0, None, "fresh"),
-    (1000.0, True, "fresh"),
-    (1000.0 - 26 * H - 1, True, "stale"),
-    (1000.0 - 26 * H, True, "fresh"),  # exactly max_age is still fresh
-    (2000.0, True, "fresh"),           # clock skew: a snapshot from the future
-])
+@pytest.mark.parametrize(
+    ("snapshot", "ok", "expected"),
+    [
+        (None, None, "unknown"),
+        (None, True, "unknown"),
+        (None, False, "failing"),
+        (1000.0, False, "failing"),  # failing beats fresh
+        (1000.0, None, "fresh"),
+        (1000.0, True, "fresh"),
+        (1000.0 - 26 * H - 1, True, "stale"),
+        (1000.0 - 26 * H, True, "fresh"),  # exactly max_age is still fresh
+        (2000.0, True, "fresh"),  # clock skew: a snapshot from the future
+    ],
+)
 def test_backup_health(snapshot, ok, expected):
     assert backup_health(snapshot, ok, 26 * H, 1000.0) == expected
 
 
 def due(**kw):
-    args = {"every": 6 * H, "at": [], "retry_after": 300.0, "last_success": None,
-            "last_attempt": None, "last_attempt_ok": None, "now": 100 * H}
+    args = {
+        "every": 6 * H,
+        "at": [],
+        "retry_after": 300.0,
+        "last_success": None,
+        "last_attempt": None,
+        "last_attempt_ok": None,
+        "now": 100 * H,
+    }
     args.update(kw)
     return backup_due(**args)
 
@@ -53,10 +63,22 @@ def test_daily_time():
     assert last_scheduled(["03:30"], now) == slot
     assert last_scheduled(["03:30", "23:00"], now) == slot
     assert last_scheduled(["04:00"], now) == datetime(2026, 5, 3, 4, 0).timestamp()
-    assert due(every=None, at=["03:30"], last_success=slot - 60, last_attempt=slot - 60,
-               last_attempt_ok=True, now=now)
-    assert not due(every=None, at=["03:30"], last_success=slot + 5, last_attempt=slot + 5,
-                   last_attempt_ok=True, now=now)
+    assert due(
+        every=None,
+        at=["03:30"],
+        last_success=slot - 60,
+        last_attempt=slot - 60,
+        last_attempt_ok=True,
+        now=now,
+    )
+    assert not due(
+        every=None,
+        at=["03:30"],
+        last_success=slot + 5,
+        last_attempt=slot + 5,
+        last_attempt_ok=True,
+        now=now,
+    )
 
 
 def test_verify_due():

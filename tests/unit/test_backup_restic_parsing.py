@@ -61,60 +61,93 @@ def test_backup_output():
 
 
 def test_forget_output_followed_by_prune_text():
-    text = ('[{"tags":null,"host":"vm","paths":["/a"],"keep":[{"id":"k1"}],'
-            '"remove":[{"id":"r1"},{"id":"r2"}]}]\nloading indexes...\n'
-            "[0:00] 100.00%  2 / 2 snapshots\ndone\n")
+    text = (
+        '[{"tags":null,"host":"vm","paths":["/a"],"keep":[{"id":"k1"}],'
+        '"remove":[{"id":"r1"},{"id":"r2"}]}]\nloading indexes...\n'
+        "[0:00] 100.00%  2 / 2 snapshots\ndone\n"
+    )
     assert parse_forget(text) == (["k1"], ["r1", "r2"])
     assert parse_forget("") == ([], [])
 
 
 def test_check_text():
-    ok = parse_check(0, "using temporary cache in /x\nload indexes\ncheck all packs\n"
-                        "check snapshots, trees and blobs\n[0:00] 100.00%  2 / 2 snapshots\n\n"
-                        "no errors were found\n")
+    ok = parse_check(
+        0,
+        "using temporary cache in /x\nload indexes\ncheck all packs\n"
+        "check snapshots, trees and blobs\n[0:00] 100.00%  2 / 2 snapshots\n\n"
+        "no errors were found\n",
+    )
     assert ok.ok and ok.errors == []
-    bad = parse_check(1, "check all packs\nerror: pack 1234 contains 1 errors: [blob 55: "
-                         "decrypting blob failed]\nFatal: repository contains errors\n")
+    bad = parse_check(
+        1,
+        "check all packs\nerror: pack 1234 contains 1 errors: [blob 55: "
+        "decrypting blob failed]\nFatal: repository contains errors\n",
+    )
     assert not bad.ok and len(bad.errors) == 2
 
 
 def test_ls_json():
-    text = ('{"time":"2026-11-26T09:35:06Z","paths":["/dumps/pg.sql"],"id":"267a",'
-            '"struct_type":"snapshot"}\n'
-            '{"name":"dumps","type":"dir","path":"/dumps","struct_type":"node"}\n'
-            '{"name":"pg.sql","type":"file","path":"/dumps/pg.sql","size":3,'
-            '"mtime":"2026-11-26T09:35:06Z","struct_type":"node"}\n')
+    text = (
+        '{"time":"2026-11-26T09:35:06Z","paths":["/dumps/pg.sql"],"id":"267a",'
+        '"struct_type":"snapshot"}\n'
+        '{"name":"dumps","type":"dir","path":"/dumps","struct_type":"node"}\n'
+        '{"name":"pg.sql","type":"file","path":"/dumps/pg.sql","size":3,'
+        '"mtime":"2026-11-26T09:35:06Z","struct_type":"node"}\n'
+    )
     nodes = parse_ls(text)
-    assert [(n.path, n.type, n.size) for n in nodes] == [("/dumps", "dir", None),
-                                                         ("/dumps/pg.sql", "file", 3)]
+    assert [(n.path, n.type, n.size) for n in nodes] == [
+        ("/dumps", "dir", None),
+        ("/dumps/pg.sql", "file", 3),
+    ]
 
 
-@pytest.mark.parametrize(("code", "stderr", "kind"), [
-    (0, "", None),
-    (3, "error: open /x: permission denied\nWarning: at least one source file could not be read",
-     None),
-    (10, "", "no_repository"),
-    (11, "", "locked"),
-    (12, "", "wrong_password"),
-    (1, "Fatal: wrong password or no key found\n", "wrong_password"),
-    (1, "Fatal: unable to open config file: stat /r/config: no such file or directory\n"
-        "Is there a repository at the following location?\n/r", "no_repository"),
-    (1, "Fatal: unable to open config file: Stat: Head \"http://127.0.0.1:1/b/config\": dial tcp "
-        "127.0.0.1:1: connect: connection refused\nIs there a repository at the following "
-        "location?", "unreachable"),
-    (1, "unable to create lock in backend: repository is already locked exclusively by PID 1",
-     "locked"),
-    (97, "failover: dump command failed with exit status 1", "dump_failed"),
-    (130, "signal interrupt received, cleaning up", "interrupted"),
-    (1, "Fatal: something else", "fatal"),
-])
+@pytest.mark.parametrize(
+    ("code", "stderr", "kind"),
+    [
+        (0, "", None),
+        (
+            3,
+            "error: open /x: permission denied\nWarning: at least one source file could not be read",
+            None,
+        ),
+        (10, "", "no_repository"),
+        (11, "", "locked"),
+        (12, "", "wrong_password"),
+        (1, "Fatal: wrong password or no key found\n", "wrong_password"),
+        (
+            1,
+            "Fatal: unable to open config file: stat /r/config: no such file or directory\n"
+            "Is there a repository at the following location?\n/r",
+            "no_repository",
+        ),
+        (
+            1,
+            'Fatal: unable to open config file: Stat: Head "http://127.0.0.1:1/b/config": dial tcp '
+            "127.0.0.1:1: connect: connection refused\nIs there a repository at the following "
+            "location?",
+            "unreachable",
+        ),
+        (
+            1,
+            "unable to create lock in backend: repository is already locked exclusively by PID 1",
+            "locked",
+        ),
+        (97, "failover: dump command failed with exit status 1", "dump_failed"),
+        (130, "signal interrupt received, cleaning up", "interrupted"),
+        (1, "Fatal: something else", "fatal"),
+    ],
+)
 def test_classify(code, stderr, kind):
     assert classify(code, stderr) == kind
 
 
 def test_retention_args():
     assert retention_args({"last": 7, "daily": 14, "weekly": None}) == [
-        "--keep-last", "7", "--keep-daily", "14"]
+        "--keep-last",
+        "7",
+        "--keep-daily",
+        "14",
+    ]
     assert retention_args(None) == []
     with pytest.raises(ValueError):
         retention_args({"last": None})
@@ -123,7 +156,10 @@ def test_retention_args():
 
 
 def test_redaction_and_dump_job():
-    assert redact_repository("rest:https://user:pw@host:8000/repo") == "rest:https://***@host:8000/repo"
+    assert (
+        redact_repository("rest:https://user:pw@host:8000/repo")
+        == "rest:https://***@host:8000/repo"
+    )
     assert redact_repository("/var/backups/x") == "/var/backups/x"
     job = dump_job("pg_dump shop", ["RESTIC_PASSWORD", "AWS_SECRET_ACCESS_KEY"], ["PGPASSWORD"])
     assert "unset RESTIC_PASSWORD AWS_SECRET_ACCESS_KEY;" in job

@@ -42,18 +42,23 @@ def test_minimal_config_gets_documented_defaults() -> None:
 
 
 def test_all_problems_are_reported_at_once_in_line_order() -> None:
-    text = MINIMAL.replace("address: 192.0.2.1", "address: nope, colour: red") + """\
+    text = (
+        MINIMAL.replace("address: 192.0.2.1", "address: nope, colour: red")
+        + """\
     policy:
       interval: 0
       cooldown: later
 extra: 1
 """
+    )
     found = problems(text)
     assert found[0].startswith("f.yaml:5: sites.shop.endpoints.primary.address:")
-    assert any(p.startswith("f.yaml:5: sites.shop.endpoints.primary.colour: unknown key")
-               for p in found)
-    assert any(p.startswith("f.yaml:10: sites.shop.policy.cooldown: expected a duration")
-               for p in found)
+    assert any(
+        p.startswith("f.yaml:5: sites.shop.endpoints.primary.colour: unknown key") for p in found
+    )
+    assert any(
+        p.startswith("f.yaml:10: sites.shop.policy.cooldown: expected a duration") for p in found
+    )
     assert any(p.startswith("f.yaml:11: extra: unknown key") for p in found)
     lines = [int(p.split(":")[1]) for p in found]
     assert lines == sorted(lines)
@@ -70,13 +75,17 @@ def test_checks_must_finish_within_the_interval() -> None:
 
 def test_canaries_need_a_host_and_site_checks_must_not_have_one() -> None:
     text = "canaries:\n  - {type: tcp, port: 53}\n" + MINIMAL
-    assert any(p.startswith("f.yaml:2: canaries[0].host: required key is missing") for p in problems(text))
+    assert any(
+        p.startswith("f.yaml:2: canaries[0].host: required key is missing") for p in problems(text)
+    )
     text = MINIMAL.replace("{type: tcp, port: 22}", "{type: tcp, port: 22, host: 192.0.2.9}")
     assert any("`host` is for canaries" in p for p in problems(text))
 
 
-@pytest.mark.parametrize("value,seconds", [("90s", 90), ("5m", 300), ("1.5h", 5400), (12, 12),
-                                           ("2d", 172800), ("250ms", 0.25)])
+@pytest.mark.parametrize(
+    "value,seconds",
+    [("90s", 90), ("5m", 300), ("1.5h", 5400), (12, 12), ("2d", 172800), ("250ms", 0.25)],
+)
 def test_durations(value: object, seconds: float) -> None:
     assert parse_duration(value) == seconds
 
@@ -85,11 +94,14 @@ def test_secret_from_env_and_file_never_shows_its_value(tmp_path: Path) -> None:
     secret_file = tmp_path / "url"
     secret_file.write_text("json://127.0.0.1:9/hook\n")
     secret_file.chmod(0o644)
-    text = f"""\
+    text = (
+        f"""\
 notify:
   - url: ${{HOOK}}
   - url: file:{secret_file}
-""" + MINIMAL
+"""
+        + MINIMAL
+    )
     loaded = parse_config(text, "f.yaml", env={"HOOK": "json://127.0.0.1:8/x"})
     first, second = (t.url for t in loaded.config.notify)
     assert isinstance(first, Secret) and first.reveal() == "json://127.0.0.1:8/x"
@@ -105,19 +117,31 @@ def test_missing_secret_file_is_a_located_error(tmp_path: Path) -> None:
 
 
 def test_status_codes() -> None:
-    config = parse_config(MINIMAL.replace(
-        "{type: tcp, port: 22}", "{type: https, expect_status: [200, '301-302', 4xx]}"),
-        "f.yaml", env={}).config
+    config = parse_config(
+        MINIMAL.replace(
+            "{type: tcp, port: 22}", "{type: https, expect_status: [200, '301-302', 4xx]}"
+        ),
+        "f.yaml",
+        env={},
+    ).config
     check = config.sites["shop"].checks[0]
     assert [check.status_ok(s) for s in (200, 201, 301, 302, 303, 404, 500)] == [
-        True, False, True, True, False, True, False]
+        True,
+        False,
+        True,
+        True,
+        False,
+        True,
+        False,
+    ]
 
 
 def test_committed_json_schema_is_up_to_date() -> None:
     committed = (REPO / "configs" / "failover.schema.json").read_text()
     assert committed == schema_text(), (
         "configs/failover.schema.json is out of date: "
-        "python3 -m failover.config.schema > configs/failover.schema.json")
+        "python3 -m failover.config.schema > configs/failover.schema.json"
+    )
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)

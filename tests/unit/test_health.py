@@ -14,8 +14,9 @@ POLICY = Policy(interval=10, down_after=30, up_after=20)
 
 def run(pattern: str, policy: Policy = POLICY, interval: float = 10.0, start: float = 1000.0):
     """'+' success, '-' failure, '?' inconclusive, one per interval."""
-    obs = [(start + i * interval, {"+": True, "-": False, "?": None}[c])
-           for i, c in enumerate(pattern)]
+    obs = [
+        (start + i * interval, {"+": True, "-": False, "?": None}[c]) for i, c in enumerate(pattern)
+    ]
     return evaluate(obs, policy)
 
 
@@ -49,7 +50,7 @@ def test_recovery_needs_up_after_and_more_than_one_success():
     assert s[3] == "down"
     assert s[5] == "recovering"  # one success never ends a down
     assert s[6] == "recovering"  # 10s < up_after
-    assert s[7] == "up"          # 20s of successes
+    assert s[7] == "up"  # 20s of successes
 
 
 def test_recovery_interrupted_goes_back_to_down():
@@ -70,8 +71,9 @@ def test_inconclusive_rounds_change_nothing():
 
 
 def test_window_rule_catches_intermittent_failures():
-    policy = Policy(interval=10, down_after=300, up_after=20,
-                    window=FailureWindow(failures=3, within=60))
+    policy = Policy(
+        interval=10, down_after=300, up_after=20, window=FailureWindow(failures=3, within=60)
+    )
     assert run("-+-+-", policy)[0].status == "down"
     assert run("-++++-++++-", policy)[0].status != "down"  # spread over more than 60s
 
@@ -115,7 +117,7 @@ def test_alternating_results_never_flap(n, policy):
     if policy.down_after > policy.interval:
         assert "down" not in history
     if "down" in history:
-        assert "up" not in history[history.index("down"):]
+        assert "up" not in history[history.index("down") :]
 
 
 @settings(max_examples=300, deadline=None)

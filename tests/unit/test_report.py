@@ -15,15 +15,30 @@ def test_month_bounds_and_iteration():
     start, end = month_bounds(ts("2026-02-14T10:00:00"))
     assert start == ts("2026-02-01T00:00:00") and end == ts("2026-03-01T00:00:00")
     months = months_between(ts("2026-11-20T00:00:00"), ts("2027-01-02T00:00:00"))
-    assert [m[0] for m in months] == [ts("2026-11-01T00:00:00"), ts("2026-12-01T00:00:00"),
-                                      ts("2027-01-01T00:00:00")]
+    assert [m[0] for m in months] == [
+        ts("2026-11-01T00:00:00"),
+        ts("2026-12-01T00:00:00"),
+        ts("2027-01-01T00:00:00"),
+    ]
 
 
 def test_watched_intervals_join_rounds_and_drop_offline_time():
-    rounds = [(0, True), (10, True), (20, True), (30, False), (40, False), (50, True),
-              (60, True), (200, True), (210, True)]
+    rounds = [
+        (0, True),
+        (10, True),
+        (20, True),
+        (30, False),
+        (40, False),
+        (50, True),
+        (60, True),
+        (200, True),
+        (210, True),
+    ]
     assert watched_intervals(rounds, interval=10) == [
-        Interval(0, 30), Interval(50, 70), Interval(200, 220)]
+        Interval(0, 30),
+        Interval(50, 70),
+        Interval(200, 220),
+    ]
     # an offline round cuts short the time the round before it vouched for
     assert watched_intervals([(0, True), (5, False)], interval=10) == [Interval(0, 5)]
 

@@ -41,7 +41,9 @@ def site(mode: str = "cold", auto_failback: bool = False, **replace: str):
     text = BASE.replace("MODE", mode).replace("AUTOFB", str(auto_failback).lower())
     for old, new in replace.items():
         text = text.replace(old, new)
-    return parse_config(text, "f.yaml", env={"PDNS_KEY": "k", "RESTIC_PW": "p"}).config.sites["shop"]
+    return parse_config(text, "f.yaml", env={"PDNS_KEY": "k", "RESTIC_PW": "p"}).config.sites[
+        "shop"
+    ]
 
 
 def names(plan):
@@ -51,8 +53,17 @@ def names(plan):
 def test_failover_restores_the_newest_snapshot_and_takes_no_final_backup():
     plan = plan_run("shop", site(), "failover", "primary", "standby")
     steps = dict(names(plan))
-    assert list(steps) == ["preflight", "final_backup", "restore", "after_restore", "recheck",
-                           "switch_dns", "activate", "verify_dns", "notify"]
+    assert list(steps) == [
+        "preflight",
+        "final_backup",
+        "restore",
+        "after_restore",
+        "recheck",
+        "switch_dns",
+        "activate",
+        "verify_dns",
+        "notify",
+    ]
     assert steps["final_backup"] is False  # the source is down
     assert steps["restore"] and steps["switch_dns"] and steps["verify_dns"]
 
@@ -71,8 +82,12 @@ def test_warm_standby_skips_backup_and_restore():
 
 
 def test_no_dns_section_skips_dns_steps_with_a_warning():
-    no_dns = site(**{"    dns:\n      provider: pdns\n      zone: example.test\n"
-                     "      records: [{name: shop.example.test, type: A, ttl: 60}]\n": ""})
+    no_dns = site(
+        **{
+            "    dns:\n      provider: pdns\n      zone: example.test\n"
+            "      records: [{name: shop.example.test, type: A, ttl: 60}]\n": ""
+        }
+    )
     plan = plan_run("shop", no_dns, "failover", "primary", "standby")
     steps = {s.name: s.skip for s in plan.steps}
     assert steps["switch_dns"] and steps["verify_dns"]
@@ -87,62 +102,131 @@ def test_unknown_or_same_target_is_a_usage_error():
 
 
 def test_restore_needs_ssh_on_the_target():
-    s = site(**{"standby: {address: 192.0.2.20, ssh: {user: root}}":
-                "standby: {address: 192.0.2.20}"})
+    s = site(
+        **{"standby: {address: 192.0.2.20, ssh: {user: root}}": "standby: {address: 192.0.2.20}"}
+    )
     with pytest.raises(UsageError, match="standby has no ssh settings"):
         plan_run("shop", s, "failover", "primary", "standby")
 
 
 def h(status: str) -> HealthState:
-    return HealthState(status=status, since=1.0, last_ts=2.0,  # type: ignore[arg-type]
-                       streak_ok=status in ("up", "recovering"))
+    return HealthState(
+        status=status,
+        since=1.0,
+        last_ts=2.0,  # type: ignore[arg-type]
+        streak_ok=status in ("up", "recovering"),
+    )
 
 
 NOW = 100_000.0
 
 
 def test_decide_fails_over_to_the_first_healthy_standby():
-    d = decide(site(), "primary", {"primary": h("down"), "standby": h("suspect"),
-                                   "spare": h("up")},
-               network_ok=True, now=NOW, last_switch=None, open_run=False)
+    d = decide(
+        site(),
+        "primary",
+        {"primary": h("down"), "standby": h("suspect"), "spare": h("up")},
+        network_ok=True,
+        now=NOW,
+        last_switch=None,
+        open_run=False,
+    )
     assert (d.action, d.target) == ("failover", "spare")
 
 
 def test_decide_never_switches_while_the_agents_network_is_down():
-    d = decide(site(), "primary", {"primary": h("down"), "standby": h("up"), "spare": h("up")},
-               network_ok=False, now=NOW, last_switch=None, open_run=False)
+    d = decide(
+        site(),
+        "primary",
+        {"primary": h("down"), "standby": h("up"), "spare": h("up")},
+        network_ok=False,
+        now=NOW,
+        last_switch=None,
+        open_run=False,
+    )
     assert d.action == "none"
 
 
 def test_decide_alarms_when_no_standby_is_healthy():
-    d = decide(site(), "primary", {"primary": h("down"), "standby": h("down"),
-                                   "spare": h("unknown")},
-               network_ok=True, now=NOW, last_switch=None, open_run=False)
+    d = decide(
+        site(),
+        "primary",
+        {"primary": h("down"), "standby": h("down"), "spare": h("unknown")},
+        network_ok=True,
+        now=NOW,
+        last_switch=None,
+        open_run=False,
+    )
     assert d.action == "alarm" and "no standby is healthy" in d.reason
 
 
 def test_decide_respects_cooldown_open_runs_and_auto_failover_off():
     health = {"primary": h("down"), "standby": h("up"), "spare": h("up")}
-    assert decide(site(), "primary", health, network_ok=True, now=NOW, last_switch=NOW - 60,
-                  open_run=False).action == "none"
-    assert decide(site(), "primary", health, network_ok=True, now=NOW, last_switch=None,
-                  open_run=True).action == "none"
+    assert (
+        decide(
+            site(),
+            "primary",
+            health,
+            network_ok=True,
+            now=NOW,
+            last_switch=NOW - 60,
+            open_run=False,
+        ).action
+        == "none"
+    )
+    assert (
+        decide(
+            site(), "primary", health, network_ok=True, now=NOW, last_switch=None, open_run=True
+        ).action
+        == "none"
+    )
     off = site(**{"auto_failover: true": "auto_failover: false"})
-    assert decide(off, "primary", health, network_ok=True, now=NOW, last_switch=None,
-                  open_run=False).action == "none"
+    assert (
+        decide(
+            off, "primary", health, network_ok=True, now=NOW, last_switch=None, open_run=False
+        ).action
+        == "none"
+    )
 
 
 def test_old_primary_returning_is_not_made_active_unless_auto_failback():
     health = {"primary": h("up"), "standby": h("up"), "spare": h("up")}
-    assert decide(site(), "standby", health, network_ok=True, now=NOW,
-                  last_switch=NOW - 3600, open_run=False).action == "none"
-    d = decide(site(auto_failback=True), "standby", health, network_ok=True, now=NOW,
-               last_switch=NOW - 3600, open_run=False)
+    assert (
+        decide(
+            site(),
+            "standby",
+            health,
+            network_ok=True,
+            now=NOW,
+            last_switch=NOW - 3600,
+            open_run=False,
+        ).action
+        == "none"
+    )
+    d = decide(
+        site(auto_failback=True),
+        "standby",
+        health,
+        network_ok=True,
+        now=NOW,
+        last_switch=NOW - 3600,
+        open_run=False,
+    )
     assert (d.action, d.target) == ("failback", "primary")
     # ... and only once it is up (recovering is not enough)
     health["primary"] = h("recovering")
-    assert decide(site(auto_failback=True), "standby", health, network_ok=True, now=NOW,
-                  last_switch=NOW - 3600, open_run=False).action == "none"
+    assert (
+        decide(
+            site(auto_failback=True),
+            "standby",
+            health,
+            network_ok=True,
+            now=NOW,
+            last_switch=NOW - 3600,
+            open_run=False,
+        ).action
+        == "none"
+    )
 
 
 statuses = st.sampled_from(["unknown", "up", "suspect", "down", "recovering"])
@@ -152,8 +236,15 @@ statuses = st.sampled_from(["unknown", "up", "suspect", "down", "recovering"])
 @given(p=statuses, s=statuses, x=statuses, net=st.booleans(), fb=st.booleans())
 def test_decide_only_ever_targets_a_healthy_endpoint(p, s, x, net, fb):
     health = {"primary": h(p), "standby": h(s), "spare": h(x)}
-    d = decide(site(auto_failback=fb), "primary", health, network_ok=net, now=NOW,
-               last_switch=None, open_run=False)
+    d = decide(
+        site(auto_failback=fb),
+        "primary",
+        health,
+        network_ok=net,
+        now=NOW,
+        last_switch=None,
+        open_run=False,
+    )
     if d.action in ("failover", "failback"):
         assert net and d.target != "primary" and health[d.target].status == "up"
         assert health["primary"].is_down

@@ -87,19 +87,26 @@ def make_source(root: Path, files: int = 12) -> Path:
     return src
 
 
-def build_config(tmp: Path, backup: dict[str, Any], *, endpoints: dict[str, Any] | None = None,
-                 site: str = "shop") -> Any:
+def build_config(
+    tmp: Path,
+    backup: dict[str, Any],
+    *,
+    endpoints: dict[str, Any] | None = None,
+    site: str = "shop",
+) -> Any:
     """A loaded config with one site whose backup set is `backup` (state under tmp)."""
     from failover.config import parse_config
 
     data = {
         "state": str(tmp / "state" / "state.db"),
-        "sites": {site: {
-            "hostname": "shop.example.test",
-            "endpoints": endpoints or {"primary": {"address": "127.0.0.1"}},
-            "checks": [{"type": "tcp", "port": 9}],
-            "backup": {"password": "${RESTIC_TEST_PW}", **backup},
-        }},
+        "sites": {
+            site: {
+                "hostname": "shop.example.test",
+                "endpoints": endpoints or {"primary": {"address": "127.0.0.1"}},
+                "checks": [{"type": "tcp", "port": 9}],
+                "backup": {"password": "${RESTIC_TEST_PW}", **backup},
+            }
+        },
     }
     text = yaml.safe_dump(data, sort_keys=False)
     path = tmp / "failover.yaml"
@@ -111,6 +118,7 @@ def build_config(tmp: Path, backup: dict[str, Any], *, endpoints: dict[str, Any]
 def config_factory(tmp_path: Path) -> Callable[..., Any]:
     def factory(backup: dict[str, Any], **kw: Any) -> Any:
         return build_config(tmp_path, backup, **kw)
+
     return factory
 
 

@@ -21,8 +21,9 @@ def _sqlite_db(path: Path, rows: int = 200) -> None:
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("CREATE TABLE orders(id INTEGER PRIMARY KEY, item TEXT, qty INTEGER)")
-    conn.executemany("INSERT INTO orders(item, qty) VALUES (?, ?)",
-                     [(f"item-{i}", i % 7) for i in range(rows)])
+    conn.executemany(
+        "INSERT INTO orders(item, qty) VALUES (?, ?)", [(f"item-{i}", i % 7) for i in range(rows)]
+    )
     conn.commit()
     conn.close()
 
@@ -36,20 +37,28 @@ def _rows(path: Path) -> list[tuple]:
 
 
 def _tree(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file()}
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
 
 
 def test_local_round_trip(tmp_path, restic_bin, config_factory, store_for):
     src = make_source(tmp_path)
     db = tmp_path / "app.db"
     _sqlite_db(db)
-    loaded = config_factory({
-        "repository": str(tmp_path / "repo"), "paths": [str(src)], "exclude": ["*.tmp"],
-        "databases": [{"type": "sqlite", "path": str(db)}],
-        "retention": {"last": 2}, "every": "1h", "max_age": "1h", "verify_sample": 4,
-        "cache_dir": str(tmp_path / "cache"),
-    })
+    loaded = config_factory(
+        {
+            "repository": str(tmp_path / "repo"),
+            "paths": [str(src)],
+            "exclude": ["*.tmp"],
+            "databases": [{"type": "sqlite", "path": str(db)}],
+            "retention": {"last": 2},
+            "every": "1h",
+            "max_age": "1h",
+            "verify_sample": 4,
+            "cache_dir": str(tmp_path / "cache"),
+        }
+    )
     store = store_for(loaded)
     events = []
     first = backup.backup_tick(loaded, store, notify=events.append)
@@ -124,12 +133,21 @@ def test_wrong_password_and_missing_repository(tmp_path, restic_bin, config_fact
 
 def test_failing_dump_makes_no_snapshot(tmp_path, restic_bin, config_factory, store_for):
     src = make_source(tmp_path, files=1)
-    loaded = config_factory({
-        "repository": str(tmp_path / "repo"), "paths": [str(src)],
-        "databases": [{"type": "sqlite", "path": str(tmp_path / "missing.db")},
-                      {"type": "sqlite", "path": str(tmp_path / "x.db"), "dump_name": "half.sql",
-                       "command": "echo 'CREATE TABLE half(a);'; echo oops >&2; exit 3"}],
-    })
+    loaded = config_factory(
+        {
+            "repository": str(tmp_path / "repo"),
+            "paths": [str(src)],
+            "databases": [
+                {"type": "sqlite", "path": str(tmp_path / "missing.db")},
+                {
+                    "type": "sqlite",
+                    "path": str(tmp_path / "x.db"),
+                    "dump_name": "half.sql",
+                    "command": "echo 'CREATE TABLE half(a);'; echo oops >&2; exit 3",
+                },
+            ],
+        }
+    )
     store = store_for(loaded)
     result = backup.run_backup(loaded, store, "shop", check=False)
     assert not result.ok
@@ -139,11 +157,20 @@ def test_failing_dump_makes_no_snapshot(tmp_path, restic_bin, config_factory, st
     assert [t for s in snaps for t in s.tags if t.startswith("part:")] == ["part:files"]
 
     # The half-written dump (exit 3 after some output) is not snapshotted either.
-    loaded2 = config_factory({
-        "repository": str(tmp_path / "repo"), "paths": [str(src)],
-        "databases": [{"type": "sqlite", "path": str(tmp_path / "x.db"), "dump_name": "half.sql",
-                       "command": "echo 'CREATE TABLE half(a);'; echo oops >&2; exit 3"}],
-    })
+    loaded2 = config_factory(
+        {
+            "repository": str(tmp_path / "repo"),
+            "paths": [str(src)],
+            "databases": [
+                {
+                    "type": "sqlite",
+                    "path": str(tmp_path / "x.db"),
+                    "dump_name": "half.sql",
+                    "command": "echo 'CREATE TABLE half(a);'; echo oops >&2; exit 3",
+                }
+            ],
+        }
+    )
     with pytest.raises(BackupError, match="exit status 3"):
         backup.run_backup(loaded2, store, "shop")
     assert not any("part:half.sql" in s.tags for s in backup.list_snapshots(loaded2, "shop"))
@@ -158,13 +185,18 @@ def test_killed_backup_then_clean_run(tmp_path, restic_bin, config_factory, stor
     for i in range(6):
         (src / f"f{i}").write_bytes(os.urandom(40_000_000))
     repo = tmp_path / "repo"
-    loaded = config_factory({"repository": str(repo), "paths": [str(src)],
-                             "retention": {"last": 1}, "verify_sample": 2})
+    loaded = config_factory(
+        {"repository": str(repo), "paths": [str(src)], "retention": {"last": 1}, "verify_sample": 2}
+    )
     restic = Restic(str(repo), PASSWORD)
     restic.init()
     env = {**os.environ, "RESTIC_REPOSITORY": str(repo), "RESTIC_PASSWORD": PASSWORD}
-    proc = subprocess.Popen([restic_bin, "backup", "--json", str(src)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [restic_bin, "backup", "--json", str(src)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
     assert proc.stdout is not None
     for line in proc.stdout:  # wait until it has started uploading
         if b'"bytes_done"' in line:
@@ -187,8 +219,9 @@ def test_repository_lock_prevents_overlap(tmp_path, restic_bin, config_factory):
     assert not result.ok and "another backup job" in (result.error or "")
 
 
-def test_live_lock_of_another_host_is_never_removed(tmp_path, restic_bin, config_factory,
-                                                   store_for):
+def test_live_lock_of_another_host_is_never_removed(
+    tmp_path, restic_bin, config_factory, store_for
+):
     """A lock restic cannot prove stale (another host's, fresh) stays: the run that needs an
     exclusive lock fails as locked rather than break a live backup's lock."""
     import shutil as _shutil
@@ -197,15 +230,30 @@ def test_live_lock_of_another_host_is_never_removed(tmp_path, restic_bin, config
         pytest.skip("unshare is missing")
     src = make_source(tmp_path, files=2)
     repo = tmp_path / "repo"
-    loaded = config_factory({"repository": str(repo), "paths": [str(src)],
-                             "retention": {"last": 1}, "stale_lock_age": "2h"})
+    loaded = config_factory(
+        {
+            "repository": str(repo),
+            "paths": [str(src)],
+            "retention": {"last": 1},
+            "stale_lock_age": "2h",
+        }
+    )
     Restic(str(repo), PASSWORD).init()
     env = {**os.environ, "RESTIC_REPOSITORY": str(repo), "RESTIC_PASSWORD": PASSWORD}
     # A restic on "another host" (its own UTS namespace) holding a lock, killed -9.
     holder = subprocess.Popen(
-        ["unshare", "-u", "sh", "-c",
-         f"hostname elsewhere && exec {restic_bin} backup --stdin --stdin-filename x"],
-        env=env, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            "unshare",
+            "-u",
+            "sh",
+            "-c",
+            f"hostname elsewhere && exec {restic_bin} backup --stdin --stdin-filename x",
+        ],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and not os.listdir(repo / "locks"):
         time.sleep(0.05)
@@ -221,8 +269,14 @@ def test_live_lock_of_another_host_is_never_removed(tmp_path, restic_bin, config
 
 def test_agent_hook_and_status_section(tmp_path, restic_bin, config_factory, store_for):
     src = make_source(tmp_path, files=2)
-    loaded = config_factory({"repository": str(tmp_path / "repo"), "paths": [str(src)],
-                             "every": "1h", "verify_every": None})
+    loaded = config_factory(
+        {
+            "repository": str(tmp_path / "repo"),
+            "paths": [str(src)],
+            "every": "1h",
+            "verify_every": None,
+        }
+    )
     store = store_for(loaded)
 
     class Notifier:
@@ -248,6 +302,7 @@ def test_agent_hook_and_status_section(tmp_path, restic_bin, config_factory, sto
     backup.backup_hook(ctx)
     assert ctx.spawned == ["backup:shop"]  # not due again
     assert [(e.kind, e.site, e.level) for e in ctx.notifier.events] == [
-        ("backup", "shop", "success")]
+        ("backup", "shop", "success")
+    ]
     section = backup.status_section(loaded, store, "shop")
     assert section["backup"]["health"] == "fresh" and "warnings" not in section

@@ -18,8 +18,9 @@ from tests.integration.backup.conftest import PASSWORD, make_source
 
 
 def _tree(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file()}
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
 
 
 class ProcessWatch:
@@ -58,19 +59,28 @@ def test_remote_source_over_ssh(tmp_path, restic_bin, sshd, config_factory, stor
         conn.executemany("INSERT INTO t VALUES (?, ?)", [(i, f"v{i}") for i in range(100)])
     marks = tmp_path / "marks"
     loaded = config_factory(
-        {"repository": str(tmp_path / "repo"), "source": "primary", "paths": [str(src)],
-         "databases": [{"type": "sqlite", "path": str(db)}],
-         "before": [f"echo before >> {marks}"], "after": [f"echo after >> {marks}"],
-         "verify_sample": 3},
-        endpoints={"primary": {"address": "127.0.0.1", "ssh": sshd.ssh_target()},
-                   "standby": {"address": "127.0.0.1", "ssh": sshd.ssh_target()}})
+        {
+            "repository": str(tmp_path / "repo"),
+            "source": "primary",
+            "paths": [str(src)],
+            "databases": [{"type": "sqlite", "path": str(db)}],
+            "before": [f"echo before >> {marks}"],
+            "after": [f"echo after >> {marks}"],
+            "verify_sample": 3,
+        },
+        endpoints={
+            "primary": {"address": "127.0.0.1", "ssh": sshd.ssh_target()},
+            "standby": {"address": "127.0.0.1", "ssh": sshd.ssh_target()},
+        },
+    )
     store = store_for(loaded)
     with ProcessWatch() as watch:
         result = backup.run_backup(loaded, store, "shop")
     assert result.ok
     assert marks.read_text() == "before\nafter\n"
-    assert any("restic backup" in c and "ssh" not in c for c in watch.seen), \
+    assert any("restic backup" in c and "ssh" not in c for c in watch.seen), (
         "restic ran (as the remote command)"
+    )
     assert not [c for c in watch.seen if PASSWORD in c], "the password showed in a process list"
     assert not [c for c in watch.seen if "correct horse" in c]
 
@@ -94,25 +104,30 @@ def test_remote_errors_have_hints(tmp_path, sshd):
     with pytest.raises(RemoteError) as info:
         Remote(target, "127.0.0.1").run(["true"], timeout=20)
     assert "ssh.key" in (info.value.hint or "")
-    unknown = SshTarget(port=sshd.port, user="root", key=sshd.key,
-                        known_hosts=tmp_path / "empty_known_hosts")
+    unknown = SshTarget(
+        port=sshd.port, user="root", key=sshd.key, known_hosts=tmp_path / "empty_known_hosts"
+    )
     with pytest.raises(RemoteError) as info:
         Remote(unknown, "127.0.0.1").run(["true"], timeout=20)
     assert "known_hosts" in (info.value.hint or "")
     ok = SshTarget(port=sshd.port, user="root", key=sshd.key, known_hosts=sshd.known_hosts)
-    out = Remote(ok, "127.0.0.1").run(["sh", "-c", 'printf %s "$SECRET_X"'],
-                                      env_secrets={"SECRET_X": "s3cr3t value"})
+    out = Remote(ok, "127.0.0.1").run(
+        ["sh", "-c", 'printf %s "$SECRET_X"'], env_secrets={"SECRET_X": "s3cr3t value"}
+    )
     assert out.text == "s3cr3t value"
 
 
 def test_sftp_repository(tmp_path, restic_bin, sshd, config_factory, store_for):
     src = make_source(tmp_path, files=3)
     repo_dir = tmp_path / "sftp-repo"
-    loaded = config_factory({
-        "repository": f"sftp:root@127.0.0.1:{repo_dir}",
-        "options": [f"sftp.command={sshd.ssh_command('root')} 127.0.0.1 -s sftp"],
-        "paths": [str(src)], "verify_sample": 2,
-    })
+    loaded = config_factory(
+        {
+            "repository": f"sftp:root@127.0.0.1:{repo_dir}",
+            "options": [f"sftp.command={sshd.ssh_command('root')} 127.0.0.1 -s sftp"],
+            "paths": [str(src)],
+            "verify_sample": 2,
+        }
+    )
     store = store_for(loaded)
     assert backup.run_backup(loaded, store, "shop").ok
     assert (repo_dir / "config").exists()
@@ -123,8 +138,7 @@ def test_sftp_repository(tmp_path, restic_bin, sshd, config_factory, store_for):
     assert _tree(target / str(src).lstrip("/")) == _tree(src)
 
 
-def test_unreadable_file_is_a_warning(session_dir, restic_bin, sshd_pam, config_factory,
-                                      store_for):
+def test_unreadable_file_is_a_warning(session_dir, restic_bin, sshd_pam, config_factory, store_for):
     """restic as an unprivileged user over SSH: one file it cannot read gives exit 3, a
     snapshot with a warning; the run counts as done."""
     try:
@@ -146,9 +160,14 @@ def test_unreadable_file_is_a_warning(session_dir, restic_bin, sshd_pam, config_
     sshd = sshd_pam
     target = sshd.ssh_target("postgres")
     loaded = config_factory(
-        {"repository": str(base / "repo"), "source": "primary", "paths": [str(src)],
-         "cache_dir": str(base / "cache")},
-        endpoints={"primary": {"address": "127.0.0.1", "ssh": target}})
+        {
+            "repository": str(base / "repo"),
+            "source": "primary",
+            "paths": [str(src)],
+            "cache_dir": str(base / "cache"),
+        },
+        endpoints={"primary": {"address": "127.0.0.1", "ssh": target}},
+    )
     store = store_for(loaded)
     result = backup.run_backup(loaded, store, "shop")
     assert result.ok
@@ -157,15 +176,25 @@ def test_unreadable_file_is_a_warning(session_dir, restic_bin, sshd_pam, config_
     assert backup.load_state(store, "shop")["last_attempt_ok"] == 1
 
 
-def test_remote_dump_failure_makes_no_snapshot(tmp_path, restic_bin, sshd, config_factory,
-                                               store_for):
+def test_remote_dump_failure_makes_no_snapshot(
+    tmp_path, restic_bin, sshd, config_factory, store_for
+):
     """The dump pipeline on the server: a failing dump interrupts restic before it can see the
     end of its input, and nothing is left running there."""
     loaded = config_factory(
-        {"repository": str(tmp_path / "repo"), "source": "primary",
-         "databases": [{"type": "sqlite", "path": str(tmp_path / "app.db"),
-                        "command": "printf 'BEGIN;\\n'; sleep 0.3; echo 'disk full' >&2; exit 5"}]},
-        endpoints={"primary": {"address": "127.0.0.1", "ssh": sshd.ssh_target()}})
+        {
+            "repository": str(tmp_path / "repo"),
+            "source": "primary",
+            "databases": [
+                {
+                    "type": "sqlite",
+                    "path": str(tmp_path / "app.db"),
+                    "command": "printf 'BEGIN;\\n'; sleep 0.3; echo 'disk full' >&2; exit 5",
+                }
+            ],
+        },
+        endpoints={"primary": {"address": "127.0.0.1", "ssh": sshd.ssh_target()}},
+    )
     store = store_for(loaded)
 
     def sleepers() -> set[str]:

@@ -30,8 +30,7 @@ HTTPS = HttpCheck(type="https", path="/", expect_body="<title>Shop", timeout=0.8
 TCP22 = TcpCheck(type="tcp", port=22, timeout=0.8)
 
 
-def probe(lab: Lab, *hosts: LabHost, check: HttpCheck | TcpCheck = HTTPS
-          ) -> dict[str, ProbeResult]:
+def probe(lab: Lab, *hosts: LabHost, check: HttpCheck | TcpCheck = HTTPS) -> dict[str, ProbeResult]:
     """One probe round from the root namespace, as the agent does, trusting the lab CA."""
     assert lab.ca is not None
     saved = {k: os.environ.get(k) for k in ("SSL_CERT_FILE", "SSL_CERT_DIR")}
@@ -83,13 +82,17 @@ def test_https_answers_with_the_site_certificate_from_the_root_namespace(lab: La
     # The certificate is for the site's name, issued by the lab CA.
     assert lab.ca is not None
     ctx = ssl.create_default_context(cafile=str(lab.ca.cert_path))
-    with socket.create_connection((lab.standby.ip, 443), timeout=3) as raw, \
-            ctx.wrap_socket(raw, server_hostname=HOSTNAME) as tls:
+    with (
+        socket.create_connection((lab.standby.ip, 443), timeout=3) as raw,
+        ctx.wrap_socket(raw, server_hostname=HOSTNAME) as tls,
+    ):
         cert = tls.getpeercert()
     assert cert is not None and ("DNS", HOSTNAME) in cert["subjectAltName"]
     # Another name fails verification: the check verifies for real.
-    with socket.create_connection((lab.standby.ip, 443), timeout=3) as raw, \
-            pytest.raises(ssl.SSLCertVerificationError):
+    with (
+        socket.create_connection((lab.standby.ip, 443), timeout=3) as raw,
+        pytest.raises(ssl.SSLCertVerificationError),
+    ):
         ctx.wrap_socket(raw, server_hostname="other.example.test")
 
 
@@ -109,11 +112,13 @@ def test_restic_inside_a_host_reaches_seaweedfs_through_the_forwarder(lab: Lab) 
     lab.standby.ssh("sh -s", input=exports + f"restic restore {snapshot} --target /\n")
     status, body = lab.https_get(lab.standby)
     assert status == 200 and lab.marker in body
-    assert (lab.standby.site_dir / "data" / "orders.csv").read_text() == \
-        (lab.primary.site_dir / "data" / "orders.csv").read_text()
+    assert (lab.standby.site_dir / "data" / "orders.csv").read_text() == (
+        lab.primary.site_dir / "data" / "orders.csv"
+    ).read_text()
     # Back to the outdated copy for the other tests.
     (lab.standby.site_dir / "index.html").write_text(
-        (lab.primary.site_dir / "index.html").read_text().replace(lab.marker, lab.outdated_marker))
+        (lab.primary.site_dir / "index.html").read_text().replace(lab.marker, lab.outdated_marker)
+    )
 
 
 def test_powerdns_serves_the_site_record(lab: Lab) -> None:
@@ -194,8 +199,14 @@ def test_the_written_config_validates_and_takes_overrides(lab: Lab, tmp_path: Pa
     assert lab.s3_secret_file.read_text().strip() not in text  # secrets by reference only
     assert lab.restic_password_file.read_text().strip() not in text
 
-    watch_only = lab.write_config(tmp_path / "watch.yaml", backup=None, dns=None, failover=None,
-                                  dns_providers=None, policy={"auto_failover": False})
+    watch_only = lab.write_config(
+        tmp_path / "watch.yaml",
+        backup=None,
+        dns=None,
+        failover=None,
+        dns_providers=None,
+        policy={"auto_failover": False},
+    )
     proc = failover("validate", config=watch_only, env=lab.env())
     assert proc.returncode == 0, proc.stderr
     site = lab.config_dict(backup=None, policy={"auto_failover": False})["sites"]["shop"]
@@ -225,12 +236,19 @@ def test_teardown_leaves_nothing_and_a_crashed_labs_leftovers_are_removed() -> N
     assert not any(name in listed for name in names)
 
     # A crashed run: the process holding a lab is killed outright.
-    code = ("import sys, time\nfrom tests.support.lab import Lab\n"
-            "lab = Lab(dns=False).start()\n"
-            "print(lab.dir, lab.s3.proc.pid, lab.primary.net.name, flush=True)\n"
-            "time.sleep(600)\n")
-    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
-                             cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    code = (
+        "import sys, time\nfrom tests.support.lab import Lab\n"
+        "lab = Lab(dns=False).start()\n"
+        "print(lab.dir, lab.s3.proc.pid, lab.primary.net.name, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    )
     try:
         assert child.stdout is not None
         line = child.stdout.readline().split()
@@ -244,13 +262,17 @@ def test_teardown_leaves_nothing_and_a_crashed_labs_leftovers_are_removed() -> N
     # (Another test process may have cleaned part of it up first: check the outcome, not
     # what this call reports.)
     assert not crashed_dir.exists()
-    wait_for(lambda: not Path(f"/proc/{crashed_weed}").exists() or _zombie(crashed_weed), 10,
-             "the crashed lab's SeaweedFS to be stopped")
+    wait_for(
+        lambda: not Path(f"/proc/{crashed_weed}").exists() or _zombie(crashed_weed),
+        10,
+        "the crashed lab's SeaweedFS to be stopped",
+    )
     listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert crashed_ns not in listed
     assert not list(Path("/tmp").glob(f"seaweedfs-*-grpc-{line[1]}*.sock"))
-    assert all(not ns.startswith(PREFIX) or ns.split()[0] not in names
-               for ns in listed.splitlines())
+    assert all(
+        not ns.startswith(PREFIX) or ns.split()[0] not in names for ns in listed.splitlines()
+    )
 
 
 def _zombie(pid: int) -> bool:
