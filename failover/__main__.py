@@ -6,7 +6,7 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    from failover.cli import run
+    from failover.cli.app import run
 
     return run(sys.argv[1:] if argv is None else argv)
 

@@ -16,8 +16,12 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from failover.logs import get_logger
+
+if TYPE_CHECKING:
+    from failover.config.models import NotifyTarget
 
 log = get_logger("notify")
 
@@ -37,8 +41,8 @@ class Event:
 
 
 class Notifier:
-    def __init__(self, targets: Sequence[object]) -> None:
-        self._targets = list(targets)  # config.models.NotifyTarget
+    def __init__(self, targets: Sequence[NotifyTarget]) -> None:
+        self._targets = list(targets)
         self._queue: queue.Queue[Event | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -63,7 +67,7 @@ class Notifier:
         return not self._queue.unfinished_tasks
 
     def _wanted(self, event: Event) -> bool:
-        return any(t.events is None or event.kind in t.events for t in self._targets)  # type: ignore[attr-defined]
+        return any(t.events is None or event.kind in t.events for t in self._targets)
 
     def _worker(self) -> None:
         while True:
@@ -76,11 +80,7 @@ class Notifier:
                 self._queue.task_done()
 
     def _deliver(self, event: Event) -> None:
-        urls = [
-            t.url.reveal()
-            for t in self._targets  # type: ignore[attr-defined]
-            if t.events is None or event.kind in t.events
-        ]  # type: ignore[attr-defined]
+        urls = [t.url.reveal() for t in self._targets if t.events is None or event.kind in t.events]
         # apprise loads every plugin when imported (~28 MB): it runs in a short-lived child
         # process so that the agent stays small, and a hung service cannot hang the agent.
         # The URLs hold tokens: they go through stdin, never the command line.

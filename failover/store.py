@@ -119,6 +119,7 @@ class Store:
         self.conn = conn
         self._lock_fd = lock_fd
         self.readonly = readonly
+        self._schemas: set[str] = set()
 
     # --- opening ------------------------------------------------------------------------
 
@@ -159,10 +160,11 @@ class Store:
     def ensure_schema(self, ddl: str) -> None:
         """Create a feature's tables if missing. A read-only store (status, report) skips
         it: readers must cope with tables that do not exist yet (see `has_table`)."""
-        if self.readonly:
+        if self.readonly or ddl in self._schemas:
             return
         # executescript() manages its own transaction: wrap the DDL so it lands whole.
         self.conn.executescript("BEGIN IMMEDIATE;" + ddl + "\nCOMMIT;")
+        self._schemas.add(ddl)  # once per connection: callers may ask before every use
 
     def has_table(self, name: str) -> bool:
         row = self.conn.execute(
@@ -241,6 +243,24 @@ class Store:
             "SELECT * FROM probes WHERE round_id = (SELECT MAX(round_id) FROM probes"
             " WHERE site=? AND endpoint=?) AND site=? AND endpoint=? ORDER BY check_name",
             (site, endpoint, site, endpoint),
+        ).fetchall()
+
+    def round_network(self, since: float = 0.0) -> list[tuple[float, bool]]:
+        """(start, network_ok) of every round since `since`, oldest first."""
+        return [
+            (r[0], bool(r[1]))
+            for r in self.conn.execute(
+                "SELECT ts, network_ok FROM rounds WHERE ts >= ? ORDER BY ts", (since,)
+            )
+        ]
+
+    def failed_probes(
+        self, site: str, endpoint: str, start: float, end: float
+    ) -> list[sqlite3.Row]:
+        return self.conn.execute(
+            "SELECT ts, check_name, ok, detail FROM probes WHERE site=? AND endpoint=? AND ts>=?"
+            " AND ts<=? AND ok=0 ORDER BY ts",
+            (site, endpoint, start, end),
         ).fetchall()
 
     def last_round(self) -> sqlite3.Row | None:
@@ -349,6 +369,11 @@ class Store:
 
     def active_endpoint(self, site: str) -> sqlite3.Row | None:
         return self.conn.execute("SELECT * FROM site_state WHERE site=?", (site,)).fetchone()
+
+    def active_or(self, site: str, default: str) -> str:
+        """The endpoint recorded as active, or `default` (the config's) before any is."""
+        row = self.active_endpoint(site)
+        return str(row["active"]) if row else default
 
     def ensure_active(self, site: str, endpoint: str, ts: float | None = None) -> str:
         """Record `endpoint` as active unless the state already names one; return the active."""

@@ -15,8 +15,8 @@ from failover.config.compute import ComputeTemplate
 from failover.config.dns import DnsProviderConfig, SiteDns, check_value, located_error
 from failover.config.types import Duration, Secret
 
-_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
-Name = Annotated[str, Field(pattern=_NAME)]
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"  # sites, endpoints, providers, ...
+Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 
 
 class Model(BaseModel):

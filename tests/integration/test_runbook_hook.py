@@ -10,12 +10,14 @@ from typing import Any
 
 import pytest
 
-from failover.agent import HookContext
 from failover.config import parse_config
-from failover.health import HealthState
+from failover.hooks import HookContext
 from failover.notify import Notifier
-from failover.runbook import failover_hook, get_run, open_run, plan_run, start_run
+from failover.runs.auto import failover_hook
+from failover.runs.journal import get_run, open_run, start_run
+from failover.runs.plan import plan_run
 from failover.store import Store
+from failover.watch.health import HealthState
 
 CONFIG = """\
 sites:

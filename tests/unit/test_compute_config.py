@@ -131,7 +131,7 @@ def test_loading_a_config_with_templates_does_not_import_libcloud(tmp_path: Path
         "import sys, os\n"
         "from failover.config import parse_config\n"
         f"parse_config(open({str(path)!r}).read(), 'f.yaml', env={ENV!r})\n"
-        "import failover.compute\n"
+        "import failover.runs.compute\n"
         "bad = [m for m in sys.modules if m.split('.')[0] in ('libcloud', 'boto3', 'requests')]\n"
         "assert not bad, bad\n"
     )

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from failover import compute
 from failover.config import LoadedConfig, parse_config
 from failover.config.models import Endpoint
 from failover.errors import (
@@ -20,6 +19,7 @@ from failover.errors import (
     RateLimited,
     Unreachable,
 )
+from failover.runs import compute
 from providers.compute.base import (
     RUN_TAG,
     SITE_TAG,

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from failover import compute
 from failover.errors import Unreachable
+from failover.runs import compute
 from tests.support import free_port
 
 

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from failover.config.models import FailureWindow, Policy
-from failover.health import HealthState, evaluate, step
+from failover.watch.health import HealthState, evaluate, step
 
 POLICY = Policy(interval=10, down_after=30, up_after=20)
 

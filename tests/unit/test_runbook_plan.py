@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 from failover.config import parse_config
 from failover.errors import UsageError
-from failover.health import HealthState
-from failover.runbook import decide, plan_run
+from failover.runs.plan import decide, plan_run
+from failover.watch.health import HealthState
 
 BASE = """\
 dns_providers:

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from failover import compute
 from failover.config.models import Endpoint
 from failover.errors import (
     AuthError,
@@ -27,6 +26,7 @@ from failover.errors import (
     Unreachable,
     UsageError,
 )
+from failover.runs import compute
 from providers.compute.base import RUN_TAG, SITE_TAG
 from tests.integration.compute.moto_ec2 import (
     Ec2Lab,
@@ -300,7 +300,7 @@ def test_unknown_template_and_driver(ec2_lab: Ec2Lab, tmp_path: Path) -> None:
 
 PROVISION_SCRIPT = """
 import sys
-from failover import compute
+from failover.runs import compute
 from failover.config import load_config
 
 loaded = load_config(sys.argv[1])

@@ -322,8 +322,8 @@ def test_undo_puts_back_exactly_the_previous_values(backend: Backend, tmp_path: 
 
 
 def test_status_section_from_the_state(pdns_backend: Backend, tmp_path: Path) -> None:
-    from failover import status
     from failover.dns import dns_status_section
+    from failover.show import status
     from tests.support import free_port
 
     backend = pdns_backend
@@ -335,13 +335,7 @@ def test_status_section_from_the_state(pdns_backend: Backend, tmp_path: Path) ->
         dns_ttl_warnings(loaded, store=store)  # what the agent runs now and then: refreshes
     with Store.open(loaded.state_path, readonly=True) as store:
         section = dns_status_section(loaded, store, "shop")
-        registered = dns_status_section in status._sections
-        status.add_site_section(dns_status_section)
-        try:
-            gathered = status.gather(loaded, store)
-        finally:
-            if not registered:  # leave the registry as other tests expect it
-                status._sections.remove(dns_status_section)
+        gathered = status.gather(loaded, store, [dns_status_section])
     warnings = section["warnings"]
     assert any("www.example.com A has TTL 3600s" in w for w in warnings)
     assert any("was not verified" in w for w in warnings)

@@ -1,16 +1,16 @@
 """`failover migrate`: a one-shot move of a site onto another server, one the user has
 (`--to ENDPOINT`) or a new one created from a compute template (`--provision TEMPLATE`).
 
-A migrate is a journaled run like a failover (runbook.py): the common steps (preflight,
+A migrate is a journaled run like a failover (failover.runs): the common steps (preflight,
 final backup, restore, after-restore commands, recheck, DNS switch, activate, verify,
-notify) plus three of its own, registered here:
+notify) plus three of its own (runs/steps/migrate.py):
 
 - `provision`: create the server through the template's compute provider, idempotently
   across crashes: the idempotency key is written into the run's options before the
   provider is called, and the server's id as soon as it exists, so that a run killed at
   any point finds its server again instead of creating a second one. Its data carries the
   new endpoint's block, which makes the server an endpoint (`run.target`) for every later
-  step (runbook.with_new_endpoint).
+  step (plan.with_new_endpoint).
 - `wait_ssh`: the server's SSH port answers with a banner, then a real login works.
 - `ensure_restic`: restic runs there; if not, it is installed with the server's package
   manager, or else the local restic binary (same architecture) is uploaded.
@@ -21,8 +21,8 @@ server), so a failure before that leaves the old server active and DNS untouched
 otherwise says what was left running. The user's config file is changed only on request
 (`--write-config`, through config.edit, comments kept).
 
-This module is imported by the CLI only when `migrate` runs, and by the runbook when it
-needs one of these steps; SDKs are imported inside the functions.
+This module is imported by the CLI only when `migrate` runs; SDKs are imported inside the
+functions.
 """
 
 from __future__ import annotations
@@ -30,269 +30,27 @@ from __future__ import annotations
 import dataclasses
 import re
 import time
-import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-# The common steps too: the runbook imports failover.steps only while its registry is
-# empty, and importing this module first fills it with the three steps below.
-from failover import steps as _common_steps  # noqa: F401
-from failover.errors import FailoverError, RemoteError, UnsafePlan, UsageError
+from failover.config.models import NAME_PATTERN
+from failover.errors import FailoverError, UnsafePlan, UsageError
 from failover.humanize import duration
 from failover.logs import get_logger
-from failover.runbook import RunPlan, StepContext, StepFailed, StepPlan, step
+from failover.runs import compute, journal
+from failover.runs.model import RunPlan, StepPlan
+from failover.runs.plan import plan_run
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from failover.config import LoadedConfig
-    from failover.runbook import Run
+    from failover.runs.model import Run
     from failover.store import Store
 
 log = get_logger("migrate")
 
-StepOut = tuple[str, dict[str, Any]]
-
-# Where an uploaded restic goes when backup.restic is a bare program name.
-UPLOAD_PATH = "/usr/local/bin/restic"
-
-# How to install restic with each package manager (run as root, or through sudo -n).
-INSTALL: dict[str, str] = {
-    "apt-get": "$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -q && "
-    "$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q restic",
-    "dnf": "$SUDO dnf install -y restic",
-    "yum": "$SUDO yum install -y restic",
-    "apk": "$SUDO apk add --no-cache restic",
-    "zypper": "$SUDO zypper --non-interactive install restic",
-    "pacman": "$SUDO pacman -S --noconfirm restic",
-}
-_DETECT = (
-    "for pm in " + " ".join(INSTALL) + "; do "
-    'if command -v "$pm" >/dev/null 2>&1; then echo "$pm"; exit 0; fi; done; exit 1'
-)
-_SUDO = 'if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO="sudo -n"; fi\n'
-# stdin (after the prelude's environment lines) is the binary; $1 is where it goes.
-_UPLOAD = (
-    _SUDO
-    + """\
-set -e
-$SUDO mkdir -p "$(dirname "$1")"
-$SUDO sh -c 'cat > "$1.failover-upload" && chmod 755 "$1.failover-upload" && \
-mv -f "$1.failover-upload" "$1"' sh "$1"
-"""
-)
-_ENDPOINT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")  # config.models' Name
-_ARCH_ALIASES = {"amd64": "x86_64", "arm64": "aarch64", "armv7l": "arm", "armv6l": "arm"}
-
-
-# --- the steps ---------------------------------------------------------------------------
-
-
-@step("provision")
-def step_provision(ctx: StepContext) -> StepOut:
-    """Create the new server (or find the one an interrupted attempt of this run created)
-    and wait until it runs with its address."""
-    from failover import compute
-
-    run = ctx.run
-    template_name = run.options.get("template")
-    if not template_name:
-        raise StepFailed(f"run #{run.id} names no compute template to create a server from")
-    options = dict(run.options)
-    key = options.get("idempotency_key")
-    if not key:
-        # Journaled before the provider hears of it: a retry after a crash at any point
-        # uses the same key, and the provider's find-by-tag (or client token) returns the
-        # server of the first attempt.
-        key = f"{run.site}-{run.id}-{uuid.uuid4().hex[:8]}"
-        options["idempotency_key"] = key
-        _save_options(ctx, options)
-
-    def on_created(node: Any) -> None:
-        options["node_id"] = node.id
-        options["node_name"] = node.name
-        _save_options(ctx, options)
-
-    node = compute.provision(
-        ctx.loaded,
-        template_name,
-        run.site,
-        key,
-        ctx.progress,
-        node_id=options.get("node_id"),
-        on_created=on_created,
-    )
-    if options.get("node_id") != node.id:  # found again by its tag after a crash
-        on_created(node)
-    template = compute.template_for(ctx.loaded, template_name)
-    block = compute.endpoint_block(template, node, template_name)
-    log.info(
-        "server %s is %s", node.describe(), run.target, extra={"site": run.site, "run": str(run.id)}
-    )
-    return (
-        f"server {node.describe()} from compute template {template_name}",
-        {"node_id": node.id, "node_name": node.name, "template": template_name, "endpoint": block},
-    )
-
-
-@step("wait_ssh")
-def step_wait_ssh(ctx: StepContext) -> StepOut:
-    """The new server's SSH port answers, then a real login (user, key, host key) works."""
-    from failover import compute
-    from providers.remote import Remote
-
-    run = ctx.run
-    template_name = ctx.data.get("template") or run.options.get("template")
-    if not template_name or run.target not in ctx.site.endpoints:
-        raise StepFailed(f"no server was provisioned for {run.target}")
-    template = compute.template_for(ctx.loaded, template_name)
-    ep = ctx.site.endpoints[run.target]
-    if ep.ssh is None:
-        raise StepFailed(f"{run.target} has no ssh settings")
-    deadline = time.monotonic() + template.ssh_timeout
-    banner = compute.wait_ssh_banner(
-        ep.address,
-        ep.ssh.port,
-        template.ssh_timeout,
-        interval=template.poll_interval,
-        progress=ctx.progress,
-    )
-    remote = Remote(
-        ep.ssh,
-        ep.address,
-        name=run.target,
-        connect_timeout=max(1.0, min(10.0, template.ssh_timeout)),
-    )
-    delay = min(1.0, template.poll_interval)
-    while True:
-        try:
-            remote.run(["true"], timeout=max(15.0, min(60.0, template.ssh_timeout)))
-            break
-        except RemoteError as exc:
-            text = str(exc)
-            if "host key" in text:
-                known = ep.ssh.known_hosts or "known_hosts"
-                raise StepFailed(
-                    f"{text}; the new server's host key must be in {known} before the "
-                    f"tool logs in: check it (the provider's console shows it) and add it, "
-                    f"e.g. `ssh-keyscan -p {ep.ssh.port} {ep.address} >> {known}` once "
-                    "verified, then run the same command again (or, trusting the first key "
-                    "seen, leave the template's ssh.known_hosts unset and put "
-                    "StrictHostKeyChecking=accept-new in its ssh.options)"
-                ) from None
-            if time.monotonic() >= deadline:
-                raise StepFailed(f"{run.target} answers SSH but the login fails: {text}") from None
-            ctx.progress(f"login to {run.target} not possible yet ({text}); retrying")
-            time.sleep(delay)
-            delay = min(delay * 2, template.poll_interval)
-    return f"{run.target} ({ep.address}) answers over SSH ({banner})", {}
-
-
-@step("ensure_restic")
-def step_ensure_restic(ctx: StepContext) -> StepOut:
-    """restic runs on the target; otherwise install it (package manager) or upload it."""
-    from failover.steps import remote_for
-
-    run, site = ctx.run, ctx.site
-    remote = remote_for(ctx.loaded, run.site, run.target)
-    binary = site.backup.restic if site.backup is not None else "restic"
-    version = _restic_version(remote, binary)
-    if version:
-        return f"{version} is there on {run.target}", {}
-    ctx.progress(f"restic ({binary}) is not installed on {run.target}")
-    problems: list[str] = []
-    if "/" not in binary:
-        manager = _package_manager(remote)
-        if manager is None:
-            problems.append("no package manager found (apt-get, dnf, yum, apk, zypper, pacman)")
-        else:
-            ctx.progress(f"installing restic on {run.target} with {manager}")
-            try:
-                remote.run(
-                    ["/bin/sh", "-c", _SUDO + INSTALL[manager]],
-                    timeout=max(300.0, site.failover.command_timeout),
-                )
-            except RemoteError as exc:
-                problems.append(f"{manager} failed: {exc}")
-            else:
-                version = _restic_version(remote, binary)
-                if version:
-                    return f"installed {version} on {run.target} with {manager}", {}
-                problems.append(f"{manager} ran, but `{binary} version` still fails")
-    dest = binary if binary.startswith("/") else UPLOAD_PATH
-    try:
-        uploaded = _upload_restic(ctx, remote, dest)
-    except StepFailed as exc:
-        problems.append(str(exc))
-        raise StepFailed(
-            f"restic is missing on {run.target} and could not be put there: " + "; ".join(problems)
-        ) from None
-    version = _restic_version(remote, binary)
-    if not version:
-        raise StepFailed(
-            f"uploaded restic to {run.target}:{dest}, but `{binary} version` "
-            f"does not run it there (is {dest} on the PATH?): set the backup's "
-            f"`restic: {dest}`"
-        )
-    return f"uploaded {uploaded} to {run.target}:{dest} ({version})", {}
-
-
-def _save_options(ctx: StepContext, options: dict[str, Any]) -> None:
-    from failover import runbook
-
-    runbook.set_options(ctx.store, ctx.run.id, options)
-    ctx.run.options = dict(options)
-
-
-def _restic_version(remote: Any, binary: str) -> str | None:
-    result = remote.run([binary, "version"], check=False, timeout=60)
-    first = result.text.strip().splitlines()[0] if result.text.strip() else ""
-    if result.returncode == 0 and first.startswith("restic"):
-        return " ".join(first.split()[:2])
-    return None
-
-
-def _package_manager(remote: Any) -> str | None:
-    result = remote.run(["/bin/sh", "-c", _DETECT], check=False, timeout=30)
-    name = result.text.strip()
-    return name if result.returncode == 0 and name in INSTALL else None
-
-
-def _arch(name: str) -> str:
-    name = name.strip().lower()
-    return _ARCH_ALIASES.get(name, name)
-
-
-def _upload_restic(ctx: StepContext, remote: Any, dest: str) -> str:
-    """Copy this machine's restic to `dest` on the target (same OS and architecture)."""
-    import platform
-    import shutil
-
-    local = shutil.which("restic")
-    if local is None:
-        raise StepFailed("there is no restic on this machine to upload either")
-    probe = remote.run(["uname", "-sm"], check=False, timeout=30).text.split()
-    remote_os, remote_arch = [*probe, "?", "?"][:2]
-    here_os, here_arch = platform.system(), _arch(platform.machine())
-    if remote_os != here_os or _arch(remote_arch) != here_arch:
-        raise StepFailed(
-            f"the local restic is for {here_os} {here_arch}, the server runs "
-            f"{remote_os} {remote_arch}: install restic there by hand"
-        )
-    with open(local, "rb") as fh:
-        data = fh.read()
-    ctx.progress(f"uploading {local} ({len(data) // 1024} KiB) to {ctx.run.target}:{dest}")
-    try:
-        remote.run(
-            [dest],
-            script=_UPLOAD,
-            input=data,
-            timeout=max(120.0, ctx.site.failover.command_timeout),
-        )
-    except RemoteError as exc:
-        raise StepFailed(f"uploading restic failed: {exc}") from None
-    return local
-
+_ENDPOINT_NAME = re.compile(NAME_PATTERN)
 
 # --- planning ----------------------------------------------------------------------------
 
@@ -349,8 +107,6 @@ def plan_migrate(
     """The plan of `failover migrate SITE --to ENDPOINT | --provision TEMPLATE [--name N]`,
     and the open run it would resume (None: a new run). Looks at the source now: when it
     does not answer, the plan restores the newest snapshot (and says how old it is)."""
-    from failover import runbook
-
     if site_name not in loaded.config.sites:
         raise UsageError(
             f"no site {site_name!r} in {loaded.path} (sites: {', '.join(loaded.config.sites)})"
@@ -371,9 +127,9 @@ def plan_migrate(
             f"{target!r} cannot name an endpoint: letters, digits, '.', '_', '-'"
             + ("; give the new server a name with --name" if name is None else "")
         )
-    runbook.ensure_schema(store)
+    journal.ensure_schema(store)
 
-    current = runbook.open_run(store, site_name)
+    current = journal.open_run(store, site_name)
     if current is not None:
         same = (
             current.kind == "migrate"
@@ -412,7 +168,7 @@ def plan_migrate(
             f"site {site_name} has no endpoint {to!r} (it has {', '.join(site.endpoints)})"
         )
     reachable, detail = check_source(loaded, site_name, active)
-    plan = runbook.plan_run(
+    plan = plan_run(
         site_name, site, "migrate", active, target, provision=provision, source_reachable=reachable
     )
     warnings = list(plan.warnings)
@@ -437,7 +193,7 @@ def plan_migrate(
 def check_source(loaded: LoadedConfig, site_name: str, endpoint: str) -> tuple[bool, str]:
     """Whether the endpoint being left answers now, so that a final backup can be taken:
     a login over SSH when it has ssh settings, otherwise the site's checks."""
-    from failover.steps import probe_endpoint
+    from failover.runs.steps.common import probe_endpoint
     from providers.remote import Remote
 
     ep = loaded.config.sites[site_name].endpoints[endpoint]
@@ -481,8 +237,6 @@ def _newest_snapshot(loaded: LoadedConfig, site_name: str) -> tuple[dict[str, An
 
 
 def _server_summary(loaded: LoadedConfig, site_name: str, template_name: str) -> dict[str, Any]:
-    from failover import compute
-
     template = compute.template_for(loaded, template_name)
     return {
         "template": template_name,
@@ -501,6 +255,36 @@ def _command(site_name: str, run: Run) -> str:
         name = "" if run.target == template else f" --name {run.target}"
         return f"failover migrate {site_name} --provision {template}{name} --yes"
     return f"failover migrate {site_name} --to {run.target} --yes"
+
+
+def start_or_resume(
+    store: Store, plan: MigratePlan, existing: Run | None, options: dict[str, Any]
+) -> Run:
+    """A new run for the plan, or the open one it resumes (which keeps its own options;
+    only --destroy-on-failure may change between attempts). Refuses to restore an older
+    snapshot without --from-snapshot."""
+    if existing is None:
+        if plan.needs_confirmation and not options.get("from_snapshot"):
+            raise UnsafePlan(
+                f"{plan.source} does not answer, so there is no final backup: the newest "
+                "snapshot would be restored (its age is in the plan above)",
+                hint="add --from-snapshot to confirm",
+            )
+        return journal.start_run(store, plan, "manual", options)
+    destroy = bool(options.get("destroy_on_failure"))
+    if destroy != bool(existing.options.get("destroy_on_failure")):
+        existing.options["destroy_on_failure"] = destroy
+        journal.set_options(store, existing.id, existing.options)
+    return existing
+
+
+def failure_message(run: Run, left: list[str]) -> str:
+    failed = next((s for s in run.steps if s["status"] == "failed"), None)
+    where = f" at {failed['name']}" if failed else ""
+    detail = (failed["detail"] if failed else run.detail) or "failed"
+    closed = any("is closed" in line for line in left)
+    again = "" if closed else " (run the same command again to resume it)"
+    return f"migrate run #{run.id} stopped{where}: {detail}{again}"
 
 
 # --- after the run ---------------------------------------------------------------------------
@@ -534,8 +318,6 @@ def on_failure(
 ) -> list[str]:
     """What a failed migrate left behind, as lines for the user; with `destroy`, delete the
     server the run created (only while DNS does not point at it yet) and close the run."""
-    from failover import compute, runbook
-
     say = progress or (lambda _m: None)
     failed = next((s for s in run.steps if s["status"] == "failed"), None)
     at = failed["name"] if failed else "?"
@@ -584,7 +366,7 @@ def on_failure(
                 "delete it in the provider's console"
             )
             return lines
-        runbook.abandon_run(store, run.id, f"{at} failed; {what} deleted (--destroy-on-failure)")
+        journal.abandon_run(store, run.id, f"{at} failed; {what} deleted (--destroy-on-failure)")
         lines.append(f"deleted {what}" if deleted else f"{what} was already gone")
         lines.append(f"run #{run.id} is closed: the next migrate starts afresh")
         return lines
@@ -601,8 +383,6 @@ def _destroy_found(
 ) -> list[str]:
     """A create whose answer was lost leaves a server that no id names: look for it by the
     run's key (tag) and delete it."""
-    from failover import compute
-
     key = run.options.get("idempotency_key")
     if not key:
         return []
@@ -631,14 +411,12 @@ def pending_endpoint(
 ) -> tuple[str, dict[str, Any]] | None:
     """The active endpoint when it is a server a migrate created that the config file does
     not have yet: (name, block)."""
-    from failover import runbook
-
-    if site_name not in loaded.config.sites or not store.has_table("runs"):
+    if site_name not in loaded.config.sites or not journal.has_runs(store):
         return None
     row = store.active_endpoint(site_name)
     if row is None or row["active"] in loaded.config.sites[site_name].endpoints:
         return None
-    for run in reversed(runbook.runs(store, site_name)):
+    for run in reversed(journal.runs(store, site_name)):
         if run.kind == "migrate" and run.status == "done" and run.target == row["active"]:
             block = new_endpoint(run)
             if block:

@@ -10,17 +10,22 @@ same history.
 
 - down only after failing continuously for `down_after` (or N failures within a window);
 - up again only after succeeding continuously for `up_after`, and never on one success;
-- an inconclusive observation (the agent's own network was down) changes nothing.
+- an inconclusive observation (the agent's own network was down) changes nothing;
+  `network_ok()` says whether a round's canaries leave the agent's network fine.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from failover.config.models import Policy
 from failover.humanize import duration
+
+if TYPE_CHECKING:
+    from failover.config.models import Config
+    from failover.watch.probes.result import ProbeResult
 
 Status = Literal["unknown", "up", "suspect", "down", "recovering"]
 MIN_RECOVERY_SUCCESSES = 2
@@ -160,3 +165,11 @@ def evaluate(
         if change is not None:
             changes.append(change)
     return state, changes
+
+
+def network_ok(config: Config, canaries: Sequence[ProbeResult]) -> bool:
+    """Enough canaries passed (`canary_min_ok`) for the round to count: otherwise the
+    agent's own network is down and no endpoint is judged by it."""
+    if not config.canaries:
+        return True
+    return sum(r.ok for r in canaries) >= config.canary_min_ok

@@ -89,18 +89,13 @@ def build_report(
     target: float = 0.999,
     now: float | None = None,
 ) -> dict[str, Any]:
-    from failover import runbook
+    from failover.runs import journal
 
     now = now or time.time()
     config = loaded.config
     names = [site] if site else list(config.sites)
-    has_runs = store.has_table("runs")
-    rounds = [
-        (r[0], bool(r[1]))
-        for r in store.conn.execute(
-            "SELECT ts, network_ok FROM rounds WHERE ts >= ? ORDER BY ts", (since,)
-        )
-    ]
+    has_runs = journal.has_runs(store)
+    rounds = store.round_network(since)
     out: dict[str, Any] = {
         "generated": now,
         "since": since or (rounds[0][0] if rounds else now),
@@ -110,7 +105,7 @@ def build_report(
     for name in names:
         s = config.sites[name]
         watched = watched_intervals(rounds, s.policy.interval)
-        site_runs = runbook.runs(store, name, since) if has_runs else []
+        site_runs = journal.runs(store, name, since) if has_runs else []
         incidents = []
         for row in store.incidents(name, since):
             end = row["recovered"] or now
@@ -204,11 +199,7 @@ def build_report(
 
 
 def _evidence(store: Store, site: str, endpoint: str, start: float, end: float) -> dict[str, Any]:
-    rows = store.conn.execute(
-        "SELECT ts, check_name, ok, detail FROM probes WHERE site=? AND endpoint=? AND ts>=?"
-        " AND ts<=? AND ok=0 ORDER BY ts",
-        (site, endpoint, start, end),
-    ).fetchall()
+    rows = store.failed_probes(site, endpoint, start, end)
     if not rows:
         return {"failed_probes": 0}
     return {

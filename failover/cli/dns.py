@@ -7,9 +7,16 @@ command runs.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
+
+from failover.cli.confirm import Confirm
+from failover.cli.context import echo, emit_json, load, open_store, read_store
+from failover.errors import FailoverError, UnsafePlan, UsageError
+
+if TYPE_CHECKING:
+    from failover.store import Store
 
 dns_app = typer.Typer(
     help="Show the managed DNS records of sites, and point them at an endpoint.",
@@ -23,7 +30,6 @@ def _parse_deadline(value: str | None) -> float | None:
     if value is None:
         return None
     from failover.config.types import parse_duration
-    from failover.errors import UsageError
 
     try:
         return parse_duration(value)
@@ -40,12 +46,10 @@ def show(
     timeout: float = typer.Option(2.0, "--timeout", help="Seconds to wait for each DNS answer."),
 ) -> None:
     """Each managed record as the provider has it and as each authoritative server answers."""
-    from failover.cli import emit_json, load
     from failover.dns import show_dns
-    from failover.errors import FailoverError
 
     loaded = load()
-    store = _read_store(loaded)
+    store = read_store(loaded)
     try:
         entries = show_dns(loaded, site, store=store, query_timeout=timeout)
     finally:
@@ -61,18 +65,6 @@ def show(
         raise FailoverError(
             errors[0] if len(errors) == 1 else f"{len(errors)} sites: " + "; ".join(errors)
         )
-
-
-def _read_store(loaded: Any) -> Any:
-    from failover.store import Store
-
-    path = loaded.state_path
-    if not path.exists():
-        return None
-    try:
-        return Store.open(path, readonly=True)
-    except Exception:
-        return None
 
 
 def _print_entry(entry: dict[str, Any]) -> None:
@@ -140,27 +132,24 @@ def set_(
     ),
 ) -> None:
     """Point a site's DNS records at an endpoint: show the plan, apply with --yes, verify."""
-    from failover.cli import emit_json, load
-    from failover.dns import format_plan, format_verify, switch_site_dns, undo_site_dns
-    from failover.errors import FailoverError, UnsafePlan, UsageError
-    from failover.store import Store
+    from failover.dns import format_plan, switch_site_dns, undo_site_dns
 
     if (to is None) == (not undo):
         raise UsageError("give either --to ENDPOINT or --undo")
+    flags = Confirm(yes=yes, dry_run=False, json_out=json_out)
     seconds = _parse_deadline(deadline)
     loaded = load()
     shown: dict[str, Any] = {}
 
     def on_plan(plan: Any) -> None:
         shown["plan"] = plan
-        if not json_out:
-            for line in format_plan(plan):
-                typer.echo(line)
+        flags.show(format_plan(plan))
 
+    store: Store | None
     if yes:
-        store = Store.open(loaded.state_path, lock=True)
+        store = open_store(loaded, lock=True)
     elif undo:
-        store = _read_store(loaded)
+        store = read_store(loaded)
         if store is None:
             raise UsageError(f"no state at {loaded.state_path}: no switch to undo")
     else:
@@ -172,48 +161,52 @@ def set_(
         "on_plan": on_plan,
     }
     try:
-        try:
-            if undo:
-                assert store is not None
-                result = undo_site_dns(loaded, site, store, **options)
-            else:
-                assert to is not None
-                result = switch_site_dns(loaded, site, to, store, **options)
-        except UnsafePlan:
-            if json_out and "plan" in shown:
-                emit_json({"plan": shown["plan"].to_dict(), "apply": None, "verify": None})
-            raise
+        if undo:
+            assert store is not None
+            result = undo_site_dns(loaded, site, store, **options)
+        else:
+            assert to is not None
+            result = switch_site_dns(loaded, site, to, store, **options)
+    except UnsafePlan:
+        if json_out and "plan" in shown:
+            emit_json({"plan": shown["plan"].to_dict(), "apply": None, "verify": None})
+        raise
     finally:
         if store is not None:
             store.close()
-    plan = result.plan
     if json_out:
         emit_json(result.to_dict())
-    elif plan.verdict == "noop" and not yes:
-        typer.echo("nothing to change: every record already points at " + plan.target)
+    elif result.plan.verdict == "noop":
+        echo("nothing to change: every record already points at " + result.plan.target)
     elif not yes:
-        typer.echo("dry run: nothing changed (add --yes to apply)")
+        echo("dry run: nothing changed (add --yes to apply)")
     else:
-        applied = result.applied
-        if plan.verdict == "noop":
-            typer.echo("nothing to change: every record already points at " + plan.target)
-        elif applied is not None:
-            typer.echo(
-                f"applied in {applied.seconds:.2f}s"
-                + (
-                    ""
-                    if applied.synced is None
-                    else ", provider reports it done"
-                    if applied.synced
-                    else f" ({applied.detail})"
-                )
-            )
-        if result.verification is not None:
-            checked = result.verification
-            state = "all serve the new values" if checked.ok else "NOT all serve the new values"
-            typer.echo(f"authoritative servers after {checked.seconds:.2f}s: {state}")
-            for line in format_verify(checked):
-                typer.echo(line)
+        _describe_applied(result)
+    _raise_if_not_served(site, result)
+
+
+def _describe_applied(result: Any) -> None:
+    from failover.dns import format_verify
+
+    applied = result.applied
+    if applied is not None:
+        synced = (
+            ""
+            if applied.synced is None
+            else ", provider reports it done"
+            if applied.synced
+            else f" ({applied.detail})"
+        )
+        echo(f"applied in {applied.seconds:.2f}s{synced}")
+    checked = result.verification
+    if checked is not None:
+        state = "all serve the new values" if checked.ok else "NOT all serve the new values"
+        echo(f"authoritative servers after {checked.seconds:.2f}s: {state}")
+        for line in format_verify(checked):
+            echo(line)
+
+
+def _raise_if_not_served(site: str, result: Any) -> None:
     report = result.verification
     if report is not None and not report.ok:
         failing = sorted({a.server for a in report.failing})

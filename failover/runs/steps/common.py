@@ -1,4 +1,4 @@
-"""The steps of a run (see runbook.py). Each takes a StepContext and returns a one-line
+"""The steps every run has (see failover.runs). Each takes a StepContext and returns a one-line
 detail plus data for later steps; each raises StepFailed (or another FailoverError) with
 a message that says what failed and why. Every step is safe to repeat: a run resumed
 after a crash runs its unfinished step again from the start.
@@ -9,19 +9,15 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from failover.errors import FailoverError
 from failover.humanize import duration
 from failover.logs import get_logger
 from failover.notify import Event
-from failover.runbook import StepContext, StepFailed, step
+from failover.runs.model import StepContext, StepFailed, StepOut
 
 if TYPE_CHECKING:
     from failover.config import LoadedConfig
 
 log = get_logger("steps")
-
-StepOut = tuple[str, dict[str, Any]]
-
 
 # --- helpers ------------------------------------------------------------------------------------
 
@@ -39,7 +35,7 @@ def probe_endpoint(loaded: LoadedConfig, site_name: str, endpoint: str) -> list[
 
 def canaries_ok(loaded: LoadedConfig) -> tuple[bool, str]:
     from failover import checks
-    from failover.agent import network_is_ok
+    from failover.watch.health import network_ok
 
     config = loaded.config
     if not config.canaries:
@@ -47,7 +43,7 @@ def canaries_ok(loaded: LoadedConfig) -> tuple[bool, str]:
     targets = [(i, c, c.host, c.host) for i, c in enumerate(config.canaries)]
     results = checks.run_probes(targets)
     ordered = [results[i] for i in range(len(config.canaries))]
-    ok = network_is_ok(config, ordered)
+    ok = network_ok(config, ordered)
     return ok, f"{sum(r.ok for r in ordered)}/{len(ordered)} canaries pass"
 
 
@@ -72,7 +68,6 @@ def run_commands(loaded: LoadedConfig, site_name: str, endpoint: str, commands: 
 # --- the steps -----------------------------------------------------------------------------------
 
 
-@step("preflight")
 def step_preflight(ctx: StepContext) -> StepOut:
     """Refuse to touch anything unless the move can succeed: the agent's network is fine,
     the target passes the site's checks (unless a restore will change it first), the
@@ -87,7 +82,7 @@ def step_preflight(ctx: StepContext) -> StepOut:
         raise StepFailed(f"the agent's own network is down ({detail}): not switching")
     facts.append(detail)
 
-    restoring = _step_planned(ctx, "restore")
+    restoring = ctx.run.step_planned("restore")
     if run.target not in site.endpoints:
         facts.append(f"{run.target} is created by this run")
     else:
@@ -103,7 +98,7 @@ def step_preflight(ctx: StepContext) -> StepOut:
         else:
             facts.append(f"{run.target} passes {len(results)} check(s)")
 
-    if restoring and not _step_planned(ctx, "final_backup"):
+    if restoring and not ctx.run.step_planned("final_backup"):
         from failover import backup
 
         snapshot = backup.newest_snapshot(loaded, run.site)
@@ -149,7 +144,6 @@ def step_preflight(ctx: StepContext) -> StepOut:
     return "; ".join(facts), out
 
 
-@step("final_backup")
 def step_final_backup(ctx: StepContext) -> StepOut:
     """Back up the endpoint being left (it took writes): the snapshot restored next."""
     from failover import backup
@@ -163,7 +157,6 @@ def step_final_backup(ctx: StepContext) -> StepOut:
     )
 
 
-@step("restore")
 def step_restore(ctx: StepContext) -> StepOut:
     from failover import backup
 
@@ -181,14 +174,12 @@ def step_restore(ctx: StepContext) -> StepOut:
     return f"restored snapshot {short} onto {ctx.run.target}:{target}", {}
 
 
-@step("after_restore")
 def step_after_restore(ctx: StepContext) -> StepOut:
     commands = ctx.site.failover.after_restore
     run_commands(ctx.loaded, ctx.run.site, ctx.run.target, commands)
     return f"ran {len(commands)} command(s) on {ctx.run.target}", {}
 
 
-@step("recheck")
 def step_recheck(ctx: StepContext) -> StepOut:
     deadline = time.monotonic() + ctx.site.failover.recheck_timeout
     interval = min(2.0, ctx.site.policy.interval)
@@ -205,7 +196,6 @@ def step_recheck(ctx: StepContext) -> StepOut:
         time.sleep(interval)
 
 
-@step("switch_dns")
 def step_switch_dns(ctx: StepContext) -> StepOut:
     from failover import dns
 
@@ -235,7 +225,6 @@ def step_switch_dns(ctx: StepContext) -> StepOut:
     }
 
 
-@step("activate")
 def step_activate(ctx: StepContext) -> StepOut:
     ctx.store.set_active(ctx.run.site, ctx.run.target)
     # An endpoint made active again is watched (and alarmed about) like any other.
@@ -243,7 +232,6 @@ def step_activate(ctx: StepContext) -> StepOut:
     return f"{ctx.run.target} is the active endpoint", {"activated": time.time()}
 
 
-@step("verify_dns")
 def step_verify_dns(ctx: StepContext) -> StepOut:
     from failover import dns
     from providers.dns.base import RecordKey, RecordSet
@@ -277,7 +265,6 @@ def step_verify_dns(ctx: StepContext) -> StepOut:
     ), {"dns_verified": time.time()}
 
 
-@step("notify")
 def step_notify(ctx: StepContext) -> StepOut:
     run, site = ctx.run, ctx.site
     lines = []
@@ -301,13 +288,3 @@ def step_notify(ctx: StepContext) -> StepOut:
         )
     )
     return "notified", {}
-
-
-# --- small pieces ------------------------------------------------------------------------------
-
-
-def _step_planned(ctx: StepContext, name: str) -> bool:
-    return any(s["name"] == name and s["status"] != "skipped" for s in ctx.run.steps)
-
-
-__all__ = ["FailoverError", "canaries_ok", "probe_endpoint", "run_commands"]

@@ -3,26 +3,27 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
-from failover.config import LoadedConfig
-from failover.health import HealthState
 from failover.humanize import duration, local_time
-from failover.store import Store
+from failover.watch.health import HealthState
 
-# Later stages add per-site sections (backups, DNS) through these: fn(loaded, store, site)
-# returns a dict merged into the site's entry; its "warnings" list is shown prominently.
-SiteSection = Callable[[LoadedConfig, Store | None, str], dict[str, Any]]
-_sections: list[SiteSection] = []
+if TYPE_CHECKING:
+    from failover.config import LoadedConfig
+    from failover.store import Store
 
-
-def add_site_section(fn: SiteSection) -> None:
-    if fn not in _sections:
-        _sections.append(fn)
+# The areas add per-site sections (backups, DNS, runs): fn(loaded, store, site) returns a
+# dict merged into the site's entry; its "warnings" list is shown prominently.
+SiteSection = Callable[["LoadedConfig", "Store | None", str], dict[str, Any]]
 
 
-def gather(loaded: LoadedConfig, store: Store | None, now: float | None = None) -> dict[str, Any]:
+def gather(
+    loaded: LoadedConfig,
+    store: Store | None,
+    sections: Sequence[SiteSection] = (),
+    now: float | None = None,
+) -> dict[str, Any]:
     now = now or time.time()
     config = loaded.config
     out: dict[str, Any] = {
@@ -94,7 +95,7 @@ def gather(loaded: LoadedConfig, store: Store | None, now: float | None = None) 
                     entry["warnings"].append(f"{ep_name} {p['check_name']}: {p['warning']}")
             if ep_name == active and state.is_down:
                 entry["warnings"].append(f"the active endpoint {ep_name} is {state.status}")
-        for section in _sections:
+        for section in sections:
             extra = section(loaded, store, site_name)
             entry["warnings"] += extra.pop("warnings", [])
             entry.update(extra)

@@ -9,30 +9,14 @@ from typing import Any
 
 import typer
 
+from failover.cli.context import emit_json, load, open_store
+
 backup_app = typer.Typer(
     help="Back up sites with restic, list snapshots, prove they restore, restore them.",
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode=None,
 )
-
-
-def _load() -> Any:
-    from failover.cli import load
-
-    return load()
-
-
-def _store(loaded: Any) -> Any:
-    from failover.store import Store
-
-    return Store.open(loaded.state_path)
-
-
-def _emit(data: Any) -> None:
-    from failover.cli import emit_json
-
-    emit_json(data)
 
 
 def _size(n: float) -> str:
@@ -101,12 +85,12 @@ def run_cmd(
     from failover.backup import backup_sites, run_backup
     from failover.errors import BackupError
 
-    loaded = _load()
+    loaded = load()
     sites = backup_sites(loaded, site)
     if not sites:
         raise BackupError("no site has a backup set")
     results = []
-    with _store(loaded) as store:
+    with open_store(loaded) as store:
         for name in sites:
             progress = None if json_out else _Progress(name)
             result = run_backup(
@@ -136,7 +120,7 @@ def run_cmd(
             if result.interrupted:
                 break
     if json_out:
-        _emit([r.to_json() for r in results])
+        emit_json([r.to_json() for r in results])
     if not all(r.ok for r in results):
         raise typer.Exit(1)
 
@@ -149,16 +133,16 @@ def list_cmd(
     """Snapshots in each site's repository, with the backup's health."""
     from failover.backup import backup_sites, backup_status, list_snapshots
 
-    loaded = _load()
+    loaded = load()
     sites = backup_sites(loaded, site)
     out = []
-    with _store(loaded) as store:
+    with open_store(loaded) as store:
         status = {s["site"]: s for s in backup_status(loaded, store)}
         for name in sites:
             snaps = list_snapshots(loaded, name)
             out.append({**status[name], "snapshots": [s.to_json() for s in snaps]})
     if json_out:
-        _emit(out)
+        emit_json(out)
         return
     for item in out:
         typer.echo(
@@ -192,9 +176,9 @@ def verify_cmd(
     """restic check, then a real test restore of a sample compared byte for byte."""
     from failover.backup import backup_sites, verify_backup
 
-    loaded = _load()
+    loaded = load()
     results = []
-    with _store(loaded) as store:
+    with open_store(loaded) as store:
         for name in backup_sites(loaded, site):
             if not json_out:
                 typer.echo(f"{name}: checking the repository and restoring a sample...", err=True)
@@ -215,7 +199,7 @@ def verify_cmd(
                         if not f["ok"]:
                             typer.echo(f"  {f['path']}: {f.get('detail')}", err=True)
     if json_out:
-        _emit([r.to_json() for r in results])
+        emit_json([r.to_json() for r in results])
     if not all(r.ok for r in results):
         raise typer.Exit(1)
 
@@ -242,7 +226,7 @@ def restore_cmd(
     """Restore a site's backup into a directory, or onto a server over SSH."""
     from failover.backup import restore_to_endpoint, restore_to_path, site_config
 
-    loaded = _load()
+    loaded = load()
     cfg, _ = site_config(loaded, site)
     is_endpoint = to in cfg.endpoints and "/" not in to
     started = time.monotonic()
@@ -263,7 +247,7 @@ def restore_cmd(
             loaded, site, to, snapshot=snapshot, include=include or None, progress=say
         )
     if json_out:
-        _emit(result.to_json())
+        emit_json(result.to_json())
     else:
         typer.echo(
             f"{site}: restored {', '.join(result.snapshots)} to "

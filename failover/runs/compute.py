@@ -1,10 +1,10 @@
 """Provisioning a server from a compute template: the thin core that `migrate --provision`
-calls. No store writes here: the runbook journals what these functions return.
+calls. No store writes here: the run's steps journal what these functions return.
 
 - `provision()` finds the server an earlier, interrupted attempt with the same idempotency
-  key created (by the id the runbook journaled, else by name and run tag), or creates one,
+  key created (by the id the run journaled, else by name and run tag), or creates one,
   then waits until it runs and has the template's kind of address.
-- `wait_for_ssh()` waits until that address answers with an SSH banner.
+- `wait_ssh_banner()` waits until that address answers with an SSH banner.
 - `endpoint_block()` is the endpoint entry for the new server (address and ssh).
 - `destroy()` deletes a server (harmless when it is already gone).
 
@@ -200,18 +200,6 @@ def endpoint_block(
     }
 
 
-def wait_for_ssh(template: ComputeTemplate, node: Node, progress: Progress | None = None) -> str:
-    """Wait until the new server's SSH port answers with an SSH banner, within
-    template.ssh_timeout; returns the banner. Raises Unreachable at the deadline."""
-    return wait_ssh_banner(
-        node_address(template, node),
-        template.ssh.port,
-        template.ssh_timeout,
-        interval=template.poll_interval,
-        progress=progress,
-    )
-
-
 def wait_ssh_banner(
     host: str,
     port: int,
@@ -269,6 +257,5 @@ __all__ = [
     "provider_for_template",
     "provision",
     "template_for",
-    "wait_for_ssh",
     "wait_ssh_banner",
 ]

@@ -1,0 +1,114 @@
+"""The command line's app: global options, the commands of each group, and `run()`, the one
+place that turns errors into exit codes. A FailoverError prints one line (several for a
+config with several problems) and exits with its code; anything else is a bug, shown as a
+one-line message unless --debug asks for the traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import types
+
+import typer
+
+from failover.cli import backup, dns, migrate, report, runs, watch
+from failover.cli.context import G
+from failover.errors import ExitCode, FailoverError, UsageError
+
+app = typer.Typer(
+    name="failover",
+    help="Watch a hosted server from outside, keep off-provider backups, and move the site "
+    "to a standby when the provider falls over.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def _global_options(
+    config: str | None = typer.Option(
+        None,
+        "--config",
+        "-c",
+        envvar="FAILOVER_CONFIG",
+        help="Config file [default: ./failover.yaml, then /etc/failover/failover.yaml].",
+    ),
+    debug: bool = typer.Option(False, "--debug", help="Debug logs and tracebacks."),
+    log_format: str = typer.Option("text", "--log-format", help="Log lines: text or json."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings and errors in the log."),
+) -> None:
+    from failover.logs import setup_logging
+
+    if log_format not in ("text", "json"):
+        raise UsageError(f"--log-format: expected text or json, got {log_format!r}")
+    G.config_path, G.debug, G.log_format = config, debug, log_format
+    setup_logging(log_format, logging.WARNING if quiet else logging.INFO, debug)
+
+
+# The order here is the order of `failover --help`.
+app.command()(watch.validate)
+app.command()(watch.init)
+app.command()(watch.check)
+app.command()(watch.agent)
+app.command()(watch.status)
+app.add_typer(dns.dns_app, name="dns")
+app.add_typer(backup.backup_app, name="backup")
+app.command()(runs.switch)
+app.command("migrate")(migrate.migrate)
+app.add_typer(runs.runs_app, name="runs")
+app.command()(report.report)
+
+
+def run(argv: list[str]) -> int:
+    debug = "--debug" in argv
+    try:
+        rc = app(args=argv, prog_name="failover", standalone_mode=False)
+        if isinstance(rc, int):  # click returns typer.Exit's code when not standalone
+            return rc
+    except FailoverError as exc:
+        _print_error(exc, debug)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        return int(ExitCode.INTERRUPTED)
+    except SystemExit as exc:  # typer.Exit raised inside a command
+        return int(exc.code or 0) if isinstance(exc.code, int) else 1
+    except Exception as exc:  # click's usage errors and real bugs
+        click_exc = _click_exceptions()
+        if isinstance(exc, click_exc.Exit):
+            return int(exc.exit_code)
+        if isinstance(exc, click_exc.Abort):
+            typer.echo("aborted", err=True)
+            return int(ExitCode.FAILED)
+        if isinstance(exc, click_exc.ClickException):
+            exc.show()
+            return int(ExitCode.USAGE)
+        if debug:
+            raise
+        typer.echo(
+            f"failover: internal error: {exc.__class__.__name__}: {exc} "
+            "(run with --debug for the traceback)",
+            err=True,
+        )
+        return int(ExitCode.FAILED)
+    return 0
+
+
+def _click_exceptions() -> types.SimpleNamespace:
+    # typer may vendor click (typer._click): reach its classes through typer's own exports.
+    base = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+    return types.SimpleNamespace(Exit=typer.Exit, Abort=typer.Abort, ClickException=base)
+
+
+def _print_error(exc: FailoverError, debug: bool) -> None:
+    if debug:
+        import traceback
+
+        traceback.print_exception(exc, file=sys.stderr)
+    lines = str(exc).splitlines() or [exc.__class__.__name__]
+    for line in lines:
+        typer.echo(f"failover: {line}" if len(lines) == 1 else line, err=True)

@@ -1,0 +1,133 @@
+"""`failover switch` (manual failover or failback) and `failover runs list|show|abandon`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from failover.cli.confirm import Confirm, execute_run, refuse_if_busy
+from failover.cli.context import echo, emit_json, load, open_store
+from failover.errors import FailoverError, UnsafePlan, UsageError
+
+runs_app = typer.Typer(
+    help="Journaled runs (failover, failback, switch, migrate).", no_args_is_help=True
+)
+
+
+def switch(
+    site: str = typer.Argument(..., help="The site to move."),
+    to: str = typer.Option(..., "--to", help="The endpoint to make active."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Apply the plan (otherwise only show it)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan only."),
+    force: bool = typer.Option(
+        False, "--force", help="Overwrite DNS records that hold no endpoint's value."
+    ),
+    allow_stale: bool = typer.Option(
+        False, "--allow-stale", help="Restore a snapshot older than the site's limit."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print the plan or the run as JSON."),
+) -> None:
+    """Move a site to another endpoint (manual failover or failback): plan, then --yes."""
+    from failover.runs import journal
+    from failover.runs.engine import manual_plan
+    from failover.runs.plan import resumed_options
+
+    flags = Confirm(yes=yes, dry_run=dry_run, json_out=json_out)
+    loaded = load()
+    with open_store(loaded) as store:
+        plan, existing = manual_plan(loaded, store, site, to)
+        refuse_if_busy(existing, site)
+        header = f"resuming run #{existing.id}: " if existing else ""
+        lines = plan.lines()
+        flags.show([header + lines[0], *lines[1:]])
+        payload = {"plan": plan.to_dict(), "resumes_run": existing.id if existing else None}
+        if not flags.stop_unless_applying(payload):
+            return
+        options = {"force": force, "allow_stale": allow_stale}
+        if existing is None:
+            run = journal.start_run(store, plan, "manual", options)
+        else:
+            run = existing
+            run.options = resumed_options(run.options, **options)
+            journal.set_options(store, run.id, run.options)
+        done = execute_run(loaded, store, run, flags)
+    if json_out:
+        emit_json({**payload, "run": done.to_dict(), "applied": True})
+    if done.status != "done":
+        raise FailoverError(
+            f"run #{done.id} stopped: {done.detail} (run the same command again to resume it)"
+        )
+    flags.say(f"{site} is now served by {to}")
+
+
+@runs_app.command("list")
+def runs_list(
+    site: str | None = typer.Argument(None, help="Only this site."),
+    json_out: bool = typer.Option(False, "--json", help="Print as JSON."),
+) -> None:
+    """Every run with its outcome."""
+    from failover.humanize import local_time
+    from failover.runs import journal
+
+    loaded = load()
+    items: list[Any] = []
+    if loaded.state_path.exists():
+        with open_store(loaded, readonly=True) as store:
+            items = journal.runs(store, site) if journal.has_runs(store) else []
+    if json_out:
+        emit_json([r.to_dict() for r in items])
+        return
+    if not items:
+        echo("no runs")
+    for r in items:
+        echo(
+            f"#{r.id} {local_time(r.created)} {r.site} {r.kind} ({r.trigger}) {r.source} -> "
+            f"{r.target}: {r.status}" + (f" ({r.detail})" if r.detail else "")
+        )
+
+
+@runs_app.command("show")
+def runs_show(
+    run_id: int = typer.Argument(..., help="The run's number."),
+    json_out: bool = typer.Option(False, "--json", help="Print as JSON."),
+) -> None:
+    """One run, step by step."""
+    from failover.runs import journal
+    from failover.runs.show import describe_steps
+
+    loaded = load()
+    with open_store(loaded, readonly=True) as store:
+        run = journal.get_run(store, run_id) if journal.has_runs(store) else None
+    if run is None:
+        raise UsageError(f"no run #{run_id}")
+    if json_out:
+        emit_json(run.to_dict())
+        return
+    echo(
+        f"#{run.id} {run.site} {run.kind} ({run.trigger}) {run.source} -> {run.target}: "
+        f"{run.status}, {run.attempts} attempt(s)"
+    )
+    for line in describe_steps(run):
+        echo(line)
+
+
+@runs_app.command("abandon")
+def runs_abandon(
+    run_id: int = typer.Argument(..., help="The run's number."),
+    reason: str = typer.Option("abandoned by hand", "--reason"),
+) -> None:
+    """Give up on an open run (what it already did stays done; the state says what)."""
+    from failover.runs import journal
+    from failover.runs.model import OPEN
+
+    loaded = load()
+    with open_store(loaded) as store:
+        run = journal.get_run(store, run_id)
+        if run is None or run.status not in OPEN:
+            raise UsageError(f"run #{run_id} is not open")
+        if run.owner_alive:
+            raise UnsafePlan(f"run #{run_id} is being executed by process {run.owner}")
+        journal.abandon_run(store, run_id, reason)
+    done = [s["name"] for s in run.steps if s["status"] == "done"]
+    echo(f"run #{run_id} abandoned; steps already done: {', '.join(done) or 'none'}")

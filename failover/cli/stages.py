@@ -1,0 +1,84 @@
+"""The CLI assembles what runs after each probe round and what `status` shows, in one place
+so that the order is explicit: backups first (a failover wants the newest snapshot), then
+the runs (failover, fencing), the warm standby refresh, the DNS refresh, the heartbeat.
+
+Each area's module is imported only when a site uses it, so that `failover check` and
+`failover status` stay fast for configs without backups or DNS.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from failover.config import LoadedConfig
+    from failover.hooks import Hook, HookContext
+    from failover.show.status import SiteSection
+    from failover.store import Store
+
+
+def round_hooks() -> list[Hook]:
+    """What the agent and `check` run after each round, in order."""
+    return [_backup_hook, _runs_hook, _warm_refresh_hook, _dns_refresh_hook, _heartbeat_hook]
+
+
+def status_sections() -> list[SiteSection]:
+    """The per-site sections of `failover status` beyond health: backups, DNS, runs."""
+    return [_backup_section, _dns_section, _runs_section]
+
+
+def _backup_hook(ctx: HookContext) -> None:
+    if any(s.backup is not None for s in ctx.loaded.config.sites.values()):
+        from failover import backup
+
+        backup.backup_hook(ctx)
+
+
+def _runs_hook(ctx: HookContext) -> None:
+    from failover.runs.auto import failover_hook
+
+    failover_hook(ctx)
+
+
+def _warm_refresh_hook(ctx: HookContext) -> None:
+    if any(s.failover.warm_refresh for s in ctx.loaded.config.sites.values()):
+        from failover.runs.warm import warm_refresh_hook
+
+        warm_refresh_hook(ctx)
+
+
+def _dns_refresh_hook(ctx: HookContext) -> None:
+    if any(s.dns is not None for s in ctx.loaded.config.sites.values()):
+        from failover.dns.hook import dns_refresh_hook
+
+        dns_refresh_hook(ctx)
+
+
+def _heartbeat_hook(ctx: HookContext) -> None:
+    if ctx.loaded.config.heartbeat is not None:
+        from failover.watch.heartbeat import heartbeat_hook
+
+        heartbeat_hook(ctx)
+
+
+def _backup_section(loaded: LoadedConfig, store: Store | None, site: str) -> dict[str, Any]:
+    if loaded.config.sites[site].backup is None:
+        return {}
+    from failover import backup
+
+    section: dict[str, Any] = backup.status_section(loaded, store, site)
+    return section
+
+
+def _dns_section(loaded: LoadedConfig, store: Store | None, site: str) -> dict[str, Any]:
+    if loaded.config.sites[site].dns is None:
+        return {}
+    from failover import dns
+
+    return dns.dns_status_section(loaded, store, site)
+
+
+def _runs_section(loaded: LoadedConfig, store: Store | None, site: str) -> dict[str, Any]:
+    from failover.runs.show import status_section
+
+    return status_section(loaded, store, site)

@@ -1,0 +1,134 @@
+"""Executing a run: its steps in order, each journaled before and after it runs, resuming
+from the first unfinished step. Every step can be repeated safely, so a run killed at any
+point (agent crash, reboot) completes once when it is executed again."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from failover.errors import FailoverError, UsageError
+from failover.logs import get_logger
+from failover.notify import Event, Notifier
+from failover.runs import journal
+from failover.runs.catalog import step_impl
+from failover.runs.model import Run, RunPlan, StepContext
+from failover.runs.plan import plan_manual, with_new_endpoint
+
+if TYPE_CHECKING:
+    from failover.config import LoadedConfig
+    from failover.store import Store
+
+log = get_logger("runbook")
+
+# Steps after which DNS already points at the target: a failure there must say so.
+AFTER_SWITCH = ("activate", "verify_dns", "notify")
+
+
+def execute(
+    loaded: LoadedConfig,
+    store: Store,
+    notifier: Notifier,
+    run: Run,
+    progress: Callable[[str], None] | None = None,
+) -> Run:
+    """Run (or resume) `run` from its first unfinished step. Returns the run as it ended.
+
+    A failing step marks the run failed, notifies, and stops; calling execute() again
+    retries from that step."""
+    journal.ensure_schema(store)
+    if run.site not in loaded.config.sites:
+        raise UsageError(f"run #{run.id} is for site {run.site}, which the config no longer has")
+    say = progress or (lambda _msg: None)
+    extra = {"site": run.site, "run": str(run.id)}
+    journal.update_run(
+        store, run.id, status="running", attempts=run.attempts + 1, owner=os.getpid()
+    )
+    data: dict[str, Any] = {}
+    for step in run.steps:
+        data.update(step["data"] or {})
+    for step in run.steps:
+        if step["status"] in ("done", "skipped"):
+            continue
+        idx, name = step["idx"], step["name"]
+        impl = step_impl(name)
+        if data.get("endpoint") and run.target not in loaded.config.sites[run.site].endpoints:
+            loaded = with_new_endpoint(loaded, run.site, run.target, data["endpoint"])
+        journal.update_step(
+            store,
+            run.id,
+            idx,
+            status="running",
+            started=time.time(),
+            attempts=step["attempts"] + 1,
+            detail=None,
+        )
+        say(f"[{name}] {step['title']} ...")
+        log.info("step %s: %s", name, step["title"], extra={**extra, "step": name})
+        ctx = StepContext(loaded, store, notifier, run, data, say)
+        try:
+            detail, out = impl(ctx)
+        except KeyboardInterrupt:
+            # A person stopped it: journal that, and leave it to them (the agent does not
+            # resume a failed manual run on its own).
+            _fail(store, notifier, run, idx, name, "interrupted (Ctrl-C)", extra)
+            raise
+        except FailoverError as exc:
+            _fail(store, notifier, run, idx, name, str(exc), extra)
+            return journal.get_run(store, run.id) or run
+        except Exception as exc:  # a bug or an unexpected SDK error: still journaled
+            _fail(store, notifier, run, idx, name, f"{exc.__class__.__name__}: {exc}", extra)
+            return journal.get_run(store, run.id) or run
+        data.update(out)
+        journal.update_step(
+            store, run.id, idx, status="done", finished=time.time(), detail=detail, data=out
+        )
+        say(f"[{name}] done: {detail}")
+        log.info("step %s done: %s", name, detail, extra={**extra, "step": name})
+    journal.update_run(store, run.id, status="done", finished=time.time(), detail=None, owner=None)
+    log.info("%s to %s complete", run.kind, run.target, extra=extra)
+    return journal.get_run(store, run.id) or run
+
+
+def _fail(
+    store: Store,
+    notifier: Notifier,
+    run: Run,
+    idx: int,
+    name: str,
+    message: str,
+    extra: dict[str, str],
+) -> None:
+    message = message.replace("\n", "; ")
+    journal.update_step(store, run.id, idx, status="failed", finished=time.time(), detail=message)
+    journal.update_run(store, run.id, status="failed", detail=f"{name}: {message}", owner=None)
+    log.error("step %s failed: %s", name, message, extra={**extra, "step": name})
+    notifier.send(
+        Event(
+            "failover",
+            f"[{run.site}] {run.kind} to {run.target} FAILED at {name}",
+            f"Run #{run.id} ({run.kind} of {run.site} from {run.source} to {run.target}) stopped "
+            f"at step {name}: {message}. {run.source} is still the active endpoint"
+            + (" (DNS was already switched)" if name in AFTER_SWITCH else "")
+            + ". The next attempt resumes at this step.",
+            site=run.site,
+            endpoint=run.target,
+            level="failure",
+        )
+    )
+
+
+def manual_plan(
+    loaded: LoadedConfig, store: Store, site_name: str, target: str
+) -> tuple[RunPlan, Run | None]:
+    """The plan of `failover switch SITE --to TARGET`, and the open run it would resume."""
+    if site_name not in loaded.config.sites:
+        raise UsageError(
+            f"no site {site_name!r} in {loaded.path} (sites: {', '.join(loaded.config.sites)})"
+        )
+    site = loaded.config.sites[site_name]
+    current = journal.open_run(store, site_name)
+    active = store.active_or(site_name, site.initial_active)
+    return plan_manual(site_name, site, active, current, target), current

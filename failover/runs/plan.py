@@ -1,0 +1,249 @@
+"""Planning runs and deciding to start one. Pure: the same facts give the same answer.
+
+`plan_run()` says which steps moving a site from one endpoint to another takes and which
+are skipped, and why; `decide()` says whether the agent should fail over (or back) now.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+from failover.errors import UnsafePlan, UsageError
+from failover.runs.model import Decision, Kind, Run, RunPlan, StepPlan
+from failover.watch.health import HealthState
+
+if TYPE_CHECKING:
+    from failover.config import LoadedConfig
+    from failover.config.models import Endpoint, Site
+
+
+def _need_ssh(ep_name: str, ep: Endpoint | None, what: str) -> str | None:
+    if ep is not None and ep.ssh is None:
+        return f"{ep_name} has no ssh settings, needed to {what}"
+    return None
+
+
+def _check_names(
+    site_name: str, site: Site, source: str, target: str, provision: str | None
+) -> None:
+    if provision is None and target not in site.endpoints:
+        raise UsageError(
+            f"site {site_name} has no endpoint {target!r} (it has {', '.join(site.endpoints)})"
+        )
+    if provision is not None and target in site.endpoints:
+        raise UsageError(
+            f"site {site_name} already has an endpoint {target!r}: pick another "
+            "name for the new server"
+        )
+    if source == target:
+        raise UsageError(f"{target} is already the active endpoint of {site_name}")
+
+
+def _final_backup_skip(
+    site: Site, kind: Kind, source: str, carry_data: bool, cold: bool, warnings: list[str]
+) -> str | None:
+    if not carry_data:
+        return (
+            "the source is down; the newest snapshot is used"
+            if kind == "failover"
+            else "the source is unreachable; the newest snapshot is used"
+        )
+    if site.backup is None:
+        return "the site has no backup set"
+    if not cold:
+        return "warm standby"
+    if site.backup.source == "local":
+        return None
+    problem = _need_ssh(source, site.endpoints[source], "back it up")
+    if problem:
+        warnings.append(f"no final backup of {source}: {problem}")
+    return problem
+
+
+def _restore_skip(site_name: str, site: Site, target: str, cold: bool) -> str | None:
+    if site.backup is None:
+        return "the site has no backup set"
+    if not cold:
+        return "warm standby: kept current by other means"
+    if problem := _need_ssh(target, site.endpoints.get(target), "restore onto it"):
+        raise UsageError(f"site {site_name}: {problem}")
+    return None
+
+
+def plan_run(
+    site_name: str,
+    site: Site,
+    kind: Kind,
+    source: str,
+    target: str,
+    *,
+    provision: str | None = None,
+    source_reachable: bool = True,
+) -> RunPlan:
+    """The steps of moving `site_name` from `source` to `target`.
+
+    provision: a compute template; the target is then a new server created by the run (it
+    is not in the config yet). source_reachable=False (migrate off a dead server): no
+    final backup, the newest snapshot is restored instead.
+    """
+    _check_names(site_name, site, source, target, provision)
+    fo = site.failover
+    cold = fo.standby == "cold" or provision is not None  # a new server is always cold
+    # The source is alive: take its newest data along (failover: it is down, it cannot).
+    carry_data = kind in ("failback", "switch", "migrate") and source_reachable
+    target_ep = site.endpoints.get(target)
+    warnings: list[str] = []
+    backup_skip = _final_backup_skip(site, kind, source, carry_data, cold, warnings)
+    restore_skip = _restore_skip(site_name, site, target, cold)
+
+    after_skip = None if fo.after_restore else "no after_restore commands"
+    if fo.after_restore and target_ep is not None and target_ep.ssh is None:
+        raise UsageError(
+            f"site {site_name}: {target} has no ssh settings, needed for after_restore commands"
+        )
+    dns_skip = None if site.dns is not None else "the site has no dns section"
+    if dns_skip:
+        where = target_ep.address if target_ep is not None else "the new server"
+        warnings.append(
+            f"DNS is not managed by the tool: point the site's name at {where} yourself"
+        )
+
+    steps = [
+        StepPlan(
+            "preflight",
+            f"preflight: {target} passes the site's checks, canaries pass, "
+            "backup fresh enough, DNS provider answers",
+        ),
+        StepPlan("final_backup", f"back up {source} (it took writes)", backup_skip),
+    ]
+    if kind == "migrate":
+        no_new = None if provision else "the target server exists already"
+        steps += [
+            StepPlan(
+                "provision",
+                f"create server {target} from template {provision}"
+                if provision
+                else "create a server",
+                no_new,
+            ),
+            StepPlan("wait_ssh", f"wait until {target} answers over SSH", no_new),
+            StepPlan("ensure_restic", f"make sure restic is installed on {target}", restore_skip),
+        ]
+    steps += [
+        StepPlan(
+            "restore",
+            f"restore the {'new' if carry_data else 'newest'} snapshot onto {target}",
+            restore_skip,
+        ),
+        StepPlan(
+            "after_restore",
+            f"run {len(fo.after_restore)} after-restore command(s) on {target}",
+            after_skip,
+        ),
+        StepPlan("recheck", f"check {target} with the site's checks"),
+        StepPlan("switch_dns", f"point the DNS records at {target}", dns_skip),
+        StepPlan("activate", f"record {target} as the active endpoint"),
+        StepPlan("verify_dns", f"verify every authoritative nameserver serves {target}", dns_skip),
+        StepPlan("notify", "tell the owner"),
+    ]
+    return RunPlan(site_name, kind, source, target, tuple(steps), tuple(warnings))
+
+
+def decide(
+    site: Site,
+    active: str,
+    health: dict[str, HealthState],
+    *,
+    network_ok: bool,
+    now: float,
+    last_switch: float | None,
+    open_run: bool,
+) -> Decision:
+    """Whether to switch `site` now."""
+    policy = site.policy
+    if open_run:
+        return Decision("none", reason="a run is already open for the site")
+    if not network_ok:
+        return Decision("none", reason="the agent's own network is down")
+    cooling = last_switch is not None and now - last_switch < policy.cooldown
+    active_state = health.get(active, HealthState())
+    home = site.initial_active
+    if active_state.is_down:
+        if not policy.auto_failover:
+            return Decision("none", reason=f"{active} is down; auto_failover is off")
+        if cooling:
+            return Decision("none", reason="cooldown since the last switch")
+        healthy = [
+            name
+            for name in site.endpoints
+            if name != active and health.get(name, HealthState()).status == "up"
+        ]
+        if not healthy:
+            return Decision("alarm", reason=f"{active} is down and no standby is healthy")
+        # The configured order of endpoints is the order of preference.
+        return Decision("failover", healthy[0], f"{active} is {active_state.status}")
+    if (
+        policy.auto_failback
+        and active != home
+        and not cooling
+        and health.get(home, HealthState()).status == "up"
+        and active_state.is_up
+    ):
+        return Decision("failback", home, f"{home} has been up for up_after")
+    return Decision("none")
+
+
+def plan_manual(
+    site_name: str, site: Site, active: str, current: Run | None, target: str
+) -> RunPlan:
+    """The plan of `failover switch SITE --to TARGET`: the open run's own steps when it
+    resumes one (it must go to the same target), else a new failback or switch."""
+    if current is not None:
+        if current.target != target:
+            raise UnsafePlan(
+                f"site {site_name} has an open run #{current.id} ({current.kind} to "
+                f"{current.target}, {current.status})",
+                hint=f"finish it with `failover switch {site_name} --to {current.target}`, "
+                f"or `failover runs abandon {current.id}`",
+            )
+        steps = tuple(
+            StepPlan(s["name"], s["title"], s["detail"] if s["status"] == "skipped" else None)
+            for s in current.steps
+        )
+        return RunPlan(site_name, current.kind, current.source, current.target, steps)
+    kind: Kind = "failback" if target == site.initial_active else "switch"
+    return plan_run(site_name, site, kind, active, target)
+
+
+def resumed_options(options: dict[str, Any], **flags: bool) -> dict[str, Any]:
+    """A resumed run keeps the options it was started with; a flag given now adds to them
+    (`--force` on the second attempt), never takes one away."""
+    merged = dict(options)
+    for name, value in flags.items():
+        merged[name] = bool(value or options.get(name, False))
+    return merged
+
+
+def resume_command(run: Run) -> str:
+    """The command a person runs to resume `run`."""
+    if run.kind == "migrate":
+        template = run.options.get("template")
+        how = f"--provision {template} --name {run.target}" if template else f"--to {run.target}"
+        return f"failover migrate {run.site} {how} --yes"
+    return f"failover switch {run.site} --to {run.target} --yes"
+
+
+def with_new_endpoint(
+    loaded: LoadedConfig, site_name: str, name: str, block: dict[str, Any]
+) -> LoadedConfig:
+    """A copy of the config whose site also has endpoint `name` (a server a migrate run
+    created, not yet in the user's file), so that every step sees it like any other."""
+    from failover.config.models import Endpoint
+
+    config = loaded.config
+    site = config.sites[site_name]
+    endpoints = {**site.endpoints, name: Endpoint.model_validate(block)}
+    new_site = site.model_copy(update={"endpoints": endpoints})
+    new_config = config.model_copy(update={"sites": {**config.sites, site_name: new_site}})
+    return dataclasses.replace(loaded, config=new_config)

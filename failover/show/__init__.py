@@ -1,0 +1,1 @@
+"""What people read: status.py (`failover status`), report.py (timelines and uptime)."""
