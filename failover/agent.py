@@ -19,13 +19,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from failover import checks
 from failover.config import LoadedConfig
 from failover.config.models import Config
 from failover.health import Change, HealthState, step
 from failover.logs import get_logger
 from failover.notify import Event, Notifier
 from failover.store import Store, Transition
+from failover.watch.probes.engine import run_probes
+from failover.watch.probes.result import ProbeResult
 
 log = get_logger("agent")
 
@@ -36,7 +37,7 @@ CANARY = ""  # the `site` column of canary probes
 class EndpointOutcome:
     site: str
     endpoint: str
-    results: list[checks.ProbeResult]
+    results: list[ProbeResult]
     observation: bool | None  # None: inconclusive round
     before: HealthState
     after: HealthState
@@ -56,7 +57,7 @@ class RoundResult:
     ts: float
     duration: float
     network_ok: bool
-    canaries: list[checks.ProbeResult]
+    canaries: list[ProbeResult]
     outcomes: list[EndpointOutcome] = field(default_factory=list)
 
     @property
@@ -69,7 +70,7 @@ class RoundResult:
 
 def probe_round(
     config: Config, sites: Iterable[str] | None = None
-) -> tuple[float, float, list[checks.ProbeResult], dict[tuple[str, str], list[checks.ProbeResult]]]:
+) -> tuple[float, float, list[ProbeResult], dict[tuple[str, str], list[ProbeResult]]]:
     """Probe the canaries and every endpoint of `sites` (all by default), concurrently."""
     names = list(sites) if sites is not None else list(config.sites)
     targets: list[tuple[Any, Any, str, str | None]] = []
@@ -83,10 +84,10 @@ def probe_round(
                 targets.append(((site_name, ep_name, j), check, endpoint.address, site.hostname))
     started = time.time()
     t0 = time.monotonic()
-    results = checks.run_probes(targets)
+    results = run_probes(targets)
     duration = time.monotonic() - t0
     canaries = [results[("", f"canary{i}")] for i in range(len(config.canaries))]
-    per_endpoint: dict[tuple[str, str], list[checks.ProbeResult]] = {}
+    per_endpoint: dict[tuple[str, str], list[ProbeResult]] = {}
     for site_name in names:
         site = config.sites[site_name]
         for ep_name in site.endpoints:
@@ -96,7 +97,7 @@ def probe_round(
     return started, duration, canaries, per_endpoint
 
 
-def network_is_ok(config: Config, canaries: list[checks.ProbeResult]) -> bool:
+def network_is_ok(config: Config, canaries: list[ProbeResult]) -> bool:
     if not config.canaries:
         return True
     return sum(r.ok for r in canaries) >= config.canary_min_ok
@@ -123,8 +124,8 @@ def record_round(
     notifier: Notifier,
     ts: float,
     duration: float,
-    canaries: list[checks.ProbeResult],
-    per_endpoint: dict[tuple[str, str], list[checks.ProbeResult]],
+    canaries: list[ProbeResult],
+    per_endpoint: dict[tuple[str, str], list[ProbeResult]],
 ) -> RoundResult:
     network_ok = network_is_ok(config, canaries)
     result = RoundResult(ts=ts, duration=duration, network_ok=network_ok, canaries=canaries)
@@ -210,7 +211,7 @@ def record_round(
     return result
 
 
-def _probe_row(ts: float, site: str, endpoint: str, r: checks.ProbeResult) -> dict[str, Any]:
+def _probe_row(ts: float, site: str, endpoint: str, r: ProbeResult) -> dict[str, Any]:
     return {
         "ts": ts,
         "site": site,
@@ -233,7 +234,7 @@ def _previous_warnings(
     return out
 
 
-def _canary_detail(config: Config, canaries: list[checks.ProbeResult]) -> str:
+def _canary_detail(config: Config, canaries: list[ProbeResult]) -> str:
     return "; ".join(
         f"{c.host} {r.check}: {r.detail}" for c, r in zip(config.canaries, canaries, strict=True)
     )
@@ -245,7 +246,7 @@ def _track_network(
     network_ok: bool,
     ts: float,
     config: Config,
-    canaries: list[checks.ProbeResult],
+    canaries: list[ProbeResult],
 ) -> None:
     was = store.get_meta("network_ok")
     if was is None:

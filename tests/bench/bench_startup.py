@@ -20,10 +20,10 @@ ROUNDS = 2160  # six hours of rounds at a 10 s interval
 
 def make_state(tmp: Path) -> Path:
     from failover.agent import record_round
-    from failover.checks import ProbeResult
     from failover.config import parse_config
     from failover.notify import Notifier
     from failover.store import Store
+    from failover.watch.probes.result import ProbeResult
 
     sites = "\n".join(
         f"""  site{i}:
