@@ -14,13 +14,14 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from failover import checks
 from failover.config.models import Config
 from failover.hooks import EndpointOutcome, RoundResult
 from failover.logs import get_logger
 from failover.notify import Event, Notifier
 from failover.store import Store, Transition
 from failover.watch.health import Change, HealthState, network_ok, step
+from failover.watch.probes.engine import run_probes
+from failover.watch.probes.result import ProbeResult
 
 log = get_logger("agent")
 
@@ -31,7 +32,7 @@ CANARY = ""  # the `site` column of canary probes
 
 def probe_round(
     config: Config, sites: Iterable[str] | None = None
-) -> tuple[float, float, list[checks.ProbeResult], dict[tuple[str, str], list[checks.ProbeResult]]]:
+) -> tuple[float, float, list[ProbeResult], dict[tuple[str, str], list[ProbeResult]]]:
     """Probe the canaries and every endpoint of `sites` (all by default), concurrently."""
     names = list(sites) if sites is not None else list(config.sites)
     targets: list[tuple[Any, Any, str, str | None]] = []
@@ -45,10 +46,10 @@ def probe_round(
                 targets.append(((site_name, ep_name, j), check, endpoint.address, site.hostname))
     started = time.time()
     t0 = time.monotonic()
-    results = checks.run_probes(targets)
+    results = run_probes(targets)
     duration = time.monotonic() - t0
     canaries = [results[("", f"canary{i}")] for i in range(len(config.canaries))]
-    per_endpoint: dict[tuple[str, str], list[checks.ProbeResult]] = {}
+    per_endpoint: dict[tuple[str, str], list[ProbeResult]] = {}
     for site_name in names:
         site = config.sites[site_name]
         for ep_name in site.endpoints:
@@ -79,8 +80,8 @@ def record_round(
     notifier: Notifier,
     ts: float,
     duration: float,
-    canaries: list[checks.ProbeResult],
-    per_endpoint: dict[tuple[str, str], list[checks.ProbeResult]],
+    canaries: list[ProbeResult],
+    per_endpoint: dict[tuple[str, str], list[ProbeResult]],
 ) -> RoundResult:
     net_ok = network_ok(config, canaries)
     result = RoundResult(ts=ts, duration=duration, network_ok=net_ok, canaries=canaries)
@@ -166,7 +167,7 @@ def record_round(
     return result
 
 
-def _probe_row(ts: float, site: str, endpoint: str, r: checks.ProbeResult) -> dict[str, Any]:
+def _probe_row(ts: float, site: str, endpoint: str, r: ProbeResult) -> dict[str, Any]:
     return {
         "ts": ts,
         "site": site,
@@ -189,7 +190,7 @@ def _previous_warnings(
     return out
 
 
-def _canary_detail(config: Config, canaries: list[checks.ProbeResult]) -> str:
+def _canary_detail(config: Config, canaries: list[ProbeResult]) -> str:
     return "; ".join(
         f"{c.host} {r.check}: {r.detail}" for c, r in zip(config.canaries, canaries, strict=True)
     )
@@ -201,7 +202,7 @@ def _track_network(
     network_ok: bool,
     ts: float,
     config: Config,
-    canaries: list[checks.ProbeResult],
+    canaries: list[ProbeResult],
 ) -> None:
     was = store.get_meta("network_ok")
     if was is None:

@@ -5,7 +5,7 @@
 
 Starts one server process with a listener on each of N loopback addresses (127.0.x.y, one
 port); a tenth of them accept and never answer (neither HTTP nor TLS). Then, like the agent,
-runs one probe round per interval with `failover.checks.run_probes` (a fresh event loop per
+runs one probe round per interval with `failover.watch.probes.engine.run_probes` (a fresh event loop per
 round), http and/or https checks with a 5 s timeout, and reports round durations, probes/s
 (from an extra round of the answering endpoints only), CPU time and max RSS of the probing
 process. A round longer than the interval would skip the next one: the target is none.
@@ -135,8 +135,8 @@ def cpu_now() -> float:
 
 
 def bench(scheme: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
-    from failover.checks import run_probes
     from failover.config.models import HttpCheck
+    from failover.watch.probes.engine import run_probes
 
     cert = key = None
     if scheme == "https":

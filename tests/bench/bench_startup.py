@@ -19,10 +19,10 @@ ROUNDS = 2160  # six hours of rounds at a 10 s interval
 
 
 def make_state(tmp: Path) -> Path:
-    from failover.checks import ProbeResult
     from failover.config import parse_config
     from failover.notify import Notifier
     from failover.store import Store
+    from failover.watch.probes.result import ProbeResult
     from failover.watch.round import record_round
 
     sites = "\n".join(

@@ -9,15 +9,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from failover.checks import (
+from failover.watch.probes.common import describe_error
+from failover.watch.probes.http import expiry_warning
+from failover.watch.probes.result import ProbeResult
+from failover.watch.probes.wire import (
     ChunkedDecoder,
     HttpProtocolError,
-    ProbeResult,
     body_framing,
     build_request,
     decode_chunked,
-    describe_error,
-    expiry_warning,
     host_header,
     parse_head,
 )
@@ -168,6 +168,33 @@ def test_chunked_rejects_malformed(raw: bytes) -> None:
 def test_chunked_incomplete_is_an_error() -> None:
     with pytest.raises(HttpProtocolError, match="last chunk"):
         decode_chunked(b"5\r\nhello\r\n")
+
+
+def test_chunked_decoder_waits_for_a_split_crlf_after_the_data() -> None:
+    decoder = ChunkedDecoder()
+    assert decoder.feed(b"3\r\nabc") == b"abc"
+    assert decoder.feed(b"\r") == b""
+    assert decoder.feed(b"\n0\r\n\r\n") == b""
+    assert decoder.done
+
+
+def test_chunked_decoder_data_split_across_feeds() -> None:
+    decoder = ChunkedDecoder()
+    assert decoder.feed(b"a\r\n01234") == b"01234"
+    assert decoder.feed(b"56789\r\n0\r\n\r\n") == b"56789"
+    assert decoder.done
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"1" * 5000, "chunk size line too long"),
+        (b"0\r\nX-Trailer: " + b"x" * (64 * 1024 + 1), "chunked trailer too long"),
+    ],
+)
+def test_chunked_decoder_bounds_unterminated_lines(raw: bytes, message: str) -> None:
+    with pytest.raises(HttpProtocolError, match=message):
+        ChunkedDecoder().feed(raw)
 
 
 # --- requests ---------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 
-from failover.checks import echo_request, icmp_checksum, parse_echo_reply
+from failover.watch.probes.wire import echo_request, icmp_checksum, parse_echo_reply
 
 
 def test_checksum_rfc1071_example() -> None:

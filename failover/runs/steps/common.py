@@ -24,24 +24,24 @@ log = get_logger("steps")
 
 def probe_endpoint(loaded: LoadedConfig, site_name: str, endpoint: str) -> list[Any]:
     """Probe one endpoint with the site's checks, now. Returns the ProbeResults."""
-    from failover import checks
+    from failover.watch.probes.engine import run_probes
 
     site = loaded.config.sites[site_name]
     address = site.endpoints[endpoint].address
     targets = [(i, check, address, site.hostname) for i, check in enumerate(site.checks)]
-    results = checks.run_probes(targets)
+    results = run_probes(targets)
     return [results[i] for i in range(len(site.checks))]
 
 
 def canaries_ok(loaded: LoadedConfig) -> tuple[bool, str]:
-    from failover import checks
     from failover.watch.health import network_ok
+    from failover.watch.probes.engine import run_probes
 
     config = loaded.config
     if not config.canaries:
         return True, "no canaries configured"
     targets = [(i, c, c.host, c.host) for i, c in enumerate(config.canaries)]
-    results = checks.run_probes(targets)
+    results = run_probes(targets)
     ordered = [results[i] for i in range(len(config.canaries))]
     ok = network_ok(config, ordered)
     return ok, f"{sum(r.ok for r in ordered)}/{len(ordered)} canaries pass"

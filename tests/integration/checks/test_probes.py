@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
-from failover.checks import ProbeResult, run_probes
 from failover.config.models import DnsCheck, HttpCheck, IcmpCheck, TcpCheck
+from failover.watch.probes.engine import run_probes
+from failover.watch.probes.result import ProbeResult
 from tests.support import free_port, require_root
 from tests.support.netns import NetnsHost, cleanup_leftovers
 from tests.support.webserver import TestCA, WebServer

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from failover.checks import ProbeResult, run_probes
 from failover.config.models import HttpCheck, TcpCheck
+from failover.watch.probes.engine import run_probes
+from failover.watch.probes.result import ProbeResult
 from tests.support import require_root, wait_for
 from tests.support.cli import failover
 from tests.support.lab import HOSTNAME, REPO_ROOT, Lab, LabHost, cleanup_lab_leftovers
