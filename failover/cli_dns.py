@@ -41,7 +41,7 @@ def show(
 ) -> None:
     """Each managed record as the provider has it and as each authoritative server answers."""
     from failover.cli import emit_json, load
-    from failover.dns import show_dns
+    from failover.dns.show import show_dns
     from failover.errors import FailoverError
 
     loaded = load()
@@ -141,7 +141,9 @@ def set_(
 ) -> None:
     """Point a site's DNS records at an endpoint: show the plan, apply with --yes, verify."""
     from failover.cli import emit_json, load
-    from failover.dns import format_plan, format_verify, switch_site_dns, undo_site_dns
+    from failover.dns.apply import switch_site_dns, undo_site_dns
+    from failover.dns.plan import format_plan
+    from failover.dns.verify import format_verify
     from failover.errors import FailoverError, UnsafePlan, UsageError
     from failover.store import Store
 

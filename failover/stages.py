@@ -20,6 +20,7 @@ def register_all() -> None:
     if _registered:
         return
     from failover import agent
+    from failover.dns.hook import dns_refresh_hook
 
     agent.add_tick_hook(_backup_hook)
     agent.add_tick_hook(_failover_hook)
@@ -68,7 +69,7 @@ def _backup_section(loaded: LoadedConfig, store: Store | None, site: str) -> dic
 def _dns_section(loaded: LoadedConfig, store: Store | None, site: str) -> dict[str, Any]:
     if loaded.config.sites[site].dns is None:
         return {}
-    from failover import dns
+    from failover.dns import show as dns
 
     return dns.dns_status_section(loaded, store, site)
 
@@ -79,34 +80,6 @@ def _runbook_section(loaded: LoadedConfig, store: Store | None, site: str) -> di
     from failover import runbook
 
     return runbook.status_section(loaded, store, site)
-
-
-DNS_REFRESH_EVERY = 3600.0  # seconds between reads of the managed records at the providers
-
-
-def dns_refresh_hook(ctx: HookContext) -> None:
-    """Now and then, read the managed records at their providers, so that `status` shows
-    them as they are and warns about TTLs longer than the site's max_ttl."""
-    import time
-
-    from failover import dns
-    from failover.logs import get_logger
-
-    sites = [n for n, s in ctx.loaded.config.sites.items() if s.dns is not None]
-    if not sites:
-        return
-    now = time.time()
-    last = float(ctx.store.get_meta("dns_refreshed") or 0)
-    if now - last < DNS_REFRESH_EVERY:
-        return
-    ctx.store.set_meta("dns_refreshed", str(now))
-    loaded, log = ctx.loaded, get_logger("dns")
-
-    def work(store: Store) -> None:
-        for warning in dns.dns_ttl_warnings(loaded, store=store, live=True, sites=sites):
-            log.warning("%s", warning)
-
-    ctx.spawn("dns-refresh", work)
 
 
 def warm_refresh_hook(ctx: HookContext) -> None:
