@@ -10,4 +10,6 @@ providers/dns/). Imports nothing, so that `failover --help` stays fast:
 - verify.py: ask every authoritative nameserver directly until all serve the new values.
 - show.py: `failover dns show`, TTL warnings and the `status` section.
 - hook.py: the agent's hook that now and then reads the records at the providers.
+- names.py (pure, a leaf): how DNS names are compared, shared with the config models
+  and the adapters.
 """
