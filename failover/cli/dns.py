@@ -46,7 +46,7 @@ def show(
     timeout: float = typer.Option(2.0, "--timeout", help="Seconds to wait for each DNS answer."),
 ) -> None:
     """Each managed record as the provider has it and as each authoritative server answers."""
-    from failover.dns import show_dns
+    from failover.dns.show import show_dns
 
     loaded = load()
     store = read_store(loaded)
@@ -132,7 +132,8 @@ def set_(
     ),
 ) -> None:
     """Point a site's DNS records at an endpoint: show the plan, apply with --yes, verify."""
-    from failover.dns import format_plan, switch_site_dns, undo_site_dns
+    from failover.dns.apply import switch_site_dns, undo_site_dns
+    from failover.dns.plan import format_plan
 
     if (to is None) == (not undo):
         raise UsageError("give either --to ENDPOINT or --undo")
@@ -186,7 +187,7 @@ def set_(
 
 
 def _describe_applied(result: Any) -> None:
-    from failover.dns import format_verify
+    from failover.dns.verify import format_verify
 
     applied = result.applied
     if applied is not None:

@@ -73,7 +73,7 @@ def _backup_section(loaded: LoadedConfig, store: Store | None, site: str) -> dic
 def _dns_section(loaded: LoadedConfig, store: Store | None, site: str) -> dict[str, Any]:
     if loaded.config.sites[site].dns is None:
         return {}
-    from failover import dns
+    from failover.dns import show as dns
 
     return dns.dns_status_section(loaded, store, site)
 

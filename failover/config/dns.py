@@ -26,6 +26,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from failover.config.types import Duration, Secret
+from failover.dns.names import normalize_name
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
@@ -46,11 +47,6 @@ TSIG_ALGORITHMS = (
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
-
-
-def normalize_name(name: str) -> str:
-    """A DNS name as the tool compares it: lower case, no trailing dot."""
-    return name.strip().rstrip(".").lower()
 
 
 def is_hostname(name: str) -> bool:
@@ -418,7 +414,6 @@ __all__ = [
     "Route53DnsProvider",
     "SiteDns",
     "check_value",
-    "normalize_name",
     "parse_server",
 ]
 

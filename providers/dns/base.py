@@ -17,19 +17,14 @@ names the provider and never holds a secret.
 from __future__ import annotations
 
 import ipaddress
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from failover.dns.names import normalize_name
 from failover.errors import FailoverError, ProviderError
 from providers.common import SecretScrubber
-
-
-def normalize_name(name: str) -> str:
-    """How names are compared: lower case, no trailing dot."""
-    return name.strip().rstrip(".").lower()
 
 
 def normalize_value(rtype: str, value: str) -> str:
@@ -253,15 +248,3 @@ def _one_line(exc: BaseException) -> str:
 
 def one_line(exc: BaseException) -> str:
     return _one_line(exc)
-
-
-def poll_until(check: Any, deadline: float, interval: float = 0.5, what: str = "") -> None:
-    """Call `check()` until it returns true or time.monotonic() passes `deadline`."""
-    delay = min(0.05, interval)
-    while True:
-        if check():
-            return
-        if time.monotonic() >= deadline:
-            raise ProviderError(f"gave up waiting for {what or 'the change'}")
-        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-        delay = min(delay * 2, interval)

@@ -17,6 +17,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from failover.dns.names import normalize_name
 from failover.errors import (
     AuthError,
     FailoverError,
@@ -32,7 +33,6 @@ from providers.dns.base import (
     RecordChange,
     RecordKey,
     RecordSet,
-    normalize_name,
     not_delivered,
     one_line,
 )

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from failover.dns.names import normalize_name
 from failover.errors import (
     AuthError,
     FailoverError,
@@ -28,7 +29,6 @@ from providers.dns.base import (
     RecordChange,
     RecordKey,
     RecordSet,
-    normalize_name,
     not_delivered,
     one_line,
 )

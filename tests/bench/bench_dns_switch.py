@@ -4,7 +4,7 @@ the new values, for each DNS adapter against its local server.
 Two figures per adapter, switching three records (A, A, AAAA) back and forth:
 - cli: wall time of the command as a subprocess (`python3 -m failover ...`), which exits
   only once its own verification saw every authoritative server serve the new values;
-- core: `failover.dns.switch_site_dns()` in a warm process (read, plan, journal, apply,
+- core: `failover.dns.apply.switch_site_dns()` in a warm process (read, plan, journal, apply,
   wait for the provider, verify), i.e. without interpreter start-up and imports.
 
 Route 53 runs against moto's server; moto has no DNS side, so "the authoritative server"
@@ -67,7 +67,7 @@ def bench(kind: str) -> tuple[str, str]:
             core: list[float] = []
             with Store.open(loaded.state_path, lock=True) as store:
                 for i in range(RUNS):
-                    from failover.dns import switch_site_dns
+                    from failover.dns.apply import switch_site_dns
 
                     started = time.perf_counter()
                     result = switch_site_dns(loaded, "shop", targets[i % 2], store)

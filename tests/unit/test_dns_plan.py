@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from failover.config import parse_config
 from failover.config.dns import parse_server
-from failover.dns import endpoint_of, format_plan, managed_keys, plan_dns_switch
+from failover.dns.plan import endpoint_of, format_plan, managed_keys, plan_dns_switch
 from failover.errors import ConfigError, UsageError
 from providers.dns.base import RecordKey, RecordSet
 
@@ -276,7 +276,7 @@ def test_provider_errors_name_the_key_and_its_line() -> None:
 
 
 def test_undo_plan() -> None:
-    from failover.dns import plan_dns_undo
+    from failover.dns.plan import plan_dns_undo
     from providers.dns.base import RecordChange
 
     site = load(config()).config.sites["shop"]
@@ -306,7 +306,7 @@ def test_sdks_load_only_when_a_provider_is_used() -> None:
     import sys
 
     code = (
-        "import sys, failover.cli, failover.dns, providers.dns\n"
+        "import sys, failover.cli, failover.dns.apply, failover.dns.show, providers.dns\n"
         "assert not {'boto3', 'botocore', 'libcloud'} & set(sys.modules), sys.modules.keys()\n"
         "providers.dns.provider_class('rfc2136')\n"
         "assert not {'boto3', 'libcloud'} & set(sys.modules)\n"

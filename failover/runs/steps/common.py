@@ -118,10 +118,10 @@ def step_preflight(ctx: StepContext) -> StepOut:
         facts.append(f"snapshot {snapshot.short_id} is {duration(age)} old")
 
     if site.dns is not None:
-        from failover import dns
+        from failover.dns.apply import switch_site_dns
 
         if run.target in site.endpoints:
-            result = dns.switch_site_dns(
+            result = switch_site_dns(
                 loaded,
                 run.site,
                 run.target,
@@ -132,7 +132,7 @@ def step_preflight(ctx: StepContext) -> StepOut:
             changes = sum(1 for c in result.plan.records if c.changes)
             facts.append(f"DNS provider answers ({changes} record(s) to change)")
         else:  # the new server has no address yet: check the records are ours to change
-            result = dns.switch_site_dns(
+            result = switch_site_dns(
                 loaded,
                 run.site,
                 run.source,
@@ -197,9 +197,9 @@ def step_recheck(ctx: StepContext) -> StepOut:
 
 
 def step_switch_dns(ctx: StepContext) -> StepOut:
-    from failover import dns
+    from failover.dns.apply import switch_site_dns
 
-    result = dns.switch_site_dns(
+    result = switch_site_dns(
         ctx.loaded,
         ctx.run.site,
         ctx.run.target,
@@ -233,7 +233,8 @@ def step_activate(ctx: StepContext) -> StepOut:
 
 
 def step_verify_dns(ctx: StepContext) -> StepOut:
-    from failover import dns
+    from failover.dns.plan import endpoint_values
+    from failover.dns.verify import find_nameservers, parse_servers, verify_dns
     from providers.dns.base import RecordKey, RecordSet
 
     site = ctx.site
@@ -241,14 +242,14 @@ def step_verify_dns(ctx: StepContext) -> StepOut:
     expected = [
         RecordSet(
             RecordKey(site.dns.zone, r.name, r.type),
-            dns.endpoint_values(site, ctx.run.target, r.type),
+            endpoint_values(site, ctx.run.target, r.type),
             r.ttl,
         )
         for r in site.dns.records
     ]
-    servers = dns.find_nameservers(site.dns.zone, site.dns.nameservers)
-    report = dns.verify_dns(
-        expected, servers, site.dns.verify_deadline, resolvers=dns.parse_servers(site.dns.resolvers)
+    servers = find_nameservers(site.dns.zone, site.dns.nameservers)
+    report = verify_dns(
+        expected, servers, site.dns.verify_deadline, resolvers=parse_servers(site.dns.resolvers)
     )
     if not report.ok:
         raise StepFailed(

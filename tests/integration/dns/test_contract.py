@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from failover.dns import verify_dns
+from failover.dns.verify import verify_dns
 from failover.errors import AuthError, NotFound, RateLimited, Unreachable
 from providers.dns import REGISTRY, make_provider, provider_class
 from providers.dns.base import ApplyError, DnsProvider, RecordChange, RecordKey, RecordSet

@@ -12,13 +12,9 @@ from typing import Any
 
 import pytest
 
-from failover.dns import (
-    dns_ttl_warnings,
-    last_switch,
-    provider_for,
-    show_dns,
-    switch_site_dns,
-)
+from failover.dns.apply import provider_for, switch_site_dns
+from failover.dns.journal import last_switch
+from failover.dns.show import dns_ttl_warnings, show_dns
 from failover.errors import AuthError, Unreachable, UnsafePlan
 from failover.store import Store
 from providers.dns.base import DnsProvider
@@ -300,7 +296,7 @@ def test_show_and_ttl_warnings(backend: Backend, tmp_path: Path) -> None:
 
 def test_undo_puts_back_exactly_the_previous_values(backend: Backend, tmp_path: Path) -> None:
     """Even a value that was no endpoint's (forced over) comes back with --undo."""
-    from failover.dns import undo_site_dns
+    from failover.dns.apply import undo_site_dns
 
     backend.server.set_records("www.example.com", "A", ["203.0.113.9"], 120)
     loaded = backend.load(tmp_path)
@@ -322,7 +318,7 @@ def test_undo_puts_back_exactly_the_previous_values(backend: Backend, tmp_path: 
 
 
 def test_status_section_from_the_state(pdns_backend: Backend, tmp_path: Path) -> None:
-    from failover.dns import dns_status_section
+    from failover.dns.show import dns_status_section
     from failover.show import status
     from tests.support import free_port
 
@@ -353,7 +349,8 @@ def test_half_applied_batch_is_journaled_as_partial(moto_backend: Backend, tmp_p
     is refused leaves the first applied. The state must say exactly that."""
     import dataclasses
 
-    from failover.dns import PlannedChange, apply_dns_plan, plan_dns_switch, read_current
+    from failover.dns.apply import apply_dns_plan, read_current
+    from failover.dns.plan import PlannedChange, plan_dns_switch
     from providers.dns.base import RecordKey, RecordSet
 
     loaded = moto_backend.load(tmp_path)
@@ -387,7 +384,7 @@ def test_nameservers_from_the_zone_and_resolvers_asked(
 ) -> None:
     """Without a configured list, the NS records give the servers (looked up here through
     the test's BIND, never a real resolver); resolvers the user names are asked too."""
-    from failover.dns import find_nameservers, verify_dns
+    from failover.dns.verify import find_nameservers, verify_dns
     from providers.dns.base import RecordKey, RecordSet
 
     port = bind_backend.server.port
@@ -409,17 +406,19 @@ def test_switch_interrupted_after_journaling_is_settled_later(
 ) -> None:
     """The process dies after journaling a switch (rows 'pending') and after the provider
     applied it: the next switch reads the records back and records what happened."""
-    from failover.dns import _journal_start, plan_dns_switch, read_current
+    from failover.dns.apply import read_current
+    from failover.dns.journal import journal_start
+    from failover.dns.plan import plan_dns_switch
 
     loaded = backend.load(tmp_path)
     site = loaded.config.sites["shop"]
     provider = provider_for(loaded, "shop")
     plan = plan_dns_switch("shop", site, read_current(provider, site), "standby")
     with Store.open(loaded.state_path, lock=True) as store:
-        from failover.dns import DNS_SCHEMA
+        from failover.dns.journal import DNS_SCHEMA
 
         store.ensure_schema(DNS_SCHEMA)
-        _journal_start(store, plan, time.time())  # ... and the process dies here
+        journal_start(store, plan, time.time())  # ... and the process dies here
     for (name, rtype), values in STANDBY_VALUES.items():  # the provider had applied it
         backend.server.set_records(name, rtype, values, 60)
     with Store.open(loaded.state_path, lock=True) as store:
@@ -433,7 +432,7 @@ def test_switch_interrupted_after_journaling_is_settled_later(
 
 
 def test_undo_skips_a_failed_switch(bind_backend: Backend, tmp_path: Path) -> None:
-    from failover.dns import undo_site_dns
+    from failover.dns.apply import undo_site_dns
 
     backend = bind_backend
     loaded = backend.load(tmp_path)
