@@ -177,12 +177,12 @@ def set_(
             store.close()
     if json_out:
         emit_json(result.to_dict())
+    elif yes:
+        _describe_applied(result)
     elif result.plan.verdict == "noop":
         echo("nothing to change: every record already points at " + result.plan.target)
-    elif not yes:
-        echo("dry run: nothing changed (add --yes to apply)")
     else:
-        _describe_applied(result)
+        echo("dry run: nothing changed (add --yes to apply)")
     _raise_if_not_served(site, result)
 
 
@@ -190,7 +190,9 @@ def _describe_applied(result: Any) -> None:
     from failover.dns.verify import format_verify
 
     applied = result.applied
-    if applied is not None:
+    if result.plan.verdict == "noop":
+        echo("nothing to change: every record already points at " + result.plan.target)
+    elif applied is not None:
         synced = (
             ""
             if applied.synced is None

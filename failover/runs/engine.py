@@ -4,6 +4,7 @@ point (agent crash, reboot) completes once when it is executed again."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from failover.notify import Event, Notifier
 from failover.runs import journal
 from failover.runs.catalog import step_impl
 from failover.runs.model import Run, RunPlan, StepContext
-from failover.runs.plan import plan_manual, with_new_endpoint
+from failover.runs.plan import plan_manual
 
 if TYPE_CHECKING:
     from failover.config import LoadedConfig
@@ -132,3 +133,18 @@ def manual_plan(
     current = journal.open_run(store, site_name)
     active = store.active_or(site_name, site.initial_active)
     return plan_manual(site_name, site, active, current, target), current
+
+
+def with_new_endpoint(
+    loaded: LoadedConfig, site_name: str, name: str, block: dict[str, Any]
+) -> LoadedConfig:
+    """A copy of the config whose site also has endpoint `name` (a server a migrate run
+    created, not yet in the user's file), so that every step sees it like any other."""
+    from failover.config.models import Endpoint
+
+    config = loaded.config
+    site = config.sites[site_name]
+    endpoints = {**site.endpoints, name: Endpoint.model_validate(block)}
+    new_site = site.model_copy(update={"endpoints": endpoints})
+    new_config = config.model_copy(update={"sites": {**config.sites, site_name: new_site}})
+    return dataclasses.replace(loaded, config=new_config)

@@ -10,7 +10,7 @@ notify) plus three of its own (runs/steps/migrate.py):
   provider is called, and the server's id as soon as it exists, so that a run killed at
   any point finds its server again instead of creating a second one. Its data carries the
   new endpoint's block, which makes the server an endpoint (`run.target`) for every later
-  step (plan.with_new_endpoint).
+  step (engine.with_new_endpoint).
 - `wait_ssh`: the server's SSH port answers with a banner, then a real login works.
 - `ensure_restic`: restic runs there; if not, it is installed with the server's package
   manager, or else the local restic binary (same architecture) is uploaded.

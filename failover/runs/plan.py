@@ -6,7 +6,6 @@ are skipped, and why; `decide()` says whether the agent should fail over (or bac
 
 from __future__ import annotations
 
-import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from failover.errors import UnsafePlan, UsageError
@@ -14,7 +13,6 @@ from failover.runs.model import Decision, Kind, Run, RunPlan, StepPlan
 from failover.watch.health import HealthState
 
 if TYPE_CHECKING:
-    from failover.config import LoadedConfig
     from failover.config.models import Endpoint, Site
 
 
@@ -232,18 +230,3 @@ def resume_command(run: Run) -> str:
         how = f"--provision {template} --name {run.target}" if template else f"--to {run.target}"
         return f"failover migrate {run.site} {how} --yes"
     return f"failover switch {run.site} --to {run.target} --yes"
-
-
-def with_new_endpoint(
-    loaded: LoadedConfig, site_name: str, name: str, block: dict[str, Any]
-) -> LoadedConfig:
-    """A copy of the config whose site also has endpoint `name` (a server a migrate run
-    created, not yet in the user's file), so that every step sees it like any other."""
-    from failover.config.models import Endpoint
-
-    config = loaded.config
-    site = config.sites[site_name]
-    endpoints = {**site.endpoints, name: Endpoint.model_validate(block)}
-    new_site = site.model_copy(update={"endpoints": endpoints})
-    new_config = config.model_copy(update={"sites": {**config.sites, site_name: new_site}})
-    return dataclasses.replace(loaded, config=new_config)

@@ -20,11 +20,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
-from failover.config.models import Policy
 from failover.humanize import duration
 
 if TYPE_CHECKING:
-    from failover.config.models import Config
+    from failover.config.models import Config, Policy
     from failover.watch.probes.result import ProbeResult
 
 Status = Literal["unknown", "up", "suspect", "down", "recovering"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from failover.show.report import Interval, month_bounds, months_between, uptime, watched_intervals
+from failover.show.uptime import Interval, month_bounds, months_between, uptime, watched_intervals
 
 
 def ts(s: str) -> float:
