@@ -45,9 +45,9 @@ def register_status_sections() -> None:
 
 def _backup_hook(ctx: HookContext) -> None:
     if any(s.backup is not None for s in ctx.loaded.config.sites.values()):
-        from failover import backup
+        from failover.backup.hook import backup_hook
 
-        backup.backup_hook(ctx)
+        backup_hook(ctx)
 
 
 def _failover_hook(ctx: HookContext) -> None:
@@ -59,9 +59,9 @@ def _failover_hook(ctx: HookContext) -> None:
 def _backup_section(loaded: LoadedConfig, store: Store | None, site: str) -> dict[str, Any]:
     if loaded.config.sites[site].backup is None:
         return {}
-    from failover import backup
+    from failover.backup.hook import status_section
 
-    section: dict[str, Any] = backup.status_section(loaded, store, site)
+    section: dict[str, Any] = status_section(loaded, store, site)
     return section
 
 
@@ -143,14 +143,14 @@ def _refresh_warm(
 ) -> None:
     import time
 
-    from failover import backup
+    from failover.backup.restore import restore_to_endpoint
     from failover.logs import get_logger
 
     log = get_logger("warm")
     extra = {"site": site_name, "endpoint": endpoint}
     target = loaded.config.sites[site_name].failover.restore_target
     try:
-        backup.restore_to_endpoint(loaded, site_name, endpoint, target=target)
+        restore_to_endpoint(loaded, site_name, endpoint, target=target)
     except Exception as exc:
         log.error("refreshing the warm standby failed: %s", exc, extra=extra)
         return
