@@ -82,7 +82,7 @@ def run_cmd(
     ),
 ) -> None:
     """Back up now: before commands, files, database dumps, after commands, retention."""
-    from failover.backup import backup_sites, run_backup
+    from failover.backup.run import backup_sites, run_backup
     from failover.errors import BackupError
 
     loaded = load()
@@ -131,7 +131,8 @@ def list_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Snapshots in each site's repository, with the backup's health."""
-    from failover.backup import backup_sites, backup_status, list_snapshots
+    from failover.backup.hook import backup_status
+    from failover.backup.run import backup_sites, list_snapshots
 
     loaded = load()
     sites = backup_sites(loaded, site)
@@ -174,7 +175,8 @@ def verify_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """restic check, then a real test restore of a sample compared byte for byte."""
-    from failover.backup import backup_sites, verify_backup
+    from failover.backup.run import backup_sites
+    from failover.backup.verify import verify_backup
 
     loaded = load()
     results = []
@@ -224,7 +226,8 @@ def restore_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Restore a site's backup into a directory, or onto a server over SSH."""
-    from failover.backup import restore_to_endpoint, restore_to_path, site_config
+    from failover.backup.restore import restore_to_endpoint, restore_to_path
+    from failover.backup.run import site_config
 
     loaded = load()
     cfg, _ = site_config(loaded, site)

@@ -29,9 +29,9 @@ def status_sections() -> list[SiteSection]:
 
 def _backup_hook(ctx: HookContext) -> None:
     if any(s.backup is not None for s in ctx.loaded.config.sites.values()):
-        from failover import backup
+        from failover.backup.hook import backup_hook
 
-        backup.backup_hook(ctx)
+        backup_hook(ctx)
 
 
 def _runs_hook(ctx: HookContext) -> None:
@@ -64,9 +64,9 @@ def _heartbeat_hook(ctx: HookContext) -> None:
 def _backup_section(loaded: LoadedConfig, store: Store | None, site: str) -> dict[str, Any]:
     if loaded.config.sites[site].backup is None:
         return {}
-    from failover import backup
+    from failover.backup.hook import status_section
 
-    section: dict[str, Any] = backup.status_section(loaded, store, site)
+    section: dict[str, Any] = status_section(loaded, store, site)
     return section
 
 

@@ -218,10 +218,10 @@ def check_source(loaded: LoadedConfig, site_name: str, endpoint: str) -> tuple[b
 
 
 def _newest_snapshot(loaded: LoadedConfig, site_name: str) -> tuple[dict[str, Any] | None, str]:
-    from failover import backup
+    from failover.backup.run import newest_snapshot
 
     try:
-        snap = backup.newest_snapshot(loaded, site_name)
+        snap = newest_snapshot(loaded, site_name)
     except FailoverError as exc:
         return None, f"the newest snapshot cannot be listed: {exc}"
     if snap is None:

@@ -45,12 +45,12 @@ def warm_refresh_hook(ctx: HookContext) -> None:
 def _refresh_warm(
     loaded: LoadedConfig, site_name: str, endpoint: str, key: str, store: Store
 ) -> None:
-    from failover import backup
+    from failover.backup.restore import restore_to_endpoint
 
     extra = {"site": site_name, "endpoint": endpoint}
     target = loaded.config.sites[site_name].failover.restore_target
     try:
-        backup.restore_to_endpoint(loaded, site_name, endpoint, target=target)
+        restore_to_endpoint(loaded, site_name, endpoint, target=target)
     except Exception as exc:
         log.error("refreshing the warm standby failed: %s", exc, extra=extra)
         return

@@ -6,7 +6,13 @@ from datetime import datetime
 
 import pytest
 
-from failover.backup import backup_due, backup_health, last_scheduled, set_freshness, verify_due
+from failover.backup.schedule import (
+    backup_due,
+    backup_health,
+    last_scheduled,
+    set_freshness,
+    verify_due,
+)
 
 H = 3600.0
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from failover.restic import (
+from failover.backup.restic_parse import (
     ResticError,
     ResticVersion,
     classify,

@@ -99,9 +99,9 @@ def step_preflight(ctx: StepContext) -> StepOut:
             facts.append(f"{run.target} passes {len(results)} check(s)")
 
     if restoring and not ctx.run.step_planned("final_backup"):
-        from failover import backup
+        from failover.backup.run import newest_snapshot
 
-        snapshot = backup.newest_snapshot(loaded, run.site)
+        snapshot = newest_snapshot(loaded, run.site)
         if snapshot is None:
             raise StepFailed("the repository holds no snapshot of the site to restore")
         age = time.time() - snapshot.time
@@ -146,9 +146,9 @@ def step_preflight(ctx: StepContext) -> StepOut:
 
 def step_final_backup(ctx: StepContext) -> StepOut:
     """Back up the endpoint being left (it took writes): the snapshot restored next."""
-    from failover import backup
+    from failover.backup.run import run_backup
 
-    snapshot = backup.run_backup(
+    snapshot = run_backup(
         ctx.loaded, ctx.store, ctx.run.site, source=ctx.run.source, progress=ctx.progress
     )
     return (
@@ -158,11 +158,11 @@ def step_final_backup(ctx: StepContext) -> StepOut:
 
 
 def step_restore(ctx: StepContext) -> StepOut:
-    from failover import backup
+    from failover.backup.restore import restore_to_endpoint
 
     snapshot = ctx.data.get("snapshot") or "latest"
     target = ctx.site.failover.restore_target
-    backup.restore_to_endpoint(
+    restore_to_endpoint(
         ctx.loaded,
         ctx.run.site,
         ctx.run.target,

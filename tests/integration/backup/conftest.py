@@ -10,8 +10,11 @@ import os
 import pwd
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -136,3 +139,42 @@ def store_for() -> Iterator[Callable[[Any], Any]]:
     yield open_store
     for store in opened:
         store.close()
+
+
+@dataclass
+class HookRound:
+    """What one run of the agent's backup hook did: the keys it spawned and the
+    notifications it sent (failover.notify.Event)."""
+
+    spawned: list[str] = field(default_factory=list)
+    events: list[Any] = field(default_factory=list)
+
+    def send(self, event: Any) -> None:  # the notifier's interface
+        self.events.append(event)
+
+
+@pytest.fixture
+def hook_round(monkeypatch: pytest.MonkeyPatch) -> Callable[..., HookRound]:
+    """Run `backup_hook` the way `failover check` does (failover.agent.tick): a HookContext
+    whose spawn runs the work inline. later: seconds added to the hook's clock (the work
+    itself runs at the real time), to see what is due then."""
+    from failover.hooks import HookContext
+
+    from failover.backup import hook
+
+    def run(loaded: Any, store: Any, *, later: float = 0.0) -> HookRound:
+        done = HookRound()
+
+        def spawn(key: str, fn: Callable[[Any], None]) -> bool:
+            done.spawned.append(key)
+            fn(store)
+            return True
+
+        with monkeypatch.context() as m:
+            if later:
+                real = time.time
+                m.setattr(hook, "time", SimpleNamespace(time=lambda: real() + later))
+            hook.backup_hook(HookContext(loaded, store, done, result=None, spawn=spawn))
+        return done
+
+    return run

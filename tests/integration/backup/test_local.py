@@ -11,9 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from failover import backup
+from failover.backup.hook import backup_status, status_section
+from failover.backup.journal import runs
+from failover.backup.restic import Restic
+from failover.backup.restore import restore_to_path
+from failover.backup.run import list_snapshots, newest_snapshot, repository_lock, run_backup
+from failover.backup.verify import verify_backup
 from failover.errors import BackupError
-from failover.restic import Restic
 from tests.integration.backup.conftest import PASSWORD, make_source
 
 
@@ -42,7 +46,7 @@ def _tree(root: Path) -> dict[str, bytes]:
     }
 
 
-def test_local_round_trip(tmp_path, restic_bin, config_factory, store_for):
+def test_local_round_trip(tmp_path, restic_bin, config_factory, store_for, hook_round):
     src = make_source(tmp_path)
     db = tmp_path / "app.db"
     _sqlite_db(db)
@@ -60,38 +64,40 @@ def test_local_round_trip(tmp_path, restic_bin, config_factory, store_for):
         }
     )
     store = store_for(loaded)
-    events = []
-    first = backup.backup_tick(loaded, store, notify=events.append)
-    assert [(e.site, e.old, e.new) for e in first] == [("shop", "unknown", "fresh")]
-    assert events == first
+    first = hook_round(loaded, store)
+    assert first.spawned == ["backup:shop"]
+    assert [(e.site, e.title, e.level) for e in first.events] == [
+        ("shop", "backup of shop: fresh", "success")
+    ]
     # Not due again within the hour: nothing runs, nothing changes.
-    assert backup.backup_tick(loaded, store) == []
-    assert len(backup.runs(store, "shop", "backup")) == 1
+    again = hook_round(loaded, store)
+    assert again.spawned == [] and again.events == []
+    assert len(runs(store, "shop", "backup")) == 1
 
     # Change the data, back up twice more: retention keeps the last 2 of each part.
     (src / "file0.txt").write_text("changed\n")
     with sqlite3.connect(db) as conn:
         conn.execute("INSERT INTO orders(item, qty) VALUES ('late', 1)")
-    backup.run_backup(loaded, store, "shop")
-    result = backup.run_backup(loaded, store, "shop")
+    run_backup(loaded, store, "shop")
+    result = run_backup(loaded, store, "shop")
     assert result.ok and result.forgotten >= 2
-    snaps = backup.list_snapshots(loaded, "shop")
+    snaps = list_snapshots(loaded, "shop")
     parts = sorted(t for s in snaps for t in s.tags if t.startswith("part:"))
     assert parts == ["part:files", "part:files", "part:sqlite-app", "part:sqlite-app"]
 
-    newest = backup.newest_snapshot(loaded, "shop")
+    newest = newest_snapshot(loaded, "shop")
     assert newest is not None and newest.id.startswith(result.id)
 
-    verified = backup.verify_backup(loaded, "shop", store, seed=1)
+    verified = verify_backup(loaded, "shop", store, seed=1)
     assert verified.ok, verified.error
     assert verified.check_ok
     assert len(verified.files) == 4
     assert any(f["path"].endswith("sqlite-app.sql") for f in verified.files)
-    assert backup.runs(store, "shop", "verify")[0]["ok"] == 1
+    assert runs(store, "shop", "verify")[0]["ok"] == 1
 
     # Restore the run by its main snapshot id: files and the dump come back together.
     target = tmp_path / "restored"
-    restored = backup.restore_to_path(loaded, "shop", target, snapshot=result.short_id)
+    restored = restore_to_path(loaded, "shop", target, snapshot=result.short_id)
     assert len(restored.snapshots) == 2
     got = _tree(target / str(src).lstrip("/"))
     want = {k: v for k, v in _tree(src).items() if not k.endswith(".tmp")}
@@ -103,27 +109,29 @@ def test_local_round_trip(tmp_path, restic_bin, config_factory, store_for):
 
     # Freshness: the snapshot is older than max_age an hour and a half later.
     later = time.time() + 5400
-    status = {s["site"]: s for s in backup.backup_status(loaded, store, later)}
+    status = {s["site"]: s for s in backup_status(loaded, store, later)}
     assert status["shop"]["health"] == "stale"
-    section = backup.status_section(loaded, store, "shop")
+    section = status_section(loaded, store, "shop")
     assert section["backup"]["health"] == "fresh"
     assert PASSWORD not in repr(section) and PASSWORD not in repr(status)
     rows = store.conn.execute("SELECT * FROM backup_runs").fetchall()
     assert all(PASSWORD not in repr(tuple(r)) for r in rows)
 
 
-def test_wrong_password_and_missing_repository(tmp_path, restic_bin, config_factory, store_for):
+def test_wrong_password_and_missing_repository(
+    tmp_path, restic_bin, config_factory, store_for, hook_round
+):
     repo = tmp_path / "repo"
     Restic(str(repo), "another password").init()
     src = make_source(tmp_path, files=2)
     loaded = config_factory({"repository": str(repo), "paths": [str(src)], "every": "1h"})
     store = store_for(loaded)
-    result = backup.run_backup(loaded, store, "shop", check=False)
+    result = run_backup(loaded, store, "shop", check=False)
     assert not result.ok
     assert "wrong_password" in (result.error or "")
     assert PASSWORD not in (result.error or "")
-    events = backup.backup_tick(loaded, store)  # retry not yet due: health says failing
-    assert [e.new for e in events] == ["failing"]
+    done = hook_round(loaded, store)  # retry not yet due: health says failing
+    assert [e.title for e in done.events] == ["backup of shop: failing"]
 
     missing = Restic(str(tmp_path / "nothing-here"), PASSWORD)
     with pytest.raises(BackupError) as info:
@@ -149,11 +157,11 @@ def test_failing_dump_makes_no_snapshot(tmp_path, restic_bin, config_factory, st
         }
     )
     store = store_for(loaded)
-    result = backup.run_backup(loaded, store, "shop", check=False)
+    result = run_backup(loaded, store, "shop", check=False)
     assert not result.ok
     assert "dump failed" in (result.error or "")
     assert "missing.db" in (result.error or "") or "unable to open" in (result.error or "")
-    snaps = backup.list_snapshots(loaded, "shop")
+    snaps = list_snapshots(loaded, "shop")
     assert [t for s in snaps for t in s.tags if t.startswith("part:")] == ["part:files"]
 
     # The half-written dump (exit 3 after some output) is not snapshotted either.
@@ -172,8 +180,8 @@ def test_failing_dump_makes_no_snapshot(tmp_path, restic_bin, config_factory, st
         }
     )
     with pytest.raises(BackupError, match="exit status 3"):
-        backup.run_backup(loaded2, store, "shop")
-    assert not any("part:half.sql" in s.tags for s in backup.list_snapshots(loaded2, "shop"))
+        run_backup(loaded2, store, "shop")
+    assert not any("part:half.sql" in s.tags for s in list_snapshots(loaded2, "shop"))
     assert not os.listdir(tmp_path / "repo" / "locks")
 
 
@@ -205,17 +213,17 @@ def test_killed_backup_then_clean_run(tmp_path, restic_bin, config_factory, stor
     proc.wait()
     assert os.listdir(repo / "locks"), "a killed restic leaves its lock"
     store = store_for(loaded)
-    result = backup.run_backup(loaded, store, "shop")
+    result = run_backup(loaded, store, "shop")
     assert result.ok
     assert not os.listdir(repo / "locks")
-    verified = backup.verify_backup(loaded, "shop", store)
+    verified = verify_backup(loaded, "shop", store)
     assert verified.ok, verified.error
 
 
 def test_repository_lock_prevents_overlap(tmp_path, restic_bin, config_factory):
     loaded = config_factory({"repository": str(tmp_path / "repo"), "paths": [str(tmp_path)]})
-    with backup.repository_lock(loaded, str(tmp_path / "repo")):
-        result = backup.run_backup(loaded, None, "shop", check=False)
+    with repository_lock(loaded, str(tmp_path / "repo")):
+        result = run_backup(loaded, None, "shop", check=False)
     assert not result.ok and "another backup job" in (result.error or "")
 
 
@@ -262,12 +270,12 @@ def test_live_lock_of_another_host_is_never_removed(
     locks = os.listdir(repo / "locks")
     assert locks
     store = store_for(loaded)
-    result = backup.run_backup(loaded, store, "shop", check=False)
+    result = run_backup(loaded, store, "shop", check=False)
     assert not result.ok and "locked" in (result.error or "")
     assert os.listdir(repo / "locks") == locks
 
 
-def test_agent_hook_and_status_section(tmp_path, restic_bin, config_factory, store_for):
+def test_agent_hook_and_status_section(tmp_path, restic_bin, config_factory, store_for, hook_round):
     src = make_source(tmp_path, files=2)
     loaded = config_factory(
         {
@@ -279,30 +287,12 @@ def test_agent_hook_and_status_section(tmp_path, restic_bin, config_factory, sto
     )
     store = store_for(loaded)
 
-    class Notifier:
-        def __init__(self):
-            self.events = []
-
-        def send(self, event):
-            self.events.append(event)
-
-    class Ctx:
-        def __init__(self):
-            self.loaded, self.store, self.notifier, self.result = loaded, store, Notifier(), None
-            self.spawned = []
-
-        def spawn(self, key, fn):
-            self.spawned.append(key)
-            fn(store)
-            return True
-
-    ctx = Ctx()
-    backup.backup_hook(ctx)  # the backup runs in "spawn"; its health is seen next round
-    assert ctx.spawned == ["backup:shop"]
-    backup.backup_hook(ctx)
-    assert ctx.spawned == ["backup:shop"]  # not due again
-    assert [(e.kind, e.site, e.level) for e in ctx.notifier.events] == [
+    first = hook_round(loaded, store)  # the backup runs in "spawn", inline as under cron
+    assert first.spawned == ["backup:shop"]
+    again = hook_round(loaded, store)
+    assert again.spawned == []  # not due again
+    assert [(e.kind, e.site, e.level) for e in first.events + again.events] == [
         ("backup", "shop", "success")
     ]
-    section = backup.status_section(loaded, store, "shop")
+    section = status_section(loaded, store, "shop")
     assert section["backup"]["health"] == "fresh" and "warnings" not in section

@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from failover import backup
+from failover.backup.journal import load_state
+from failover.backup.restore import restore_to_endpoint, restore_to_path
+from failover.backup.run import list_snapshots, run_backup
+from failover.backup.verify import verify_backup
 from failover.errors import RemoteError
 from providers.remote import Remote
 from tests.integration.backup.conftest import PASSWORD, make_source
@@ -75,7 +78,7 @@ def test_remote_source_over_ssh(tmp_path, restic_bin, sshd, config_factory, stor
     )
     store = store_for(loaded)
     with ProcessWatch() as watch:
-        result = backup.run_backup(loaded, store, "shop")
+        result = run_backup(loaded, store, "shop")
     assert result.ok
     assert marks.read_text() == "before\nafter\n"
     assert any("restic backup" in c and "ssh" not in c for c in watch.seen), (
@@ -84,11 +87,11 @@ def test_remote_source_over_ssh(tmp_path, restic_bin, sshd, config_factory, stor
     assert not [c for c in watch.seen if PASSWORD in c], "the password showed in a process list"
     assert not [c for c in watch.seen if "correct horse" in c]
 
-    verified = backup.verify_backup(loaded, "shop", store, seed=3)
+    verified = verify_backup(loaded, "shop", store, seed=3)
     assert verified.ok, verified.error
 
     target = tmp_path / "standby-root"
-    restored = backup.restore_to_endpoint(loaded, "shop", "standby", target=str(target))
+    restored = restore_to_endpoint(loaded, "shop", "standby", target=str(target))
     assert len(restored.snapshots) == 2
     assert _tree(target / str(src).lstrip("/")) == _tree(src)
     dump = (target / "failover-dumps" / "sqlite-app.sql").read_text()
@@ -129,12 +132,12 @@ def test_sftp_repository(tmp_path, restic_bin, sshd, config_factory, store_for):
         }
     )
     store = store_for(loaded)
-    assert backup.run_backup(loaded, store, "shop").ok
+    assert run_backup(loaded, store, "shop").ok
     assert (repo_dir / "config").exists()
-    verified = backup.verify_backup(loaded, "shop", store)
+    verified = verify_backup(loaded, "shop", store)
     assert verified.ok, verified.error
     target = tmp_path / "out"
-    backup.restore_to_path(loaded, "shop", target)
+    restore_to_path(loaded, "shop", target)
     assert _tree(target / str(src).lstrip("/")) == _tree(src)
 
 
@@ -169,11 +172,11 @@ def test_unreadable_file_is_a_warning(session_dir, restic_bin, sshd_pam, config_
         endpoints={"primary": {"address": "127.0.0.1", "ssh": target}},
     )
     store = store_for(loaded)
-    result = backup.run_backup(loaded, store, "shop")
+    result = run_backup(loaded, store, "shop")
     assert result.ok
     assert result.parts["files"].partial
     assert any("secret.txt" in w for w in result.warnings)
-    assert backup.load_state(store, "shop")["last_attempt_ok"] == 1
+    assert load_state(store, "shop")["last_attempt_ok"] == 1
 
 
 def test_remote_dump_failure_makes_no_snapshot(
@@ -202,9 +205,9 @@ def test_remote_dump_failure_makes_no_snapshot(
         return set(out.stdout.split())
 
     before = sleepers()
-    result = backup.run_backup(loaded, store, "shop", check=False)
+    result = run_backup(loaded, store, "shop", check=False)
     assert not result.ok
     assert "dump failed" in (result.error or "") and "disk full" in (result.error or "")
-    assert backup.list_snapshots(loaded, "shop") == []
+    assert list_snapshots(loaded, "shop") == []
     assert not os.listdir(tmp_path / "repo" / "locks")
     assert not sleepers() - before, "the dump side's placeholder was left running"

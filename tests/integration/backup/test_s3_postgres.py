@@ -12,7 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from failover import backup
+from failover.backup.journal import load_state, runs
+from failover.backup.restore import restore_to_path
+from failover.backup.run import list_snapshots, run_backup
+from failover.backup.verify import verify_backup
 from failover.errors import BackupError
 from tests.integration.backup.conftest import ENV, make_source
 from tests.support.storage_servers import SeaweedFS
@@ -24,7 +27,9 @@ def _tree(root: Path) -> dict[str, bytes]:
     }
 
 
-def test_s3_repository_and_server_stopped(tmp_path, restic_bin, config_factory, store_for):
+def test_s3_repository_and_server_stopped(
+    tmp_path, restic_bin, config_factory, store_for, hook_round
+):
     src = make_source(tmp_path, files=4)
     with SeaweedFS(tmp_path / "weed") as s3:
         os.environ["FAILOVER_TEST_S3_KEY"] = s3.access_key
@@ -45,26 +50,30 @@ def test_s3_repository_and_server_stopped(tmp_path, restic_bin, config_factory, 
             }
         )
         store = store_for(loaded)
-        assert backup.run_backup(loaded, store, "shop").ok
-        verified = backup.verify_backup(loaded, "shop", store)
+        assert run_backup(loaded, store, "shop").ok
+        verified = verify_backup(loaded, "shop", store)
         assert verified.ok, verified.error
 
         s3.stop()
         started = time.monotonic()
         with pytest.raises(BackupError) as info:
-            backup.run_backup(loaded, store, "shop")
+            run_backup(loaded, store, "shop")
         assert time.monotonic() - started < 60
         assert "unreachable" in str(info.value) or "timed out" in str(info.value)
         # The failed run is not retried before retry_after; the health says failing.
-        events = backup.backup_tick(loaded, store, now=time.time() + 1)
-        assert [e.new for e in events] == ["failing"]
+        done = hook_round(loaded, store, later=1)
+        assert done.spawned == []
+        assert [e.title for e in done.events] == ["backup of shop: failing"]
 
         s3.start()
         time.sleep(1)
-        events = backup.backup_tick(loaded, store, now=time.time() + 60)  # the retry is due
-        assert [e.new for e in events] == ["fresh"], backup.load_state(store, "shop")
+        done = hook_round(loaded, store, later=60)  # the retry is due
+        assert done.spawned == ["backup:shop"]
+        assert [e.title for e in done.events] == ["backup of shop: fresh"], load_state(
+            store, "shop"
+        )
         target = tmp_path / "out"
-        backup.restore_to_path(loaded, "shop", target)
+        restore_to_path(loaded, "shop", target)
         assert _tree(target / str(src).lstrip("/")) == _tree(src)
 
 
@@ -98,12 +107,12 @@ def test_postgres_dump_restored_and_compared(
         }
     )
     store = store_for(loaded)
-    result = backup.run_backup(loaded, store, "shop")
+    result = run_backup(loaded, store, "shop")
     assert result.ok and result.parts["postgres-shop"].total_bytes_processed > 10_000
-    assert backup.verify_backup(loaded, "shop", store).ok
+    assert verify_backup(loaded, "shop", store).ok
 
     target = tmp_path / "out"
-    backup.restore_to_path(loaded, "shop", target)
+    restore_to_path(loaded, "shop", target)
     dump = (target / "failover-dumps" / "postgres-shop.sql").read_text()
     postgres.psql("DROP DATABASE IF EXISTS shop_restored")
     postgres.psql("CREATE DATABASE shop_restored")
@@ -130,9 +139,9 @@ def test_postgres_dump_restored_and_compared(
         }
     )
     with pytest.raises(BackupError, match='database "nope" does not exist'):
-        backup.run_backup(bad, store, "shop")
-    assert not [s for s in backup.list_snapshots(bad, "shop") if "part:nope.sql" in s.tags]
-    assert postgres.password not in str(backup.runs(store, "shop"))
+        run_backup(bad, store, "shop")
+    assert not [s for s in list_snapshots(bad, "shop") if "part:nope.sql" in s.tags]
+    assert postgres.password not in str(runs(store, "shop"))
 
 
 def test_cli_and_sigterm(tmp_path, restic_bin, config_factory):
