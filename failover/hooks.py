@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from failover.config import LoadedConfig
+    from failover.config.load import LoadedConfig
     from failover.notify import Notifier
     from failover.store import Store
     from failover.watch.health import Change, HealthState

@@ -264,7 +264,10 @@ class Store:
         ).fetchall()
 
     def last_round(self) -> sqlite3.Row | None:
-        return self.conn.execute("SELECT * FROM rounds ORDER BY id DESC LIMIT 1").fetchone()
+        row: sqlite3.Row | None = self.conn.execute(
+            "SELECT * FROM rounds ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        return row
 
     def prune(self, older_than: float) -> int:
         with self.transaction() as c:
@@ -368,7 +371,10 @@ class Store:
     # --- which endpoint serves a site ------------------------------------------------------
 
     def active_endpoint(self, site: str) -> sqlite3.Row | None:
-        return self.conn.execute("SELECT * FROM site_state WHERE site=?", (site,)).fetchone()
+        row: sqlite3.Row | None = self.conn.execute(
+            "SELECT * FROM site_state WHERE site=?", (site,)
+        ).fetchone()
+        return row
 
     def active_or(self, site: str, default: str) -> str:
         """The endpoint recorded as active, or `default` (the config's) before any is."""

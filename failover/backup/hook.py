@@ -24,9 +24,9 @@ from failover.errors import FailoverError
 from failover.logs import get_logger
 
 if TYPE_CHECKING:
-    from failover.hooks import HookContext
-    from failover.config import LoadedConfig
     from failover.config.backup import BackupSet
+    from failover.config.load import LoadedConfig
+    from failover.hooks import HookContext
     from failover.store import Store
 
 log = get_logger("backup")

@@ -21,7 +21,7 @@ from failover.backup.run import remote_for, restic_for, site_config, with_unlock
 from failover.errors import BackupError
 
 if TYPE_CHECKING:
-    from failover.config import LoadedConfig
+    from failover.config.load import LoadedConfig
 
 ProgressFn = Callable[[str], None]
 

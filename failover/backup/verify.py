@@ -35,8 +35,8 @@ from failover.errors import BackupError, FailoverError
 from failover.logs import get_logger
 
 if TYPE_CHECKING:
-    from failover.config import LoadedConfig
     from failover.config.backup import BackupSet
+    from failover.config.load import LoadedConfig
     from failover.config.models import Site
     from failover.store import Store
     from providers.remote import Remote

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from failover.cli.context import echo, emit_json, progress_to_stderr
 
 if TYPE_CHECKING:
-    from failover.config import LoadedConfig
+    from failover.config.load import LoadedConfig
     from failover.runs.model import Run
     from failover.store import Store
 

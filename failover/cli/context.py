@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 if TYPE_CHECKING:
-    from failover.config import LoadedConfig
+    from failover.config.load import LoadedConfig
     from failover.store import Store
 
 
@@ -28,7 +28,7 @@ G = Globals()
 
 def load() -> LoadedConfig:
     """Load the config named by the global options, logging its warnings."""
-    from failover.config import load_config
+    from failover.config.load import load_config
     from failover.logs import get_logger
 
     loaded = load_config(G.config_path)

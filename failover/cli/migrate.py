@@ -16,7 +16,7 @@ from failover.cli.context import emit_json, load, open_store, progress_to_stderr
 from failover.errors import FailoverError, UsageError
 
 if TYPE_CHECKING:
-    from failover.config import LoadedConfig
+    from failover.config.load import LoadedConfig
     from failover.runs.model import Run
     from failover.store import Store
 

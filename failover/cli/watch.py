@@ -81,7 +81,7 @@ def agent(
 ) -> None:
     """Run as a daemon: probe on schedule; SIGTERM/SIGINT stop, SIGHUP reloads the config."""
     from failover.cli.stages import round_hooks
-    from failover.config import LoadedConfig, load_config
+    from failover.config.load import LoadedConfig, load_config
     from failover.notify import Notifier
     from failover.watch.daemon import Agent
 

@@ -31,7 +31,7 @@ def add_endpoint(path: Path, site: str, name: str, block: dict[str, Any]) -> str
     out = io.StringIO()
     yaml.dump(data, out)
     new_text = out.getvalue()
-    from failover.config import parse_config
+    from failover.config.load import parse_config
 
     try:
         parse_config(new_text, str(path), base_dir=path.parent.resolve())

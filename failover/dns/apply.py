@@ -33,7 +33,7 @@ from failover.errors import FailoverError, UsageError
 from providers.dns.base import ApplyError, DnsProvider, RecordChange, RecordKey, RecordSet
 
 if TYPE_CHECKING:
-    from failover.config import LoadedConfig
+    from failover.config.load import LoadedConfig
     from failover.config.models import Site
     from failover.store import Store
 

@@ -19,7 +19,7 @@ from failover.errors import UnsafePlan, UsageError
 from providers.dns.base import RecordChange, RecordKey, RecordSet, normalize_value
 
 if TYPE_CHECKING:
-    from failover.config import LoadedConfig
+    from failover.config.load import LoadedConfig
     from failover.config.models import Site
 
 Verdict = Literal["apply", "noop", "refused"]

@@ -16,7 +16,7 @@ from failover.errors import FailoverError
 from providers.dns.base import RecordKey, RecordSet
 
 if TYPE_CHECKING:
-    from failover.config import LoadedConfig
+    from failover.config.load import LoadedConfig
     from failover.config.models import Site
     from failover.store import Store
 

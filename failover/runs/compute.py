@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 from failover.errors import ProviderError, Unreachable, UsageError
 
 if TYPE_CHECKING:
-    from failover.config import LoadedConfig
     from failover.config.compute import ComputeTemplate
+    from failover.config.load import LoadedConfig
     from providers.compute.base import ComputeProvider, Node, NodeSpec
 
 Progress = Callable[[str], None]

@@ -19,7 +19,7 @@ from failover.runs.model import Run, RunPlan, StepContext
 from failover.runs.plan import plan_manual
 
 if TYPE_CHECKING:
-    from failover.config import LoadedConfig
+    from failover.config.load import LoadedConfig
     from failover.store import Store
 
 log = get_logger("runbook")

@@ -44,7 +44,7 @@ from failover.runs.plan import plan_run
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from failover.config import LoadedConfig
+    from failover.config.load import LoadedConfig
     from failover.runs.model import Run
     from failover.store import Store
 

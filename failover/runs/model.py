@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from failover.errors import FailoverError
 
 if TYPE_CHECKING:
-    from failover.config import LoadedConfig
+    from failover.config.load import LoadedConfig
     from failover.config.models import Site
     from failover.notify import Notifier
     from failover.store import Store

@@ -11,7 +11,7 @@ from failover.runs.model import Run
 from failover.watch.health import HealthState
 
 if TYPE_CHECKING:
-    from failover.config import LoadedConfig
+    from failover.config.load import LoadedConfig
     from failover.store import Store
 
 

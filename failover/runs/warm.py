@@ -11,7 +11,7 @@ from failover.logs import get_logger
 from failover.runs import journal
 
 if TYPE_CHECKING:
-    from failover.config import LoadedConfig
+    from failover.config.load import LoadedConfig
     from failover.hooks import HookContext
     from failover.store import Store
 

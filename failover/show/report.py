@@ -20,7 +20,7 @@ from failover.humanize import duration
 from failover.show.uptime import Interval, months_between, uptime, watched_intervals
 
 if TYPE_CHECKING:
-    from failover.config import LoadedConfig
+    from failover.config.load import LoadedConfig
     from failover.store import Store
 
 

@@ -10,7 +10,7 @@ from failover.humanize import duration, local_time
 from failover.watch.health import HealthState
 
 if TYPE_CHECKING:
-    from failover.config import LoadedConfig
+    from failover.config.load import LoadedConfig
     from failover.store import Store
 
 # The areas add per-site sections (backups, DNS, runs): fn(loaded, store, site) returns a

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from failover.config import LoadedConfig
+from failover.config.load import LoadedConfig
 from failover.hooks import Hook, HookContext, RoundResult, Spawn
 from failover.logs import get_logger
 from failover.notify import Notifier

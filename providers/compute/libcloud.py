@@ -299,7 +299,6 @@ class LibcloudComputeProvider(ComputeProvider):
         )
 
     def _translate(self, exc: BaseException, action: str) -> FailoverError | None:
-        import requests
         from libcloud.common.exceptions import BaseHTTPError, RateLimitReachedError
         from libcloud.common.types import InvalidCredsError, LibcloudError
         from libcloud.compute.types import KeyPairDoesNotExistError
@@ -329,56 +328,71 @@ class LibcloudComputeProvider(ComputeProvider):
                 f"{action}: rate limited by the API: {detail}", hint="try again later"
             )
         if isinstance(exc, BaseHTTPError):
-            code = _http_code(exc)
-            if code in (401, 403):
-                return AuthError(
-                    f"{action}: access denied (HTTP {code}): {detail}",
-                    hint=f"check the credentials ({creds}) and their permissions",
-                )
-            if code == 429:
-                return RateLimited(f"{action}: rate limited (HTTP 429)", hint="try again later")
-            if _CAPACITY.search(detail):
-                return ProviderError(
-                    f"{action}: the provider has no capacity for this size here: {detail}",
-                    hint="try another location or size, or try again later",
-                )
-            if _QUOTA.search(detail):
-                return ProviderError(
-                    f"{action}: refused by the account's quota: {detail}",
-                    hint="delete servers you do not need, or ask the provider to raise the limit",
-                )
-            for pattern, what, hint in _NOT_FOUND:
-                if pattern.search(detail) and re.search(
-                    r"NotFound|Invalid|not (?:found|exist)|"
-                    r"does not|unknown",
-                    detail,
-                    re.I,
-                ):
-                    return NotFound(f"{action}: {what} not found: {detail}", hint=hint)
-            if code == 404:
-                return NotFound(f"{action}: not found (HTTP 404): {detail}")
-            return ProviderError(f"{action}: HTTP {code}: {detail}")
-        if isinstance(exc, requests.exceptions.ConnectTimeout):
-            return Unreachable(
-                f"{action}: connecting to the API timed out", hint="is the API reachable from here?"
-            )
-        if isinstance(exc, requests.exceptions.ConnectionError):
-            return Unreachable(
-                f"{action}: cannot reach the API: {_root_cause(exc)}",
-                hint="is the API up, and are args.host and args.port right?",
-            )
-        if isinstance(exc, requests.exceptions.Timeout):
-            return Unreachable(
-                f"{action}: the API did not answer in time",
-                hint="try again, or raise the template's timeout",
-            )
-        if isinstance(exc, ConnectionRefusedError):
-            return Unreachable(f"{action}: connection refused")
-        if isinstance(exc, OSError):
-            return Unreachable(f"{action}: {one_line(exc)}")
+            return _http_error(exc, action, detail, creds)
+        transport = _transport_error(exc, action)
+        if transport is not None:
+            return transport
         if isinstance(exc, LibcloudError):
             return ProviderError(f"{action}: {detail}")
         return None
+
+
+def _http_error(exc: BaseException, action: str, detail: str, creds: str) -> FailoverError:
+    """An HTTP error from the API, by status code and message."""
+    code = _http_code(exc)
+    if code in (401, 403):
+        return AuthError(
+            f"{action}: access denied (HTTP {code}): {detail}",
+            hint=f"check the credentials ({creds}) and their permissions",
+        )
+    if code == 429:
+        return RateLimited(f"{action}: rate limited (HTTP 429)", hint="try again later")
+    if _CAPACITY.search(detail):
+        return ProviderError(
+            f"{action}: the provider has no capacity for this size here: {detail}",
+            hint="try another location or size, or try again later",
+        )
+    if _QUOTA.search(detail):
+        return ProviderError(
+            f"{action}: refused by the account's quota: {detail}",
+            hint="delete servers you do not need, or ask the provider to raise the limit",
+        )
+    for pattern, what, hint in _NOT_FOUND:
+        if pattern.search(detail) and re.search(
+            r"NotFound|Invalid|not (?:found|exist)|"
+            r"does not|unknown",
+            detail,
+            re.I,
+        ):
+            return NotFound(f"{action}: {what} not found: {detail}", hint=hint)
+    if code == 404:
+        return NotFound(f"{action}: not found (HTTP 404): {detail}")
+    return ProviderError(f"{action}: HTTP {code}: {detail}")
+
+
+def _transport_error(exc: BaseException, action: str) -> FailoverError | None:
+    """The API could not be reached, or did not answer in time."""
+    import requests
+
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return Unreachable(
+            f"{action}: connecting to the API timed out", hint="is the API reachable from here?"
+        )
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return Unreachable(
+            f"{action}: cannot reach the API: {_root_cause(exc)}",
+            hint="is the API up, and are args.host and args.port right?",
+        )
+    if isinstance(exc, requests.exceptions.Timeout):
+        return Unreachable(
+            f"{action}: the API did not answer in time",
+            hint="try again, or raise the template's timeout",
+        )
+    if isinstance(exc, ConnectionRefusedError):
+        return Unreachable(f"{action}: connection refused")
+    if isinstance(exc, OSError):
+        return Unreachable(f"{action}: {one_line(exc)}")
+    return None
 
 
 def client_token(key: str) -> str:

@@ -19,7 +19,7 @@ ROUNDS = 2160  # six hours of rounds at a 10 s interval
 
 
 def make_state(tmp: Path) -> Path:
-    from failover.config import parse_config
+    from failover.config.load import parse_config
     from failover.notify import Notifier
     from failover.store import Store
     from failover.watch.probes.result import ProbeResult

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from failover.config import parse_config
+from failover.config.load import parse_config
 from failover.hooks import HookContext
 from failover.notify import Notifier
 from failover.runs.auto import failover_hook

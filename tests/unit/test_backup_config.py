@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from failover.config import parse_config
+from failover.config.load import parse_config
 from failover.errors import ConfigError, RemoteError
 from providers.remote import Remote, encode_env
 

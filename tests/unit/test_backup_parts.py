@@ -27,7 +27,7 @@ from failover.backup.restic_parse import (
 )
 from failover.backup.schedule import read_due, work_due
 from failover.backup.verify import choose_sample
-from failover.config import parse_config
+from failover.config.load import parse_config
 
 H = 3600.0
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from failover.config import LoadedConfig, parse_config
+from failover.config.load import LoadedConfig, parse_config
 from failover.errors import ConfigError
 
 SITES = """\
@@ -129,7 +129,7 @@ def test_loading_a_config_with_templates_does_not_import_libcloud(tmp_path: Path
     path.write_text(TEMPLATE + SITES)
     code = (
         "import sys, os\n"
-        "from failover.config import parse_config\n"
+        "from failover.config.load import parse_config\n"
         f"parse_config(open({str(path)!r}).read(), 'f.yaml', env={ENV!r})\n"
         "import failover.runs.compute\n"
         "bad = [m for m in sys.modules if m.split('.')[0] in ('libcloud', 'boto3', 'requests')]\n"

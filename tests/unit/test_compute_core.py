@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from failover.config import LoadedConfig, parse_config
+from failover.config.load import LoadedConfig, parse_config
 from failover.config.models import Endpoint
 from failover.errors import (
     AuthError,

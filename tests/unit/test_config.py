@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from failover.config import parse_config
+from failover.config.load import parse_config
 from failover.config.schema import schema_text
 from failover.config.types import Secret, parse_duration
 from failover.errors import ConfigError

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from failover.config import parse_config
 from failover.config.edit import add_endpoint, render_block
+from failover.config.load import parse_config
 from failover.errors import UsageError
 
 TEXT = """\

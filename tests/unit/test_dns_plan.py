@@ -9,8 +9,8 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from failover.config import parse_config
 from failover.config.dns import parse_server
+from failover.config.load import parse_config
 from failover.dns.plan import endpoint_of, format_plan, managed_keys, plan_dns_switch
 from failover.errors import ConfigError, UsageError
 from providers.dns.base import RecordKey, RecordSet

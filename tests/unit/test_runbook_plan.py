@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from failover.config import parse_config
+from failover.config.load import parse_config
 from failover.errors import UsageError
 from failover.runs.plan import decide, plan_run
 from failover.watch.health import HealthState

@@ -15,7 +15,7 @@ from failover.notify import Event
 from failover.runs.model import StepContext, StepFailed, StepOut
 
 if TYPE_CHECKING:
-    from failover.config import LoadedConfig
+    from failover.config.load import LoadedConfig
 
 log = get_logger("steps")
 

@@ -98,7 +98,7 @@ def build_config(
     site: str = "shop",
 ) -> Any:
     """A loaded config with one site whose backup set is `backup` (state under tmp)."""
-    from failover.config import parse_config
+    from failover.config.load import parse_config
 
     data = {
         "state": str(tmp / "state" / "state.db"),
@@ -155,12 +155,11 @@ class HookRound:
 
 @pytest.fixture
 def hook_round(monkeypatch: pytest.MonkeyPatch) -> Callable[..., HookRound]:
-    """Run `backup_hook` the way `failover check` does (failover.agent.tick): a HookContext
+    """Run `backup_hook` the way `failover check` does (failover.watch.daemon.tick): a HookContext
     whose spawn runs the work inline. later: seconds added to the hook's clock (the work
     itself runs at the real time), to see what is due then."""
-    from failover.hooks import HookContext
-
     from failover.backup import hook
+    from failover.hooks import HookContext
 
     def run(loaded: Any, store: Any, *, later: float = 0.0) -> HookRound:
         done = HookRound()

@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from failover.config import LoadedConfig, parse_config
+from failover.config.load import LoadedConfig, parse_config
 from tests.integration.compute.ec2_shim import DRIVER
 from tests.support import TEST_AWS_ENV, free_port
 from tests.support.dns_servers import MotoServer

@@ -301,7 +301,7 @@ def test_unknown_template_and_driver(ec2_lab: Ec2Lab, tmp_path: Path) -> None:
 PROVISION_SCRIPT = """
 import sys
 from failover.runs import compute
-from failover.config import load_config
+from failover.config.load import load_config
 
 loaded = load_config(sys.argv[1])
 compute.provision(loaded, "small", "shop", "run-killed", lambda m: print(m, flush=True))

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from failover.config import LoadedConfig, parse_config
+from failover.config.load import LoadedConfig, parse_config
 from tests.support.dns_servers import BindServer, MotoServer, PowerDnsServer, aws_env
 
 PRIMARY = {"address": "192.0.2.10", "dns_values": {"AAAA": "2001:db8::10"}}
