@@ -10,8 +10,9 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from failover.config.base import Model
 from failover.config.types import Duration, Secret
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -20,11 +21,7 @@ _SUBSET = re.compile(r"^(\d+(\.\d+)?%|\d+/\d+|\d+[kKmMgGtT]?)$")
 _DUMP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,100}$")
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
-
-
-class Retention(_Model):
+class Retention(Model):
     """How many snapshots `restic forget` keeps; unset keys keep nothing by that rule."""
 
     last: int | None = Field(None, ge=1, description="Keep the newest N snapshots.", examples=[7])
@@ -57,7 +54,7 @@ class Retention(_Model):
         return self
 
 
-class _DumpBase(_Model):
+class _DumpBase(Model):
     dump_name: str | None = Field(
         None,
         description="File name of the dump inside the snapshot (under /failover-dumps/); "
@@ -158,7 +155,7 @@ class SqliteDump(_DumpBase):
 DatabaseDump = Annotated[PostgresDump | MysqlDump | SqliteDump, Field(discriminator="type")]
 
 
-class BackupSet(_Model):
+class BackupSet(Model):
     repository: str = Field(
         description="The restic repository: a local path, sftp:user@host:/path, "
         "s3:https://host/bucket/prefix, rest:https://host/, or anything else restic accepts. "

@@ -17,8 +17,9 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
+from failover.config.base import Model
 from failover.config.types import Duration, Secret
 
 # A libcloud Provider name (ec2, digitalocean, digital_ocean, vultr, ...), or
@@ -29,11 +30,7 @@ _NODE_NAME = re.compile(r"^[A-Za-z0-9{][A-Za-z0-9_.{}-]{0,62}$")
 ExtraValue = str | int | float | bool | list[str]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
-
-
-class ComputeSsh(_Model):
+class ComputeSsh(Model):
     """How to reach a provisioned server over SSH: the fields of an endpoint's `ssh`, except
     `host`, which is always the new server's address."""
 
@@ -57,7 +54,7 @@ class ComputeSsh(_Model):
     )
 
 
-class ComputeTemplate(_Model):
+class ComputeTemplate(Model):
     """A server to create through a cloud API when a site moves (`migrate --provision`)."""
 
     driver: str = Field(

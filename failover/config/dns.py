@@ -14,8 +14,6 @@ import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     PlainValidator,
     ValidationError,
@@ -25,10 +23,10 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from failover.config.base import NAME_PATTERN, Model
 from failover.config.types import Duration, Secret
 from failover.dns.names import normalize_name
 
-_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
 
 RECORD_TYPES = ("A", "AAAA", "CNAME")
@@ -43,10 +41,6 @@ TSIG_ALGORITHMS = (
     "hmac-sha1",
     "hmac-md5",
 )
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
 
 
 def is_hostname(name: str) -> bool:
@@ -93,7 +87,7 @@ def _no_inline(secret: Secret | None, what: str) -> Secret | None:
 # --- providers ----------------------------------------------------------------------------
 
 
-class LibcloudDnsProvider(_Model):
+class LibcloudDnsConfig(Model):
     type: Literal["libcloud"] = Field(
         description="Any DNS host that Apache Libcloud has a driver for.", examples=["libcloud"]
     )
@@ -141,7 +135,7 @@ class LibcloudDnsProvider(_Model):
         return value.lower()
 
 
-class Route53DnsProvider(_Model):
+class Route53DnsConfig(Model):
     type: Literal["route53"] = Field(description="Amazon Route 53 through boto3.")
     access_key_id: Secret | None = Field(
         None,
@@ -192,7 +186,7 @@ class Route53DnsProvider(_Model):
         return _no_inline(value, "credentials")
 
     @model_validator(mode="after")
-    def _pairs(self) -> Route53DnsProvider:
+    def _pairs(self) -> Route53DnsConfig:
         if (self.access_key_id is None) != (self.secret_access_key is None):
             raise ValueError("give both access_key_id and secret_access_key, or neither")
         if self.profile and self.access_key_id is not None:
@@ -200,7 +194,7 @@ class Route53DnsProvider(_Model):
         return self
 
 
-class Rfc2136DnsProvider(_Model):
+class Rfc2136DnsConfig(Model):
     type: Literal["rfc2136"] = Field(
         description="Dynamic updates (RFC 2136) signed with TSIG, to your own BIND, Knot or "
         "PowerDNS primary server."
@@ -242,24 +236,24 @@ class Rfc2136DnsProvider(_Model):
         return _no_inline(value, "key_secret")
 
     @model_validator(mode="after")
-    def _pairs(self) -> Rfc2136DnsProvider:
+    def _pairs(self) -> Rfc2136DnsConfig:
         if (self.key_name is None) != (self.key_secret is None):
             raise ValueError("give both key_name and key_secret, or neither")
         return self
 
 
-_PROVIDER_TYPES: dict[str, type[_Model]] = {
-    "libcloud": LibcloudDnsProvider,
-    "route53": Route53DnsProvider,
-    "rfc2136": Rfc2136DnsProvider,
+_PROVIDER_TYPES: dict[str, type[Model]] = {
+    "libcloud": LibcloudDnsConfig,
+    "route53": Route53DnsConfig,
+    "rfc2136": Rfc2136DnsConfig,
 }
 
 
-def _provider_by_type(value: Any, info: ValidationInfo) -> _Model:
+def _provider_by_type(value: Any, info: ValidationInfo) -> Model:
     """Validate a provider entry as the model its `type` names. (A discriminated union would
     put the tag into error locations, dns_providers.x.rfc2136.port; this keeps them true to
     the file: dns_providers.x.port.)"""
-    if isinstance(value, _Model):
+    if isinstance(value, Model):
         return value
     if not isinstance(value, dict):
         raise PydanticCustomError("dns_provider", "expected a mapping with a `type`")
@@ -274,11 +268,11 @@ def _provider_by_type(value: Any, info: ValidationInfo) -> _Model:
 
 
 DnsProviderConfig = Annotated[
-    LibcloudDnsProvider | Route53DnsProvider | Rfc2136DnsProvider,
+    LibcloudDnsConfig | Route53DnsConfig | Rfc2136DnsConfig,
     PlainValidator(
         _provider_by_type,
         json_schema_input_type=Annotated[
-            LibcloudDnsProvider | Route53DnsProvider | Rfc2136DnsProvider,
+            LibcloudDnsConfig | Route53DnsConfig | Rfc2136DnsConfig,
             Field(discriminator="type"),
         ],
     ),
@@ -288,7 +282,7 @@ DnsProviderConfig = Annotated[
 # --- a site's records -----------------------------------------------------------------------
 
 
-class DnsRecord(_Model):
+class DnsRecord(Model):
     name: str = Field(
         description="The record's fully qualified name, inside the zone.",
         examples=["shop.example.com"],
@@ -316,11 +310,11 @@ class DnsRecord(_Model):
         return value
 
 
-class SiteDns(_Model):
+class SiteDns(Model):
     provider: str = Field(
         description="The name of an entry of dns_providers.",
         examples=["pdns"],
-        pattern=_NAME,
+        pattern=NAME_PATTERN,
     )
     zone: str = Field(description="The zone the records live in.", examples=["example.com"])
     records: list[DnsRecord] = Field(
@@ -409,9 +403,9 @@ __all__ = [
     "RECORD_TYPES",
     "DnsProviderConfig",
     "DnsRecord",
-    "LibcloudDnsProvider",
-    "Rfc2136DnsProvider",
-    "Route53DnsProvider",
+    "LibcloudDnsConfig",
+    "Rfc2136DnsConfig",
+    "Route53DnsConfig",
     "SiteDns",
     "check_value",
     "parse_server",

@@ -8,7 +8,6 @@ models and returns a `LoadedConfig`; every problem is reported at once as
 from __future__ import annotations
 
 import os
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from failover.config.loader import LineMap, format_problem, load_yaml, read_config_text
 from failover.config.models import Config, Endpoint, Policy, Site
-from failover.config.types import Secret
+from failover.config.types import Secret, warn_if_world_readable
 from failover.errors import ConfigError
 
 DEFAULT_PATHS = (Path("failover.yaml"), Path("/etc/failover/failover.yaml"))
@@ -90,20 +89,11 @@ def load_config(explicit: str | os.PathLike[str] | None = None) -> LoadedConfig:
     path = find_config(explicit)
     text = read_config_text(path)
     loaded = parse_config(text, str(path), base_dir=path.parent.resolve())
-    try:
-        mode = path.stat().st_mode
-        if mode & (stat.S_IRWXG | stat.S_IRWXO) and _has_secrets(loaded.config):
-            loaded.warnings.append(
-                f"{path}: config file holds secrets and is readable by others (chmod 600 it)"
-            )
-    except OSError:
-        pass
-    for key_path in _key_files(loaded.config):
-        try:
-            if key_path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-                loaded.warnings.append(f"SSH key {key_path} is readable by others (chmod 600 it)")
-        except OSError:
-            pass  # a missing key shows up, with a hint, when it is used
+    if _has_secrets(loaded.config):
+        warn_if_world_readable(path, "config file (it holds secrets)", loaded.warnings)
+    for key_path in sorted(_key_files(loaded.config)):
+        # a missing key shows up, with a hint, when it is used
+        warn_if_world_readable(key_path, "SSH key", loaded.warnings)
     return loaded
 
 

@@ -8,20 +8,13 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from failover.config.backup import BackupSet
+from failover.config.base import Model, Name
 from failover.config.compute import ComputeTemplate
 from failover.config.dns import DnsProviderConfig, SiteDns, check_value, located_error
 from failover.config.types import Duration, Secret
-
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"  # sites, endpoints, providers, ...
-Name = Annotated[str, Field(pattern=NAME_PATTERN)]
-
-
-class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
-
 
 # --- checks -------------------------------------------------------------------------------
 

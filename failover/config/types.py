@@ -128,7 +128,7 @@ def _resolve_secret(value: Any, info: ValidationInfo) -> Secret:
                 "cannot read secret file {path}: {err}",
                 {"path": str(path), "err": exc.strerror or exc.__class__.__name__},
             ) from None
-        if warnings is not None and mode & (stat.S_IRWXG | stat.S_IRWXO):
+        if warnings is not None and readable_by_others(mode):
             warnings.append(f"secret file {path} is readable by others (chmod 600 it)")
         return Secret(text.rstrip("\r\n"), f"file:{path}")
     return Secret(value, "inline")
@@ -139,10 +139,16 @@ SecretField = Secret
 __all__ = ["Duration", "Secret", "format_duration", "parse_duration"]
 
 
+def readable_by_others(mode: int) -> bool:
+    """Group or others may read (or write) a file with this mode."""
+    return bool(mode & (stat.S_IRWXG | stat.S_IRWXO))
+
+
 def warn_if_world_readable(path: Path, what: str, warnings: list[str]) -> None:
+    """Add a warning when the file holding secrets can be read by others."""
     try:
         mode = path.stat().st_mode
     except OSError:
         return
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+    if readable_by_others(mode):
         warnings.append(f"{what} {path} is readable by others (chmod 600 it)")

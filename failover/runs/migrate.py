@@ -33,7 +33,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from failover.config.models import NAME_PATTERN
+from failover.config.base import NAME_PATTERN
 from failover.errors import FailoverError, UnsafePlan, UsageError
 from failover.humanize import duration
 from failover.logs import get_logger
