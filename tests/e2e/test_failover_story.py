@@ -24,20 +24,16 @@ from typing import Any
 
 import pytest
 
-from tests.support import require_binary, require_root, wait_for
+from tests.support import wait_for
 from tests.support.cli import failover, failover_json, popen_failover
-from tests.support.lab import Lab
+from tests.support.lab import Lab, running_lab
 
 pytestmark = [pytest.mark.e2e, pytest.mark.netns]
 
 
 @pytest.fixture
 def lab() -> Iterator[Lab]:
-    require_root()
-    for binary in ("unshare", "nsenter", "nft", "sshd", "ssh", "restic", "pdns_server"):
-        require_binary(binary)
-    with Lab() as running:
-        yield running
+    yield from running_lab()
 
 
 class Story:

@@ -36,9 +36,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support import TEST_AWS_ENV, require_binary, require_root
+from tests.support import TEST_AWS_ENV
 from tests.support.cli import REPO, failover, failover_json
-from tests.support.lab import HOSTNAME, Lab
+from tests.support.lab import HOSTNAME, Lab, running_lab
 from tests.support.newserver import NewServer, pick_subnet
 
 pytestmark = [pytest.mark.e2e, pytest.mark.netns]
@@ -51,11 +51,7 @@ INLINE_COMMENT = "# the public name"
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
-    require_root()
-    for binary in ("unshare", "nsenter", "nft", "sshd", "ssh", "restic", "pdns_server"):
-        require_binary(binary)
-    with Lab() as running:
-        yield running
+    yield from running_lab()
 
 
 @pytest.fixture(scope="module")

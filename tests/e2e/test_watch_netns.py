@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from tests.support import require_binary, require_root, wait_for
+from tests.support import wait_for
 from tests.support.cli import failover, failover_json, popen_failover
-from tests.support.lab import Lab
+from tests.support.lab import Lab, running_lab
 
 pytestmark = [pytest.mark.e2e, pytest.mark.netns]
 
@@ -26,11 +26,7 @@ RECOVERED = "primary recovered"
 
 @pytest.fixture
 def lab() -> Iterator[Lab]:
-    require_root()
-    for binary in ("unshare", "nsenter", "nft", "sshd", "ssh"):
-        require_binary(binary)
-    with Lab(dns=False, storage=False) as running:
-        yield running
+    yield from running_lab(dns=False, storage=False)
 
 
 class Watch:

@@ -7,14 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support import require_binary, require_root
-from tests.support.lab import Lab
+from tests.support.lab import Lab, running_lab
 
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
-    require_root()
-    for binary in ("unshare", "nsenter", "nft", "sshd", "ssh", "restic", "pdns_server"):
-        require_binary(binary)
-    with Lab() as running:
-        yield running
+    yield from running_lab()
