@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs everything the tests need on a fresh Debian 12 machine (run as root):
 # the real servers the integration tests start (PowerDNS, BIND, restic, sshd, PostgreSQL,
-# nftables for real outages) and the project with its test extras (moto, SeaweedFS, ...).
+# nftables for real outages), and a virtual environment of the project's own (.venv/) with
+# the project and its test extras (moto, SeaweedFS, ...): Debian 12's python3 refuses
+# `pip install` outside one. Then: .venv/bin/python -m pytest -q tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +11,10 @@ APT_PACKAGES=(
   pdns-server pdns-backend-sqlite3 bind9 bind9utils restic openssh-server openssh-client
   sqlite3 nftables iproute2 iputils-ping postgresql procps
 )
+# Debian's python3 makes virtual environments only with python3-venv installed.
+if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+  APT_PACKAGES+=(python3-venv)
+fi
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -31,4 +37,9 @@ for svc in pdns named bind9 ssh postgresql; do
   (command -v systemctl >/dev/null && systemctl stop "$svc" 2>/dev/null) || true
 done
 
-python3 -m pip install -q --disable-pip-version-check -e '.[test]'
+VENV="${FAILOVER_VENV:-.venv}"
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check -e '.[test]'

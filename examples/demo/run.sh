@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's first command: set up and run the local demonstration of the whole story.
 # Needs root (it builds two "VPSes" as network namespaces on this machine) and installs
-# what it needs with apt and pip (tests/setup.sh). Nothing leaves the machine.
+# what it needs with apt, and pip into .venv/ (tests/setup.sh). Nothing leaves the machine.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 if [ "$(id -u)" -ne 0 ]; then
@@ -10,4 +10,4 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "== installing what the demonstration needs (apt, pip) ..."
 bash tests/setup.sh
-exec python3 -m examples.demo "$@"
+exec .venv/bin/python -m examples.demo "$@"

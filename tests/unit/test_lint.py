@@ -21,7 +21,8 @@ def _run(*argv: str) -> subprocess.CompletedProcess[str]:
 
 
 def _tool(name: str) -> str:
-    found = shutil.which(name) or str(Path(sys.executable).with_name(name))
+    beside = Path(sys.executable).with_name(name)  # the virtual environment's own
+    found = str(beside) if beside.exists() else (shutil.which(name) or str(beside))
     require(Path(found).exists(), f"{name} is not installed (the test extras install it)")
     return found
 
