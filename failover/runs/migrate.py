@@ -3,17 +3,7 @@
 
 A migrate is a journaled run like a failover (failover.runs): the common steps (preflight,
 final backup, restore, after-restore commands, recheck, DNS switch, activate, verify,
-notify) plus three of its own (runs/steps/migrate.py):
-
-- `provision`: create the server through the template's compute provider, idempotently
-  across crashes: the idempotency key is written into the run's options before the
-  provider is called, and the server's id as soon as it exists, so that a run killed at
-  any point finds its server again instead of creating a second one. Its data carries the
-  new endpoint's block, which makes the server an endpoint (`run.target`) for every later
-  step (engine.with_new_endpoint).
-- `wait_ssh`: the server's SSH port answers with a banner, then a real login works.
-- `ensure_restic`: restic runs there; if not, it is installed with the server's package
-  manager, or else the local restic binary (same architecture) is uploaded.
+notify) plus three of its own (runs/steps/migrate.py: provision, wait_ssh, ensure_restic).
 
 The DNS records change late (switch_dns comes after the restore and the checks of the new
 server), so a failure before that leaves the old server active and DNS untouched.
