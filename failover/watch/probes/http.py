@@ -250,6 +250,7 @@ async def probe_http(
     )
     start = time.perf_counter()
     conn: _Connection | None = None
+    expiry: float | None = None
     try:
         state.phase = "connect"
         reader, writer = await asyncio.open_connection(address, port, limit=HEAD_LIMIT)
@@ -263,6 +264,7 @@ async def probe_http(
                 state.warning = f"cannot read the certificate's expiry: {describe_error(exc)}"
             else:
                 if not_after is not None:
+                    expiry = not_after.timestamp()
                     state.warning = expiry_warning(name, not_after, check.tls_expiry_warn)
         state.phase = "request"
         await conn.send(request)
@@ -287,6 +289,8 @@ async def probe_http(
             latency,
             f"status {head.status} not in {status_list(check.expect_status)}",
             warning,
+            http_status=head.status,
+            cert_expiry=expiry,
         )
     if check.expect_body is not None or check.expect_body_regex is not None:
         encoding = charset(head)
@@ -296,7 +300,13 @@ async def probe_http(
             text = body.decode("utf-8", errors="replace")
         if check.expect_body is not None and check.expect_body not in text:
             return ProbeResult(
-                label, False, latency, f"body lacks {short(check.expect_body)!r}", warning
+                label,
+                False,
+                latency,
+                f"body lacks {short(check.expect_body)!r}",
+                warning,
+                http_status=head.status,
+                cert_expiry=expiry,
             )
         if check.expect_body_regex is not None and not re.search(check.expect_body_regex, text):
             return ProbeResult(
@@ -305,6 +315,8 @@ async def probe_http(
                 latency,
                 f"body does not match /{short(check.expect_body_regex)}/",
                 warning,
+                http_status=head.status,
+                cert_expiry=expiry,
             )
     if check.max_latency is not None and elapsed > check.max_latency:
         return ProbeResult(
@@ -313,5 +325,15 @@ async def probe_http(
             latency,
             f"HTTP {head.status} {took}, slower than {secs(check.max_latency)}",
             warning,
+            http_status=head.status,
+            cert_expiry=expiry,
         )
-    return ProbeResult(label, True, latency, f"HTTP {head.status} {took}", warning)
+    return ProbeResult(
+        label,
+        True,
+        latency,
+        f"HTTP {head.status} {took}",
+        warning,
+        http_status=head.status,
+        cert_expiry=expiry,
+    )

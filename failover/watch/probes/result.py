@@ -15,6 +15,8 @@ class ProbeResult:
     latency_ms: float | None  # None when no answer
     detail: str  # one short line
     warning: str | None = None  # e.g. a certificate about to expire
+    http_status: int | None = None  # http/https: the response's status code
+    cert_expiry: float | None = None  # https: the certificate's notAfter, unix time
 
 
 def secs(seconds: float) -> str:
