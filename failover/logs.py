@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import time
 from typing import Any
+
+from failover.humanize import iso_time
 
 LOGGER_NAME = "failover"
 _CONTEXT_KEYS = ("site", "endpoint", "check", "step", "run")
@@ -15,7 +16,7 @@ _CONTEXT_KEYS = ("site", "endpoint", "check", "step", "run")
 
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(record.created))
+        stamp = iso_time(record.created)  # with its UTC offset: unambiguous in cron mail
         context = " ".join(
             f"{k}={getattr(record, k)}" for k in _CONTEXT_KEYS if getattr(record, k, None)
         )

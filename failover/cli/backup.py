@@ -30,7 +30,9 @@ def _size(n: float) -> str:
 def _when(ts: float | None) -> str:
     if ts is None:
         return "never"
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+    from failover.humanize import local_time
+
+    return local_time(ts)
 
 
 class _Progress:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from failover.config.base import NAME_PATTERN
 from failover.errors import FailoverError, UnsafePlan, UsageError
-from failover.humanize import duration
+from failover.humanize import duration, local_time
 from failover.logs import get_logger
 from failover.runs import compute, journal
 from failover.runs.model import RunPlan, StepPlan
@@ -217,7 +217,7 @@ def _newest_snapshot(loaded: LoadedConfig, site_name: str) -> tuple[dict[str, An
     if snap is None:
         return None, "the repository holds no snapshot of the site: there is nothing to restore"
     age = time.time() - snap.time
-    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(snap.time))
+    when = local_time(snap.time)
     info = {"id": snap.id, "short_id": snap.short_id, "time": snap.time, "age": age}
     return info, (
         f"no final backup: the newest snapshot {snap.short_id} from {when} "
