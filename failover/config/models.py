@@ -14,6 +14,7 @@ from failover.config.backup import BackupSet
 from failover.config.base import Model, Name
 from failover.config.compute import ComputeTemplate
 from failover.config.dns import DnsProviderConfig, SiteDns, check_value, located_error
+from failover.config.show import MetricsConfig, StatusPageConfig
 from failover.config.types import Duration, Secret
 
 # --- checks -------------------------------------------------------------------------------
@@ -480,7 +481,26 @@ class Config(Model):
         description="Servers to create through a cloud API (libcloud compute), by name, with "
         "credentials by reference; `migrate SITE --provision NAME` uses one.",
     )
+    metrics: MetricsConfig | None = Field(
+        None,
+        description="Prometheus metrics: served by the agent, or written to a textfile "
+        "after each round; off when unset.",
+    )
+    status_page: StatusPageConfig | None = Field(
+        None,
+        description="A static status page published to an S3-compatible bucket; off when unset.",
+    )
     sites: dict[Name, Site] = Field(description="The sites to watch, by name.", min_length=1)
+
+    @model_validator(mode="after")
+    def _status_page_sites(self) -> Config:
+        page = self.status_page
+        unknown = [s for s in (page.sites or []) if s not in self.sites] if page else []
+        if unknown:
+            raise located_error(
+                ("status_page", "sites"), f"not a site of this config: {', '.join(unknown)}"
+            )
+        return self
 
     @model_validator(mode="after")
     def _enough_canaries(self) -> Config:
