@@ -1,6 +1,7 @@
 """The CLI assembles what runs after each probe round and what `status` shows, in one place
 so that the order is explicit: backups first (a failover wants the newest snapshot), then
-the runs (failover, fencing), the warm standby refresh, the DNS refresh, the heartbeat.
+the runs (failover, fencing), the warm standby refresh, the DNS refresh, the heartbeat,
+the metrics and the status page.
 
 Each area's module is imported only when a site uses it, so that `failover check` and
 `failover status` stay fast for configs without backups or DNS.
@@ -19,7 +20,15 @@ if TYPE_CHECKING:
 
 def round_hooks() -> list[Hook]:
     """What the agent and `check` run after each round, in order."""
-    return [_backup_hook, _runs_hook, _warm_refresh_hook, _dns_refresh_hook, _heartbeat_hook]
+    return [
+        _backup_hook,
+        _runs_hook,
+        _warm_refresh_hook,
+        _dns_refresh_hook,
+        _heartbeat_hook,
+        _metrics_hook,
+        _status_page_hook,
+    ]
 
 
 def status_sections() -> list[SiteSection]:
@@ -59,6 +68,20 @@ def _heartbeat_hook(ctx: HookContext) -> None:
         from failover.watch.heartbeat import heartbeat_hook
 
         heartbeat_hook(ctx)
+
+
+def _metrics_hook(ctx: HookContext) -> None:
+    if ctx.loaded.config.metrics is not None:
+        from failover.show.metrics import metrics_hook
+
+        metrics_hook(ctx)
+
+
+def _status_page_hook(ctx: HookContext) -> None:
+    if ctx.loaded.config.status_page is not None:
+        from failover.show.status_page import status_page_hook
+
+        status_page_hook(ctx)
 
 
 def _backup_section(loaded: LoadedConfig, store: Store | None, site: str) -> dict[str, Any]:

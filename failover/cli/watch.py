@@ -83,6 +83,7 @@ def agent(
     from failover.cli.stages import round_hooks
     from failover.config.load import LoadedConfig, load_config
     from failover.notify import Notifier
+    from failover.show.metrics import serve_metrics
     from failover.watch.daemon import Agent
 
     loaded = load()
@@ -94,7 +95,7 @@ def agent(
             raise UsageError("the state path cannot change on reload; restart the agent")
         return new
 
-    with open_store(loaded, lock=True) as store:
+    with open_store(loaded, lock=True) as store, serve_metrics(loaded):
         daemon = Agent(loaded, store, Notifier(loaded.config.notify), reload, round_hooks())
         daemon.install_signal_handlers()
         raise typer.Exit(daemon.run(max_rounds=max_rounds))

@@ -63,3 +63,128 @@ def watched_intervals(rounds: list[tuple[float, bool]], interval: float) -> list
         else:
             out.append(Interval(ts, ts + interval))
     return out
+
+
+def clip(intervals: list[Interval], start: float, end: float) -> list[Interval]:
+    """The parts of `intervals` inside [start, end], joined where they overlap, in order."""
+    parts = sorted(
+        (Interval(max(i.start, start), min(i.end, end)) for i in intervals),
+        key=lambda i: i.start,
+    )
+    out: list[Interval] = []
+    for part in parts:
+        if part.end <= part.start:
+            continue
+        if out and part.start <= out[-1].end:
+            out[-1] = Interval(out[-1].start, max(out[-1].end, part.end))
+        else:
+            out.append(part)
+    return out
+
+
+def gaps(covered: list[Interval], start: float, end: float) -> list[Interval]:
+    """The parts of [start, end] that `covered` leaves out (unwatched time, say)."""
+    out: list[Interval] = []
+    cursor = start
+    for part in clip(covered, start, end):
+        if part.start > cursor:
+            out.append(Interval(cursor, part.start))
+        cursor = max(cursor, part.end)
+    if cursor < end:
+        out.append(Interval(cursor, end))
+    return out
+
+
+def day_bounds(start: float, end: float) -> list[tuple[float, float]]:
+    """The UTC calendar days that [start, end) touches."""
+    day = 86400
+    first = start - start % day
+    return [(d, d + day) for d in range(int(first), int(end), day)] if end > start else []
+
+
+@dataclass(frozen=True)
+class MonthVerdict:
+    """A calendar month against an uptime target, said honestly: uptime over the time that
+    was watched, and whether the month's allowance of downtime is spent."""
+
+    watched: float  # seconds watched (with a working network) so far in the month
+    down: float  # seconds down while watched
+    unwatched: float  # seconds of the month so far nobody watched
+    uptime: float | None  # over the watched time; None when nothing was watched
+    meets_target: bool | None  # the watched time's uptime is at least the target
+    allowed_down: float  # the whole month's allowance at the target
+    allowance_left: float  # negative: exceeded by this much
+    outcome: str  # "missed", "met", "met while watched", "can still meet", "no data"
+
+    @property
+    def sentence(self) -> str:
+        return {
+            "missed": "missed: the month's allowance of downtime is spent",
+            "met": "met",
+            "met while watched": "met over the watched time (some of the month was not watched)",
+            "can still meet": "can still meet the target if up for the rest of the month",
+            "no data": "nothing watched",
+        }[self.outcome]
+
+
+def month_verdict(
+    down: list[Interval],
+    watched: list[Interval],
+    month: tuple[float, float],
+    now: float,
+    target: float,
+    since: float | None = None,
+) -> MonthVerdict:
+    """The verdict for one calendar month (`month` = its bounds) as of `now`; `since` is
+    where the report begins (the time before it counts as not asked about)."""
+    m_start, m_end = month
+    lo = max(m_start, since or m_start)
+    hi = min(m_end, now)
+    watched_s, down_s, frac = uptime(down, watched, lo, hi)
+    unwatched_s = sum(g.end - g.start for g in gaps(watched, lo, hi)) if hi > lo else 0.0
+    allowed = (1.0 - target) * (m_end - m_start)
+    left = allowed - down_s
+    if frac is None:
+        outcome = "no data"
+    elif down_s > allowed:
+        outcome = "missed"
+    elif now < m_end:
+        outcome = "can still meet"
+    elif unwatched_s > 1.0:
+        outcome = "met while watched"
+    else:
+        outcome = "met"
+    return MonthVerdict(
+        watched=watched_s,
+        down=down_s,
+        unwatched=unwatched_s,
+        uptime=frac,
+        meets_target=None if frac is None else frac >= target,
+        allowed_down=allowed,
+        allowance_left=left,
+        outcome=outcome,
+    )
+
+
+@dataclass(frozen=True)
+class Day:
+    start: float
+    watched: float
+    down: float
+    uptime: float | None  # None: not watched that day
+
+
+def daily_uptime(
+    down: list[Interval], watched: list[Interval], start: float, end: float
+) -> list[Day]:
+    """Uptime per UTC day over [start, end) (the status page's bars)."""
+    out = []
+    for d_start, d_end in day_bounds(start, end):
+        w, dn, frac = uptime(down, watched, max(d_start, start), min(d_end, end))
+        out.append(Day(d_start, w, dn, frac))
+    return out
+
+
+def round_target(target: float) -> float:
+    """0.999 from a percentage such as 99.9 / 100 (no 0.9990000000000001)."""
+    return round(target, 9)
