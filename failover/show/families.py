@@ -35,7 +35,7 @@ class Family:
     def exposed_names(self) -> tuple[str, ...]:
         """The sample names as they appear on /metrics."""
         if self.kind == "counter":
-            return (self.name + "_total", self.name + "_created")
+            return (self.name + "_total",)
         if self.kind == "info":
             return (self.name + "_info",)
         return (self.name,)
