@@ -263,6 +263,52 @@ class Store:
             (site, endpoint, start, end),
         ).fetchall()
 
+    # --- aggregates for charts and evidence (reports, the status page) --------------------
+
+    def observation_buckets(
+        self, site: str, endpoint: str, start: float, end: float, width: float
+    ) -> list[sqlite3.Row]:
+        """Rounds of one endpoint per bucket of `width` seconds from `start`: bucket number,
+        conclusive rounds, failed rounds, inconclusive rounds."""
+        return self.conn.execute(
+            "SELECT CAST((ts - ?) / ? AS INTEGER) AS bucket, COUNT(ok) AS rounds,"
+            " COALESCE(SUM(ok = 0), 0) AS failed, COALESCE(SUM(ok IS NULL), 0) AS inconclusive"
+            " FROM observations WHERE site=? AND endpoint=? AND ts >= ? AND ts < ?"
+            " GROUP BY bucket ORDER BY bucket",
+            (start, width, site, endpoint, start, end),
+        ).fetchall()
+
+    def latency_buckets(
+        self, site: str, endpoint: str, check: str, start: float, end: float, width: float
+    ) -> list[sqlite3.Row]:
+        """One check's answered probes per bucket: bucket number, mean and max latency (ms)."""
+        return self.conn.execute(
+            "SELECT CAST((ts - ?) / ? AS INTEGER) AS bucket, AVG(latency_ms) AS avg_ms,"
+            " MAX(latency_ms) AS max_ms FROM probes WHERE site=? AND endpoint=? AND"
+            " check_name=? AND ts >= ? AND ts < ? AND latency_ms IS NOT NULL"
+            " GROUP BY bucket ORDER BY bucket",
+            (start, width, site, endpoint, check, start, end),
+        ).fetchall()
+
+    def failure_details(
+        self, site: str, endpoint: str, start: float, end: float, limit: int = 12
+    ) -> list[sqlite3.Row]:
+        """What the failed probes said, grouped: check, detail, count, first and last time."""
+        return self.conn.execute(
+            "SELECT check_name, detail, COUNT(*) AS n, MIN(ts) AS first, MAX(ts) AS last"
+            " FROM probes WHERE site=? AND endpoint=? AND ts >= ? AND ts <= ? AND ok=0"
+            " GROUP BY check_name, detail ORDER BY first LIMIT ?",
+            (site, endpoint, start, end, limit),
+        ).fetchall()
+
+    def round_counts(self, start: float, end: float) -> tuple[int, int]:
+        """(rounds, rounds with a working network) that started in [start, end]."""
+        row = self.conn.execute(
+            "SELECT COUNT(*), COALESCE(SUM(network_ok), 0) FROM rounds WHERE ts >= ? AND ts <= ?",
+            (start, end),
+        ).fetchone()
+        return int(row[0]), int(row[1])
+
     def last_round(self) -> sqlite3.Row | None:
         row: sqlite3.Row | None = self.conn.execute(
             "SELECT * FROM rounds ORDER BY id DESC LIMIT 1"

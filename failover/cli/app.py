@@ -12,7 +12,7 @@ import types
 
 import typer
 
-from failover.cli import backup, dns, migrate, report, runs, watch
+from failover.cli import backup, dns, migrate, report, runs, status_page, watch
 from failover.cli.context import G
 from failover.errors import ExitCode, FailoverError, UsageError
 
@@ -61,6 +61,7 @@ app.command()(runs.switch)
 app.command("migrate")(migrate.migrate)
 app.add_typer(runs.runs_app, name="runs")
 app.command()(report.report)
+app.add_typer(status_page.status_page_app, name="status-page")
 
 
 def run(argv: list[str]) -> int:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+
 import typer
 
-from failover.cli.context import echo, emit_json, load, open_store
-from failover.errors import UsageError
+from failover.cli.context import echo, load, open_store
+from failover.errors import FailoverError, UsageError
 
 
 def parse_since(since: str | None) -> float:
@@ -23,14 +27,20 @@ def parse_since(since: str | None) -> float:
 def report(
     site: str | None = typer.Argument(None, help="Only this site."),
     since: str | None = typer.Option(None, "--since", help="Start date (YYYY-MM-DD, UTC)."),
-    fmt: str = typer.Option("markdown", "--format", help="markdown or json."),
+    fmt: str = typer.Option("markdown", "--format", help="markdown, json or html."),
+    out: str | None = typer.Option(None, "--out", "-o", help="Write to this file."),
     target: float = typer.Option(99.9, "--target", help="Monthly uptime target in percent."),
 ) -> None:
     """Incidents as timelines, and uptime per endpoint per month against a target."""
     from failover.show import report as report_mod
 
-    if fmt not in ("markdown", "json"):
-        raise UsageError(f"--format: expected markdown or json, got {fmt!r}")
+    if fmt not in ("markdown", "json", "html"):
+        if fmt == "pdf":
+            raise UsageError(
+                "--format pdf: not built in; open the html report in a browser and print "
+                "it to PDF (its print styles are made for that)"
+            )
+        raise UsageError(f"--format: expected markdown, json or html, got {fmt!r}")
     if not 0 < target < 100:
         raise UsageError("--target: a percentage between 0 and 100, such as 99.9")
     start = parse_since(since)
@@ -38,8 +48,22 @@ def report(
     if site is not None and site not in loaded.config.sites:
         raise UsageError(f"no site {site!r} in {loaded.path}")
     with open_store(loaded, readonly=True) as store:
-        data = report_mod.build_report(loaded, store, site, start, target / 100)
+        data = report_mod.build_report(
+            loaded, store, site, start, target / 100, charts=fmt == "html"
+        )
     if fmt == "json":
-        emit_json(data)
+        text = json.dumps(data, indent=2, default=str) + "\n"
+    elif fmt == "html":
+        from failover.show.report_html import render_html
+
+        text = render_html(data)
     else:
-        echo(report_mod.render_markdown(data))
+        text = report_mod.render_markdown(data) + "\n"
+    if out is None:
+        sys.stdout.write(text)
+        return
+    try:
+        Path(out).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise FailoverError(f"--out: cannot write {out}: {exc.strerror or exc}") from None
+    echo(f"wrote {out}", err=True)

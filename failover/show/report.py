@@ -2,26 +2,38 @@
 
 Each incident becomes a timeline (first failed probe, declared down, each step of the
 run that moved the site, the moment every authoritative server served the standby,
-recovery) with the user-facing downtime; each endpoint gets its uptime per calendar month
-against a target such as 99.9 %, counting only the time the agent was watching with a
-working network of its own.
+recovery) with the user-facing downtime and what the probes saw; each endpoint gets a
+chart of its availability and latency over the period and its uptime per calendar month
+(UTC) against a target such as 99.9 %, counting only the time the agent was watching with
+a working network of its own, and saying whether the month can still meet the target.
 
-`build_report()` reads the state and returns plain data; `render_markdown()` formats it;
-the arithmetic of uptime is in uptime.py (pure).
+`build_report()` reads the state and returns plain data (the JSON format);
+`render_markdown()` formats it here, `report_html.render_html()` as a page with charts;
+the arithmetic of uptime is in uptime.py, the charts in charts.py (both pure).
 """
 
 from __future__ import annotations
 
+import socket
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from failover.humanize import duration
-from failover.show.uptime import Interval, months_between, uptime, watched_intervals
+from failover.humanize import duration, local_time
+from failover.show.uptime import (
+    Interval,
+    month_verdict,
+    months_between,
+    round_target,
+    watched_intervals,
+)
 
 if TYPE_CHECKING:
     from failover.config.load import LoadedConfig
+    from failover.runs.model import Run
     from failover.store import Store
+
+CHART_BUCKETS = 240  # columns of a timeline chart
 
 
 def build_report(
@@ -31,6 +43,7 @@ def build_report(
     since: float = 0.0,
     target: float = 0.999,
     now: float | None = None,
+    charts: bool = True,
 ) -> dict[str, Any]:
     from failover.runs import journal
 
@@ -39,75 +52,31 @@ def build_report(
     names = [site] if site else list(config.sites)
     has_runs = journal.has_runs(store)
     rounds = store.round_network(since)
+    start_at = since or (rounds[0][0] if rounds else now)
     out: dict[str, Any] = {
         "generated": now,
-        "since": since or (rounds[0][0] if rounds else now),
-        "target": target,
+        "since": start_at,
+        "target": round_target(target),
+        "timezone": time.strftime("%Z", time.localtime(now)) or "local",
+        "watcher": socket.gethostname(),
         "sites": {},
     }
     for name in names:
         s = config.sites[name]
         watched = watched_intervals(rounds, s.policy.interval)
         site_runs = journal.runs(store, name, since) if has_runs else []
-        incidents = []
-        for row in store.incidents(name, since):
-            end = row["recovered"] or now
-            inc: dict[str, Any] = {
-                "endpoint": row["endpoint"],
-                "first_failure": row["first_failure"],
-                "declared_down": row["declared_down"],
-                "recovered": row["recovered"],
-                "ongoing": row["recovered"] is None,
-                "outage_seconds": end - row["first_failure"],
-                "evidence": _evidence(store, name, row["endpoint"], row["first_failure"], end),
-                "runs": [],
-                "user_facing_downtime": None,
-            }
-            for run in site_runs:
-                if run.source != row["endpoint"] or not (
-                    row["first_failure"] <= run.created <= end + 1
-                ):
-                    continue
-                steps = [
-                    {
-                        "name": st["name"],
-                        "status": st["status"],
-                        "started": st["started"],
-                        "finished": st["finished"],
-                        "detail": st["detail"],
-                    }
-                    for st in run.steps
-                ]
-                inc["runs"].append(
-                    {
-                        "id": run.id,
-                        "kind": run.kind,
-                        "trigger": run.trigger,
-                        "target": run.target,
-                        "status": run.status,
-                        "created": run.created,
-                        "finished": run.finished,
-                        "steps": steps,
-                    }
-                )
-                served = next(
-                    (
-                        st["finished"]
-                        for st in run.steps
-                        if st["name"] == "verify_dns" and st["status"] == "done"
-                    ),
-                    None,
-                )
-                if served is None and run.status == "done":
-                    served = next(
-                        (st["finished"] for st in run.steps if st["name"] == "activate"), None
-                    )
-                if served is not None:
-                    inc["standby_serving"] = served
-                    inc["user_facing_downtime"] = served - row["first_failure"]
-            if inc["user_facing_downtime"] is None and row["recovered"] is not None:
-                inc["user_facing_downtime"] = row["recovered"] - row["first_failure"]
-            incidents.append(inc)
+        incidents = [
+            _incident(store, name, dict(row), site_runs, now)
+            for row in store.incidents(name, since)
+        ]
+        if charts:
+            for inc in incidents:
+                end = inc["recovered"] or now
+                pad = max(60.0, 0.2 * (end - inc["first_failure"]))
+                inc["timeline"] = timeline_data(
+                    store, name, inc["endpoint"], s.checks[0].label,
+                    inc["first_failure"] - pad, min(now, end + pad), [inc],
+                )  # fmt: skip
         endpoints: dict[str, Any] = {}
         for ep in s.endpoints:
             down = [
@@ -116,22 +85,28 @@ def build_report(
                 if i["endpoint"] == ep
             ]
             months = []
-            start_at = out["since"]
-            for m_start, m_end in months_between(start_at, now):
-                lo, hi = max(m_start, start_at), min(m_end, now)
-                watched_s, down_s, frac = uptime(down, watched, lo, hi)
-                allowed = (1 - target) * (m_end - m_start)
+            for bounds in months_between(start_at, now):
+                v = month_verdict(down, watched, bounds, now, out["target"], since=start_at)
                 months.append(
                     {
-                        "month": datetime.fromtimestamp(m_start, UTC).strftime("%Y-%m"),
-                        "watched_seconds": round(watched_s, 1),
-                        "down_seconds": round(down_s, 1),
-                        "uptime": None if frac is None else round(frac, 6),
-                        "meets_target": None if frac is None else down_s <= allowed,
-                        "allowed_down_seconds": round(allowed, 1),
+                        "month": datetime.fromtimestamp(bounds[0], UTC).strftime("%Y-%m"),
+                        "watched_seconds": round(v.watched, 1),
+                        "down_seconds": round(v.down, 1),
+                        "unwatched_seconds": round(v.unwatched, 1),
+                        "uptime": None if v.uptime is None else round(v.uptime, 6),
+                        "meets_target": v.meets_target,
+                        "allowed_down_seconds": round(v.allowed_down, 1),
+                        "allowance_left_seconds": round(v.allowance_left, 1),
+                        "month_outcome": v.outcome,
+                        "month_verdict": v.sentence,
                     }
                 )
-            endpoints[ep] = {"address": s.endpoints[ep].address, "months": months}
+            entry: dict[str, Any] = {"address": s.endpoints[ep].address, "months": months}
+            if charts:
+                entry["timeline"] = timeline_data(
+                    store, name, ep, s.checks[0].label, start_at, now, incidents
+                )
+            endpoints[ep] = entry
         out["sites"][name] = {
             "hostname": s.hostname,
             "incidents": incidents,
@@ -141,18 +116,186 @@ def build_report(
     return out
 
 
-def _evidence(store: Store, site: str, endpoint: str, start: float, end: float) -> dict[str, Any]:
+def _incident(
+    store: Store, site: str, row: dict[str, Any], site_runs: list[Run], now: float
+) -> dict[str, Any]:
+    end = row["recovered"] or now
+    inc: dict[str, Any] = {
+        "endpoint": row["endpoint"],
+        "first_failure": row["first_failure"],
+        "declared_down": row["declared_down"],
+        "recovered": row["recovered"],
+        "ongoing": row["recovered"] is None,
+        "outage_seconds": end - row["first_failure"],
+        "evidence": evidence(store, site, row["endpoint"], row["first_failure"], end),
+        "runs": [],
+        "user_facing_downtime": None,
+    }
+    for run in site_runs:
+        if run.source != row["endpoint"] or not (row["first_failure"] <= run.created <= end + 1):
+            continue
+        inc["runs"].append(
+            {
+                "id": run.id,
+                "kind": run.kind,
+                "trigger": run.trigger,
+                "target": run.target,
+                "status": run.status,
+                "created": run.created,
+                "finished": run.finished,
+                "steps": [
+                    {k: st[k] for k in ("name", "status", "started", "finished", "detail")}
+                    for st in run.steps
+                ],
+            }
+        )
+        served = next(
+            (
+                st["finished"]
+                for st in run.steps
+                if st["name"] == "verify_dns" and st["status"] == "done"
+            ),
+            None,
+        )
+        if served is None and run.status == "done":
+            served = next((st["finished"] for st in run.steps if st["name"] == "activate"), None)
+        if served is not None:
+            inc["standby_serving"] = served
+            inc["user_facing_downtime"] = served - row["first_failure"]
+    if inc["user_facing_downtime"] is None and row["recovered"] is not None:
+        inc["user_facing_downtime"] = row["recovered"] - row["first_failure"]
+    inc["events"] = incident_events(inc)
+    return inc
+
+
+def evidence(store: Store, site: str, endpoint: str, start: float, end: float) -> dict[str, Any]:
+    """What a provider's support asks for: the first failed probe, from where, what the
+    probes saw (grouped), and that the watcher's own network was fine meanwhile."""
     rows = store.failed_probes(site, endpoint, start, end)
-    if not rows:
-        return {"failed_probes": 0}
-    return {
+    rounds, network_ok = store.round_counts(start, end)
+    out: dict[str, Any] = {
         "failed_probes": len(rows),
-        "first": {"ts": rows[0]["ts"], "check": rows[0]["check_name"], "detail": rows[0]["detail"]},
-        "last": {
-            "ts": rows[-1]["ts"],
-            "check": rows[-1]["check_name"],
-            "detail": rows[-1]["detail"],
+        "watcher": socket.gethostname(),
+        "rounds": rounds,
+        "rounds_network_ok": network_ok,
+    }
+    if not rows:
+        return out
+    out["first"] = {
+        "ts": rows[0]["ts"],
+        "check": rows[0]["check_name"],
+        "detail": rows[0]["detail"],
+    }
+    out["last"] = {
+        "ts": rows[-1]["ts"],
+        "check": rows[-1]["check_name"],
+        "detail": rows[-1]["detail"],
+    }
+    out["seen"] = [
+        {"check": r["check_name"], "detail": r["detail"], "count": r["n"], "first": r["first"],
+         "last": r["last"]}
+        for r in store.failure_details(site, endpoint, start, end)
+    ]  # fmt: skip
+    return out
+
+
+def incident_events(inc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The incident's timeline, oldest first: {ts, kind, text}."""
+    first = inc["evidence"].get("first")
+    events = [
+        {
+            "ts": inc["first_failure"],
+            "kind": "first_failure",
+            "text": "first failed probe"
+            + (f" ({first['check']}: {first['detail']})" if first else ""),
         },
+        {"ts": inc["declared_down"], "kind": "down", "text": f"{inc['endpoint']} declared down"},
+    ]
+    for run in inc["runs"]:
+        events.append(
+            {
+                "ts": run["created"],
+                "kind": "run",
+                "text": f"run #{run['id']} {run['kind']} to {run['target']} started "
+                f"({run['trigger']})",
+            }
+        )
+        for st in run["steps"]:
+            if st["status"] == "skipped" or st["finished"] is None:
+                continue
+            events.append(
+                {
+                    "ts": st["finished"],
+                    "kind": "step",
+                    "text": f"step {st['name']} {st['status']}"
+                    + (f": {st['detail']}" if st["detail"] else ""),
+                }
+            )
+    if inc.get("standby_serving"):
+        events.append(
+            {
+                "ts": inc["standby_serving"],
+                "kind": "serving",
+                "text": "every authoritative nameserver serves the standby",
+            }
+        )
+    if inc["recovered"]:
+        events.append(
+            {"ts": inc["recovered"], "kind": "recovered", "text": f"{inc['endpoint']} recovered"}
+        )
+    return sorted(events, key=lambda e: e["ts"])
+
+
+def timeline_data(
+    store: Store,
+    site: str,
+    endpoint: str,
+    check: str,
+    start: float,
+    end: float,
+    incidents: list[dict[str, Any]],
+    buckets: int = CHART_BUCKETS,
+) -> dict[str, Any]:
+    """The chart's data for one endpoint over [start, end]: buckets of rounds and of the
+    first check's latency, the outages as bands, and the steps of their incidents."""
+    width = max((end - start) / buckets, 1.0)
+    rows = {r["bucket"]: r for r in store.observation_buckets(site, endpoint, start, end, width)}
+    lat = {r["bucket"]: r for r in store.latency_buckets(site, endpoint, check, start, end, width)}
+    out = []
+    for b in sorted(set(rows) | set(lat)):
+        r, la = rows.get(b), lat.get(b)
+        out.append(
+            {
+                "start": start + b * width,
+                "end": start + (b + 1) * width,
+                "rounds": int(r["rounds"]) if r else 0,
+                "failed": int(r["failed"]) if r else 0,
+                "inconclusive": int(r["inconclusive"]) if r else 0,
+                "latency_avg": None if la is None else round(la["avg_ms"], 3),
+                "latency_max": None if la is None else round(la["max_ms"], 3),
+            }
+        )
+    bands, marks = [], []
+    for inc in incidents:
+        if inc["endpoint"] != endpoint:
+            continue
+        bands.append(
+            {
+                "start": inc["first_failure"],
+                "end": inc["recovered"] or end,
+                "kind": "outage",
+                "ongoing": inc["ongoing"],
+            }
+        )
+        marks += [{"ts": e["ts"], "label": e["text"]} for e in inc["events"]]
+    return {
+        "start": start,
+        "end": end,
+        "check": check,
+        "bucket_seconds": width,
+        "buckets": out,
+        "bands": bands,
+        "marks": marks,
     }
 
 
@@ -161,7 +304,9 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines = [
         f"# Availability report ({_day(report['since'])} to {_day(report['generated'])})",
         "",
-        f"Times are UTC. Target: {target * 100:g}% per calendar month.",
+        f"Times are the watcher's local time ({report.get('timezone', 'local')}); months are "
+        f"UTC calendar months. Target: {target * 100:g}% per month. Watcher: "
+        f"{report.get('watcher', '-')}.",
         "",
     ]
     for name, site in report["sites"].items():
@@ -171,83 +316,56 @@ def render_markdown(report: dict[str, Any]) -> str:
         for n, inc in enumerate(site["incidents"], 1):
             state = "ongoing" if inc["ongoing"] else f"{duration(inc['outage_seconds'])}"
             lines += [f"### Incident {n}: {inc['endpoint']} down ({state})", ""]
-            events = [
-                (
-                    inc["first_failure"],
-                    "first failed probe"
-                    + (
-                        f" ({inc['evidence']['first']['check']}: "
-                        f"{inc['evidence']['first']['detail']})"
-                        if inc["evidence"].get("first")
-                        else ""
-                    ),
-                )
-            ]
-            events.append((inc["declared_down"], f"{inc['endpoint']} declared down"))
-            for run in inc["runs"]:
-                events.append(
-                    (
-                        run["created"],
-                        f"run #{run['id']} {run['kind']} to "
-                        f"{run['target']} started ({run['trigger']})",
-                    )
-                )
-                for st in run["steps"]:
-                    if st["status"] == "skipped" or st["finished"] is None:
-                        continue
-                    events.append(
-                        (
-                            st["finished"],
-                            f"  step {st['name']} {st['status']}"
-                            + (f": {st['detail']}" if st["detail"] else ""),
-                        )
-                    )
-            if inc.get("standby_serving"):
-                events.append(
-                    (inc["standby_serving"], "every authoritative nameserver serves the standby")
-                )
-            if inc["recovered"]:
-                events.append((inc["recovered"], f"{inc['endpoint']} recovered"))
-            lines += ["| time (UTC) | event |", "|---|---|"]
-            lines += [
-                f"| {_ts(ts)} | {text.strip()} |" for ts, text in sorted(events, key=lambda e: e[0])
-            ]
+            lines += ["| time | event |", "|---|---|"]
+            lines += [f"| {local_time(e['ts'])} | {e['text']} |" for e in inc["events"]]
             lines.append("")
-            ev = inc["evidence"]
-            lines.append(f"- failed probes recorded: {ev.get('failed_probes', 0)}")
-            lines.append(
-                f"- outage of {inc['endpoint']}: {duration(inc['outage_seconds'])}"
-                + (" (ongoing)" if inc["ongoing"] else "")
-            )
-            if inc["user_facing_downtime"] is not None:
-                lines.append(f"- user-facing downtime: {duration(inc['user_facing_downtime'])}")
+            lines += _evidence_lines(inc)
             lines.append("")
         lines += [
             "### Uptime per month",
             "",
-            f"Uptime is over the time the agent watched with a working network; the "
-            f"target allows {(1 - target) * 100:g}% of the whole month down.",
+            "Uptime is over the time the agent watched with a working network. The target "
+            f"allows {(1 - target) * 100:g}% of the whole month down; the last column says "
+            "whether the month can still meet it.",
             "",
-            "| endpoint | month | watched | down | uptime (watched) | down allowed "
-            "(month) | within target |",
-            "|---|---|---|---|---|---|---|",
+            "| endpoint | month | watched | down | uptime (watched) | within target (watched) "
+            "| down allowed (month) | allowance left | month |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for ep, data in site["endpoints"].items():
             for m in data["months"]:
                 up = "-" if m["uptime"] is None else f"{m['uptime'] * 100:.3f}%"
                 met = "-" if m["meets_target"] is None else ("yes" if m["meets_target"] else "NO")
+                left = m["allowance_left_seconds"]
+                left_text = duration(left) if left >= 0 else f"exceeded by {duration(-left)}"
                 lines.append(
                     f"| {ep} ({data['address']}) | {m['month']} | "
                     f"{duration(m['watched_seconds'])} | {duration(m['down_seconds'])} "
-                    f"| {up} | {duration(m['allowed_down_seconds'])} | {met} |"
+                    f"| {up} | {met} | {duration(m['allowed_down_seconds'])} | {left_text} "
+                    f"| {m['month_verdict']} |"
                 )
         lines.append("")
     return "\n".join(lines)
 
 
-def _ts(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
+def _evidence_lines(inc: dict[str, Any]) -> list[str]:
+    ev = inc["evidence"]
+    lines = [
+        f"- failed probes recorded: {ev.get('failed_probes', 0)}, from {ev.get('watcher', '-')}"
+        f"; the watcher's own network was fine in {ev.get('rounds_network_ok', 0)} of "
+        f"{ev.get('rounds', 0)} rounds (canaries passed)",
+        f"- outage of {inc['endpoint']}: {duration(inc['outage_seconds'])}"
+        + (" (ongoing)" if inc["ongoing"] else ""),
+    ]
+    if inc["user_facing_downtime"] is not None:
+        lines.append(f"- user-facing downtime: {duration(inc['user_facing_downtime'])}")
+    for seen in ev.get("seen", []):
+        lines.append(
+            f"- {seen['check']}: {seen['detail']} ({seen['count']} time(s), "
+            f"{local_time(seen['first'])} to {local_time(seen['last'])})"
+        )
+    return lines
 
 
 def _day(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")
+    return time.strftime("%Y-%m-%d", time.localtime(ts))

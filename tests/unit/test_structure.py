@@ -31,6 +31,11 @@ PURE = (
     "failover.backup.parts",
     "failover.backup.restic_parse",
     "failover.show.uptime",
+    "failover.show.charts",
+    "failover.show.families",
+    "failover.show.html",
+    "failover.show.page",
+    "failover.show.report_html",
 )
 FORBIDDEN_TOP = {
     "sqlite3", "subprocess", "asyncio", "ssl", "boto3", "botocore", "libcloud", "apprise",
