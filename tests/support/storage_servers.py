@@ -38,7 +38,9 @@ class SeaweedFS:
         directory: Path,
         access_key: str = TEST_AWS_ENV["AWS_ACCESS_KEY_ID"],
         secret_key: str = TEST_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
+        anonymous_read: bool = False,
     ) -> None:
+        self.anonymous_read = anonymous_read  # objects readable over plain HTTP (a website)
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.access_key = access_key
@@ -81,6 +83,7 @@ class SeaweedFS:
                             "actions": ["Admin", "Read", "Write", "List", "Tagging"],
                         }
                     ]
+                    + ([{"name": "anonymous", "actions": ["Read"]}] if self.anonymous_read else [])
                 }
             )
         )
