@@ -234,23 +234,28 @@ def _bands(f: _Frame, bands: Sequence[Band]) -> list[str]:
 
 
 def _marks(f: _Frame, marks: Sequence[Mark]) -> list[str]:
-    out = []
-    last_x = -100.0
-    row = 0
+    """Numbered dashed lines; marks closer than a few pixels share one label (5-12)."""
+    groups: list[tuple[float, list[tuple[int, Mark]]]] = []
     for n, mark in enumerate(marks, 1):
         if mark.ts < f.start or mark.ts > f.end:
             continue
         x = f.x(mark.ts)
-        row = row + 1 if x - last_x < 14 else 0  # close marks: stagger their numbers
-        last_x = x
-        ty = _MARK_Y - 2 + (row % 2) * 9  # two rows of numbers
+        if groups and x - groups[-1][0] < 6:
+            groups[-1][1].append((n, mark))
+        else:
+            groups.append((x, [(n, mark)]))
+    out = []
+    for row, (x, members) in enumerate(groups):
+        first, last = members[0][0], members[-1][0]
+        label = str(first) if first == last else f"{first}-{last}"
+        tips = "; ".join(f"{n}. {_clock(m.ts)} {m.label}" for n, m in members)
+        ty = _MARK_Y - 2 + (row % 2) * 9  # alternate rows so that neighbours stay readable
         out.append(
-            f'<g class="mark" data-ts="{mark.ts:.3f}"><title>{n}. {_clock(mark.ts)} '
-            f"{escape(mark.label)}</title>"
+            f'<g class="mark" data-ts="{members[0][1].ts:.3f}"><title>{escape(tips)}</title>'
             f'<line x1="{x}" x2="{x}" y1="{_STRIP_Y - 4}" y2="{_AXIS_Y}" '
             f'stroke="{COLORS["mark"]}" stroke-dasharray="3 2" stroke-width="1"/>'
             f'<text x="{x}" y="{ty}" text-anchor="middle" font-size="10" '
-            f'font-weight="bold" fill="{COLORS["mark"]}">{n}</text></g>'
+            f'font-weight="bold" fill="{COLORS["mark"]}">{label}</text></g>'
         )
     return out
 

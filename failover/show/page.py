@@ -154,6 +154,7 @@ def site_model(
         "refresh_seconds": every,
         "state": state,
         "headline": headline,
+        "active": active,
         "incident": None
         if current is None
         else {
@@ -234,8 +235,8 @@ def render_site(model: dict[str, Any], *, base: str = "") -> str:
     for ep, data in m.get("timelines", {}).items():
         marks = data.get("marks", [])
         parts.append(
-            f'<section class="card timeline-card"><h2 style="margin-top:0">{e(ep)} server, '
-            f"recent hours</h2>"
+            f'<section class="card timeline-card"><h2 style="margin-top:0">{e(ep)} server'
+            f"{' (serving the site now)' if ep == m.get('active') else ''}, recent hours</h2>"
             + chart(data, f"{ep}: availability and response time", numbered=False)
             + (marks_list_from(marks) if marks else "")
             + "</section>"

@@ -75,7 +75,7 @@ def build_report(
                 pad = max(60.0, 0.2 * (end - inc["first_failure"]))
                 inc["timeline"] = timeline_data(
                     store, name, inc["endpoint"], s.checks[0].label,
-                    inc["first_failure"] - pad, min(now, end + pad), [inc],
+                    max(start_at, inc["first_failure"] - pad), min(now, end + pad), [inc],
                 )  # fmt: skip
         endpoints: dict[str, Any] = {}
         for ep in s.endpoints:

@@ -58,3 +58,42 @@ def test_eighteen_hours_down_in_a_month_misses_three_nines():
     assert down_s == 18 * 3600
     assert frac is not None and round(frac, 4) == 0.975
     assert down_s > (1 - 0.999) * (end - start)
+
+
+# --- month verdicts (issue #12: 0 % uptime over the watched time said "within target") ----
+
+from failover.show.uptime import daily_uptime, month_verdict, round_target  # noqa: E402
+
+
+def test_an_endpoint_down_all_the_watched_time_is_not_within_target() -> None:
+    month = month_bounds(ts("2026-11-01T00:00:00"))
+    start = ts("2026-11-10T10:00:00")
+    watched = [Interval(start, start + 600)]
+    down = [Interval(start, start + 600)]  # ten minutes watched, ten minutes down
+    v = month_verdict(down, watched, month, now=start + 600, target=0.999, since=start)
+    assert v.uptime == 0.0 and v.meets_target is False
+    assert v.down == 600 and round(v.allowed_down, 6) == 2592.0
+    assert v.outcome == "can still meet" and v.allowance_left == v.allowed_down - 600
+    # a whole day down: the month's allowance is spent, whatever comes next
+    long = [Interval(start, start + 86400)]
+    v = month_verdict(long, [Interval(start, start + 86400)], month, start + 86400, 0.999, start)
+    assert v.outcome == "missed" and v.allowance_left < 0
+
+
+def test_a_finished_month_with_unwatched_time_says_so() -> None:
+    month = month_bounds(ts("2026-11-01T00:00:00"))
+    watched = [Interval(month[0], month[1] - 86400)]
+    v = month_verdict([], watched, month, now=month[1] + 10, target=0.999)
+    assert v.outcome == "met while watched" and v.unwatched == 86400 and v.uptime == 1.0
+    v = month_verdict([], [Interval(*month)], month, now=month[1] + 10, target=0.999)
+    assert v.outcome == "met"
+
+
+def test_target_is_rounded_and_days_are_utc_days() -> None:
+    assert round_target(99.9 / 100) == 0.999
+    start = ts("2026-11-10T12:00:00")
+    days = daily_uptime([Interval(start, start + 3600)], [Interval(start - 86400, start + 86400)],
+                        start - 86400, start + 86400)  # fmt: skip
+    assert [d.start for d in days] == [ts("2026-11-09T00:00:00"), ts("2026-11-10T00:00:00"),
+                                       ts("2026-11-11T00:00:00")]  # fmt: skip
+    assert days[1].down == 3600 and days[0].down == 0
