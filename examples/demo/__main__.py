@@ -4,7 +4,8 @@ Two "VPSes" (network namespaces with sshd and a web server, each with its own /s
 PowerDNS serving the zone, a restic repository on SeaweedFS's S3 and a local receiver for
 notifications. The agent backs up the primary, watches both, and when the primary is cut
 off (nftables drops everything) it restores the backup onto the standby, switches DNS,
-verifies it and notifies. Then the status, the run and the report.
+verifies it and notifies. Then the status, the run and the report; the metrics Prometheus
+scrapes, the HTML report with its charts and the status page published to S3.
 
     examples/demo/run.sh            # as root; or: python3 -m examples.demo
 """
@@ -67,6 +68,24 @@ def wait(predicate: Any, timeout: float, what: str) -> None:
     raise SystemExit(f"demo: timed out after {timeout:.0f}s waiting for {what}")
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _scrape(port: int) -> str:
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    wanted = ("failover_endpoint_up", "failover_active_endpoint_info", "failover_runs_total",
+              "failover_probe_success", "failover_backup_newest_snapshot_age_seconds")  # fmt: skip
+    return "\n".join(line for line in text.splitlines() if line.startswith(wanted))
+
+
 def main() -> int:
     from tests.support.lab import HOSTNAME, Lab
 
@@ -78,7 +97,20 @@ def main() -> int:
         "PowerDNS, an S3 repository (SeaweedFS), a notification receiver"
     )
     with Lab(standby_content="outdated") as lab:
-        config = lab.write_config()
+        metrics_port = _free_port()
+        assert lab.s3 is not None
+        config = lab.write_config(
+            metrics={"listen": f"127.0.0.1:{metrics_port}"},
+            status_page={  # in real life: a bucket at yet another provider
+                "bucket": f"s3://{lab.bucket}/status/",
+                "endpoint": lab.s3.endpoint,
+                "addressing": "path",
+                "access_key_id": "${FOT_LAB_S3_ACCESS_KEY}",
+                "secret_access_key": f"file:{lab.s3_secret_file}",
+                "title": "Example Shop status",
+                "every": "1m",
+            },
+        )
         fo = Failover(config, lab.env())
         show(f"primary  {lab.primary.ip}  serves https://{HOSTNAME}/ from its /srv/site")
         show(f"standby  {lab.standby.ip}  another cloud; holds an outdated copy")
@@ -167,6 +199,9 @@ def main() -> int:
             )
             time.sleep(1)
             show(fo.run("status"))
+
+            say(f"what Prometheus scrapes from the agent (http://127.0.0.1:{metrics_port}/metrics)")
+            show(_scrape(metrics_port))
         finally:
             agent.terminate()
             agent.wait(timeout=30)
@@ -174,6 +209,15 @@ def main() -> int:
 
         say("the report: a timeline and uptime, evidence for the provider")
         show(fo.run("report"))
+
+        out = Path(os.environ.get("FAILOVER_DEMO_OUT", "/tmp/failover-demo"))
+        out.mkdir(parents=True, exist_ok=True)
+        say(f"the pictures: the HTML report and the status page, written to {out}")
+        fo.run("report", "--format", "html", "--out", str(out / "report.html"))
+        show(f"{out / 'report.html'}  (inline SVG charts; attach it to the claim)")
+        show(fo.run("status-page", "publish"))
+        show(fo.run("status-page", "render", "--out", str(out / "status-page")))
+        show("open them in a browser; the published page lives in the bucket, not on your servers")
         say("done: the lab is removed")
     return 0
 
