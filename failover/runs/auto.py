@@ -94,9 +94,9 @@ def _drill_gives_way(ctx: HookContext, run: Run, site: Site) -> bool:
     state = HealthState.from_dict(ctx.store.health_state(run.site, active))
     if not gives_way(state.status):
         return False
-    reason = f"abandoned: {active} is {state.status}; the real failover takes precedence"
+    reason = f"{active} is {state.status}; the real failover takes precedence"
     if journal.abandon_run(ctx.store, run.id, reason):
-        log.warning("drill #%d %s", run.id, reason, extra={"site": run.site})
+        log.warning("drill #%d abandoned: %s", run.id, reason, extra={"site": run.site})
     return True
 
 

@@ -239,17 +239,26 @@ def _launch(ctx: HookContext, run: Run) -> None:
     if not log.isEnabledFor(20):  # the agent runs --quiet
         argv.append("--quiet")
     argv += ["drill", run.site, "--run", str(run.id)]
+    # Its log goes beside the state (not into this check's output, which cron mails when
+    # every holder of it is done): the journal and the notices say what the drill did.
+    log_path = ctx.store.path.parent / "drill.log"
     try:
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            start_new_session=True,
-            close_fds=True,
-        )
+        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=fd,
+                start_new_session=True,
+                close_fds=True,
+            )
+        finally:
+            os.close(fd)
     except OSError as exc:
         log.error("cannot start the drill process: %s", exc, extra={"site": run.site})
         return
+    log.info("drill #%d runs in process %d (log: %s)", run.id, proc.pid, log_path)
     journal.update_run(ctx.store, run.id, owner=proc.pid)  # so that no later check resumes it
 
 

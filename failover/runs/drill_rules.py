@@ -69,9 +69,10 @@ def drill_due(
     """Is a scheduled drill due now?
 
     Without `at`: when no drill ran yet, or `every` has passed since the last one started.
-    With `at`: at the first `at` of the day on which `every` has passed since the `at` the
-    last drill belonged to (a missed `at`, the agent being down, is caught up when it comes
-    back); the first drill at the first `at` after the schedule was first seen
+    With `at`: at the first `at` once `every` has passed since the last drill started, less
+    a little slack (local days are 23 or 25 hours long around a DST change, and a drill
+    starts a little after its `at`); a missed `at` (the agent was down) is caught up when it
+    comes back. The first drill: at the first `at` after the schedule was first seen
     (`first_seen`). Drills that were abandoned do not count as the last one (the caller
     passes the last drill that ran to its end, passed or flunked)."""
     if at is None:
@@ -79,10 +80,8 @@ def drill_due(
     slot = _slot(at, now)
     if last_start is None:
         return first_seen is None or slot >= first_seen
-    anchor = _slot(at, last_start)
-    # local days are 23 or 25 hours long around a DST change: a little slack
     slack = min(2 * 3600.0, every / 2)
-    return slot > anchor and slot - anchor >= every - slack
+    return slot >= last_start + every - slack
 
 
 def drill_blocker(
@@ -135,7 +134,9 @@ def _step(steps: Sequence[Mapping[str, Any]], name: str) -> Mapping[str, Any] | 
 
 
 def _took(step: Mapping[str, Any] | None) -> float:
-    if step is None or step["status"] != "done" or not step["started"] or not step["finished"]:
+    if step is None or step["status"] != "done":
+        return 0.0
+    if step["started"] is None or step["finished"] is None:
         return 0.0
     return max(0.0, float(step["finished"]) - float(step["started"]))
 
@@ -144,7 +145,7 @@ def drill_rto(steps: Sequence[Mapping[str, Any]], created: float, attempts: int)
     """Seconds from the drill's start to the standby passing the site's checks; None when
     it never passed them. See the module's docstring."""
     recheck = _step(steps, "recheck")
-    if recheck is None or recheck["status"] != "done" or not recheck["finished"]:
+    if recheck is None or recheck["status"] != "done" or recheck["finished"] is None:
         return None
     drill_only = sum(_took(_step(steps, name)) for name in DRILL_ONLY_STEPS)
     if attempts <= 1:
@@ -193,7 +194,7 @@ def summarize(run: Run) -> dict[str, Any]:
                 "name": s["name"],
                 "status": s["status"],
                 "seconds": round(float(s["finished"]) - float(s["started"]), 3)
-                if s["started"] and s["finished"]
+                if s["started"] is not None and s["finished"] is not None
                 else None,
                 "detail": s["detail"],
             }
@@ -233,7 +234,10 @@ def outage_cost(down_after: float, rto: float) -> float:
 
 
 def compact(seconds: float) -> str:
-    """3m, 1m 40s, 2h, 1h 05m: humanize.duration without the zero tail."""
+    """4.2s, 3m, 1m 40s, 2h, 1h 05m: humanize.duration without the zero tail, with tenths
+    under 10 seconds."""
+    if 0 < seconds < 9.95 and round(seconds, 1) != round(seconds):
+        return f"{seconds:.1f}s"
     text = duration(seconds)
     for zero in (" 00s", " 00m", " 00h"):
         text = text.removesuffix(zero)

@@ -253,7 +253,7 @@ def plan_drill(site_name: str, site: Site, active: str, target: str) -> RunPlan:
         StepPlan("restore", f"restore the newest snapshot onto {target}", restore_skip),
         StepPlan(
             "verify_current",
-            f"check that warm standby {target} holds the newest snapshot (a sample of files)",
+            f"check that {target} (a warm standby) holds the newest snapshot (a sample of files)",
             verify_skip,
         ),
         StepPlan(
