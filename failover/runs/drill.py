@@ -335,8 +335,9 @@ def _summary_line(last: dict[str, Any], now: float) -> str:
     if last["result"] == "running":
         return f"drill #{last['id']} onto {last['target']} in progress"
     if last["result"] == "passed":
+        rto = f"RTO {compact(last['rto'])}" if last["rto"] is not None else "RTO unknown"
         rpo = f", RPO {compact(last['rpo'])}" if last["rpo"] is not None else ""
-        return f"{head} passed {age} ago: RTO {compact(last['rto'])}{rpo}"
+        return f"{head} passed {age} ago: {rto}{rpo}"
     if last["result"] == "abandoned":
         return f"{head} abandoned {age} ago ({last['reason']})"
     return f"{head} FAILED {age} ago at {last['failed_step']}"

@@ -264,7 +264,9 @@ def plan_drill(site_name: str, site: Site, active: str, target: str) -> RunPlan:
         StepPlan("recheck", f"check {target} with the site's checks (the RTO ends here)"),
         StepPlan(
             "cleanup",
-            f"run {len(cleanup)} cleanup command(s) on {target}",
+            f"run {len(cleanup)} cleanup command(s) on {target}"
+            if cleanup
+            else f"clean up {target}",
             None if cleanup else "no cleanup commands (drill.cleanup)",
         ),
         StepPlan("drill_result", "record RTO and RPO" + (" and notify" if notify else "")),

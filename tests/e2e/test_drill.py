@@ -238,6 +238,8 @@ def assert_once_per_period(story: Story, count: int) -> None:
 def test_scheduled_drills_run_once_per_period_under_the_daemon(lab: Lab, tmp_path: Path) -> None:
     story = Story(lab, tmp_path, failover={"drill": {"every": f"{EVERY:g}s"}})
     story.cli("backup", "run", check=True)
+    warned = story.cli("validate", check=True).stderr
+    assert "site shop: no drill has passed yet, with drill.every 6s" in warned, warned
     story.start_agent()
     try:
         story.wait(
@@ -250,6 +252,8 @@ def test_scheduled_drills_run_once_per_period_under_the_daemon(lab: Lab, tmp_pat
     assert_once_per_period(story, 2)
     assert not any("drill" in t for t in lab.receiver.titles())  # quiet when they pass
     assert lab.dns_answer() == [lab.primary.ip]
+    report = story.cli("report", check=True).stdout
+    assert "- RTO trend over the last " in report, report
 
 
 def test_scheduled_drills_run_once_per_period_under_cron(lab: Lab, tmp_path: Path) -> None:
