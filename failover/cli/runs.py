@@ -11,7 +11,7 @@ from failover.cli.context import echo, emit_json, load, open_store
 from failover.errors import FailoverError, UnsafePlan, UsageError
 
 runs_app = typer.Typer(
-    help="Journaled runs (failover, failback, switch, migrate).", no_args_is_help=True
+    help="Journaled runs (failover, failback, switch, migrate, drill).", no_args_is_help=True
 )
 
 

@@ -16,6 +16,7 @@ abandonment in the journal (a watcher thread) and stops, interrupting a running 
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -190,8 +191,8 @@ def _maybe_start(ctx: HookContext, site_name: str, site: Site, now: float) -> No
     if first_seen is None:
         store.set_meta(seen_key, str(now))
         first_seen = str(now)
-    last = next((r for r in journal.drills(store, site_name, limit=20) if r.status in ENDED), None)
-    if not drill_due(drill.every, drill.at, last.created if last else None, float(first_seen), now):
+    last = journal.last_drill_start(store, site_name, ENDED)
+    if not drill_due(drill.every, drill.at, last, float(first_seen), now):
         return
     row = store.active_endpoint(site_name)
     active = row["active"] if row else site.initial_active
@@ -236,7 +237,7 @@ def _launch(ctx: HookContext, run: Run) -> None:
         ctx.spawn(f"drill-{run.site}", work)
         return
     argv = [sys.executable, "-m", "failover", "--config", str(loaded.path)]
-    if not log.isEnabledFor(20):  # the agent runs --quiet
+    if not log.isEnabledFor(logging.INFO):  # the agent runs --quiet
         argv.append("--quiet")
     argv += ["drill", run.site, "--run", str(run.id)]
     # Its log goes beside the state (not into this check's output, which cron mails when
@@ -285,10 +286,6 @@ def _backup_busy(loaded: LoadedConfig, store: Store, site_name: str, now: float)
 # --- what status, report and validate show -----------------------------------------------
 
 
-def _last_pass(items: list[Run]) -> float | None:
-    return next((r.created for r in items if r.status == DRILL_PASSED), None)
-
-
 def _overdue_text(site_name: str, every: float, last_pass: float | None) -> str:
     since = (
         "no drill has passed yet"
@@ -304,7 +301,8 @@ def status_section(loaded: LoadedConfig, store: Store | None, site_name: str) ->
     """For `failover status`: the last drill's result, age and measured RTO, and a warning
     when no drill passed within 2 x every or the last one failed."""
     drill = loaded.config.sites[site_name].failover.drill
-    items = journal.drills(store, site_name, 20) if store and journal.has_runs(store) else []
+    has_runs = store is not None and journal.has_runs(store)
+    items = journal.drills(store, site_name, 1) if store is not None and has_runs else []
     if not items and drill is None:
         return {}
     now = time.time()
@@ -322,7 +320,11 @@ def status_section(loaded: LoadedConfig, store: Store | None, site_name: str) ->
         out["drill"] = {"result": None, "summary": "no drill yet"}
     if drill is not None and drill.every is not None:
         first_seen = store.get_meta(f"drill_seen:{site_name}") if store else None
-        last_pass = _last_pass(items)
+        last_pass = (
+            journal.last_drill_start(store, site_name, (DRILL_PASSED,))
+            if store is not None and has_runs
+            else None
+        )
         if overdue(drill.every, last_pass, float(first_seen) if first_seen else None, now):
             warnings.append(_overdue_text(site_name, drill.every, last_pass))
     out["warnings"] = warnings
@@ -378,9 +380,12 @@ def overdue_warnings(
         drill = site.failover.drill
         if drill is None or drill.every is None:
             continue
-        items = journal.drills(store, site_name, 50) if store is not None and has_runs else []
+        last_pass = (
+            journal.last_drill_start(store, site_name, (DRILL_PASSED,))
+            if store is not None and has_runs
+            else None
+        )
         first = store.get_meta(f"drill_seen:{site_name}") if store is not None else None
-        last_pass = _last_pass(items)
         if overdue(drill.every, last_pass, float(first) if first else None, now):
             out.append(f"site {site_name}: {_overdue_text(site_name, drill.every, last_pass)}")
     return out

@@ -200,6 +200,16 @@ def run_status(store: Store, run_id: int) -> str | None:
     return str(row[0]) if row else None
 
 
+def last_drill_start(store: Store, site: str, statuses: tuple[str, ...]) -> float | None:
+    """When the site's newest drill with one of `statuses` started (one query per round)."""
+    marks = ",".join("?" for _ in statuses)
+    row = store.conn.execute(
+        f"SELECT MAX(created) FROM runs WHERE site=? AND kind='drill' AND status IN ({marks})",
+        (site, *statuses),
+    ).fetchone()
+    return float(row[0]) if row and row[0] is not None else None
+
+
 def drills(store: Store, site: str, limit: int = 50, since: float = 0.0) -> list[Run]:
     """The site's drills, newest first."""
     ensure_schema(store)

@@ -57,6 +57,9 @@ def step_verify_current(ctx: StepContext) -> StepOut:
 def step_cleanup(ctx: StepContext) -> StepOut:
     drill = ctx.site.failover.drill
     commands = drill.cleanup if drill is not None else []
+    if journal.run_status(ctx.store, ctx.run.id) == "abandoned":
+        # a real failover took over a moment ago: it needs the standby as it is
+        raise StepFailed("the drill was abandoned: no cleanup")
     run_commands(ctx.loaded, ctx.run.site, ctx.run.target, commands)
     return f"ran {len(commands)} cleanup command(s) on {ctx.run.target}", {}
 
