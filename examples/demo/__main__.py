@@ -2,10 +2,12 @@
 
 Two "VPSes" (network namespaces with sshd and a web server, each with its own /srv),
 PowerDNS serving the zone, a restic repository on SeaweedFS's S3 and a local receiver for
-notifications. The agent backs up the primary, watches both, and when the primary is cut
-off (nftables drops everything) it restores the backup onto the standby, switches DNS,
-verifies it and notifies. Then the status, the run and the report; the metrics Prometheus
-scrapes, the HTML report with its charts and the status page published to S3.
+notifications. The agent backs up the primary, a drill rehearses the failover onto the
+standby (DNS untouched) and measures its RTO; then the agent watches both, and when the
+primary is cut off (nftables drops everything) it restores the backup onto the standby,
+switches DNS, verifies it and notifies, taking about the drill's RTO once the primary is
+declared down. Then the status, the run and the report; the metrics Prometheus scrapes,
+the HTML report with its charts and the status page published to S3.
 
     examples/demo/run.sh            # as root; or: python3 -m examples.demo
 """
@@ -86,6 +88,21 @@ def _scrape(port: int) -> str:
     return "\n".join(line for line in text.splitlines() if line.startswith(wanted))
 
 
+def _run(fo: Failover, kind: str) -> dict[str, Any]:
+    """The newest run of `kind`, as `failover runs list --json` gives it."""
+    runs = [r for r in fo.json("runs", "list") or [] if r["kind"] == kind]
+    if not runs:
+        raise SystemExit(f"demo: no {kind} run")
+    return dict(runs[-1])
+
+
+def _rto(fo: Failover, kind: str) -> float:
+    """Seconds from the run's start until its recheck step passed (a drill's RTO)."""
+    run = _run(fo, kind)
+    recheck = next(s for s in run["steps"] if s["name"] == "recheck")
+    return float(recheck["finished"]) - float(run["created"])
+
+
 def main() -> int:
     from tests.support.lab import HOSTNAME, Lab
 
@@ -129,6 +146,14 @@ def main() -> int:
         show(fo.run("backup", "run"))
         show(fo.run("backup", "list"))
 
+        say(
+            "a drill: rehearse the failover onto the standby (restore, after-restore commands, "
+            "the site's checks); DNS and the active endpoint are not touched"
+        )
+        show(fo.run("drill", "shop"))
+        drill_rto = _rto(fo, kind="drill")
+        show(f"PowerDNS still answers {HOSTNAME} A {', '.join(lab.dns_answer())} (the primary)")
+
         say("starting the agent (interval 1s, down after 3s, auto-failover on)")
         log_path = lab.dir / "agent.log"
         log = open(log_path, "w")  # noqa: SIM115 - closed below
@@ -171,6 +196,12 @@ def main() -> int:
             story_done()
 
             say(f"{HOSTNAME} now resolves to the standby ({took:.1f}s after the cut)")
+            failover_rto = _rto(fo, kind="failover")
+            show(
+                f"the drill measured an RTO of {drill_rto:.1f}s; the real failover took "
+                f"{failover_rto:.1f}s from its start to the standby passing the checks, "
+                f"{took:.1f}s from the cut to DNS (down_after 3s, then the failover)"
+            )
             show(f"PowerDNS answers {HOSTNAME} A {', '.join(lab.dns_answer())}")
             status_code, body = lab.https_get(lab.standby, "/data/orders.csv")
             show(f"https://{HOSTNAME}/data/orders.csv from the standby: HTTP {status_code}")
@@ -184,8 +215,9 @@ def main() -> int:
 
             say("status")
             show(fo.run("status"))
-            say("the run, step by step")
-            show(fo.run("runs", "show", "1"))
+            say("the runs: the drill, then the failover, step by step")
+            show(fo.run("runs", "list"))
+            show(fo.run("runs", "show", str(_run(fo, "failover")["id"])))
 
             say(
                 "the primary's provider comes back: it is NOT made active again (it holds "

@@ -19,7 +19,8 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from types import FrameType, TracebackType
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
@@ -64,6 +65,22 @@ if TYPE_CHECKING:
 ProgressFn = Callable[[dict[str, Any]], None]
 
 STOP_GRACE = 15.0  # seconds between SIGINT and SIGKILL
+CANCEL_POLL = 0.2  # seconds between looks at a cancel event
+
+_SCOPE = threading.local()
+
+
+@contextmanager
+def cancel_on(event: threading.Event) -> Iterator[None]:
+    """restic commands run by this thread inside the block are interrupted (as on timeout)
+    once `event` is set, and raise ResticError(kind="interrupted"): a drill that gives way
+    to a real failover stops its restore at once."""
+    previous = getattr(_SCOPE, "event", None)
+    _SCOPE.event = event
+    try:
+        yield
+    finally:
+        _SCOPE.event = previous
 
 
 # --- where restic runs ----------------------------------------------------------------------
@@ -230,6 +247,8 @@ class _Watch:
         self.timeout = timeout
         self.timed_out = False
         self.terminated = False
+        self.cancelled = False
+        self._cancel: threading.Event | None = getattr(_SCOPE, "event", None)
         self._chunks: list[bytes] = []
         self._done = threading.Event()
         self._reader = threading.Thread(target=self._read_stderr, daemon=True)
@@ -240,6 +259,8 @@ class _Watch:
         self._reader.start()
         if self.timeout:
             threading.Thread(target=self._on_timeout, daemon=True).start()
+        if self._cancel is not None:
+            threading.Thread(target=self._on_cancel, daemon=True).start()
         self._in_main = threading.current_thread() is threading.main_thread()
         if self._in_main:
             try:
@@ -287,6 +308,16 @@ class _Watch:
         self.proc.stop()
         if not self._done.wait(STOP_GRACE):
             self.proc.kill()
+
+    def _on_cancel(self) -> None:
+        assert self._cancel is not None
+        while not self._done.wait(CANCEL_POLL):
+            if self._cancel.is_set():
+                self.cancelled = True
+                self.proc.stop()
+                if not self._done.wait(STOP_GRACE):
+                    self.proc.kill()
+                return
 
     def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
         self.terminated = True
@@ -421,6 +452,12 @@ class Restic:
                 f"restic {args[0]} on {self.where} timed out after {timeout:g}s "
                 "and was interrupted",
                 kind="timeout",
+                returncode=returncode,
+            )
+        if watch.cancelled:
+            raise ResticError(
+                f"restic {args[0]} on {self.where} was interrupted: the work was called off",
+                kind="interrupted",
                 returncode=returncode,
             )
         if watch.terminated:

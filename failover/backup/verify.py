@@ -253,3 +253,115 @@ def _hash_file(path: Path) -> Digest:
             h.update(chunk)
             n += len(chunk)
     return h.hexdigest(), n
+
+
+# --- is a server current? (a warm standby's drill) ------------------------------------------
+
+# Prints "sha256 size mtime" (or "missing") for each file argument, relative to the directory $1.
+_REMOTE_STAT = (
+    'cd "$1" && shift && for f in "$@"; do if [ -f "$f" ]; then '
+    'printf "%s %s %s\\n" "$(sha256sum < "$f" | cut -d" " -f1)" "$(wc -c < "$f")" '
+    '"$(stat -c %Y "$f")"; else echo missing; fi; done'
+)
+COMPARE_MAX_FILE = 64 << 20  # files larger than this are left out of the sample
+
+
+@dataclass
+class Comparison:
+    """A sample of the newest snapshot's files against the same paths on a server."""
+
+    site: str
+    endpoint: str
+    snapshot: str  # the newest complete run's main snapshot id
+    snapshot_time: float  # the run's oldest part: the set's freshness
+    files: list[dict[str, Any]] = field(default_factory=list)  # path, verdict, detail
+
+    @property
+    def current(self) -> bool:
+        """Every sampled file is there with the snapshot's content, or was changed on the
+        server after the snapshot was taken (kept current by other means)."""
+        return all(f["verdict"] in ("same", "newer") for f in self.files)
+
+    def summary(self) -> str:
+        counts: dict[str, int] = {}
+        for f in self.files:
+            counts[f["verdict"]] = counts.get(f["verdict"], 0) + 1
+        told = ", ".join(f"{n} {verdict}" for verdict, n in sorted(counts.items()))
+        text = f"{len(self.files)} file(s) of snapshot {self.snapshot[:8]} compared: {told or '-'}"
+        bad = [f for f in self.files if f["verdict"] not in ("same", "newer")]
+        if bad:
+            text += "; " + "; ".join(f"{f['path']}: {f['detail']}" for f in bad[:5])
+        return text
+
+
+def compare_with_endpoint(
+    loaded: LoadedConfig,
+    site: str,
+    endpoint: str,
+    *,
+    root: str = "/",
+    sample: int = 20,
+    seed: int | None = None,
+) -> Comparison:
+    """Whether `endpoint` holds the newest snapshot: a random sample of the files part of
+    the newest complete run is restored here (one restic restore) and hashed, and the same
+    paths under `root` on the server are hashed there (one SSH command). A file is `same`,
+    `newer` (different, changed on the server after the snapshot), `older` (different and
+    not changed since: the server missed a backup) or `missing`. Dumps are not compared
+    (they are loaded into a database, not kept as files)."""
+    from failover.backup.parts import newest_complete_run, part_tag, parts_of
+
+    cfg, bset = site_config(loaded, site)
+    remote = remote_for(cfg, endpoint)
+    restic = restic_for(loaded, site, "local")
+    snaps = restic.snapshots(tags=site_tags(site), host=host_of(site, bset))
+    newest = newest_complete_run([p.name for p in parts_of(bset)], snaps)
+    if newest is None:
+        raise BackupError(f"site {site!r} has no complete snapshot to compare with")
+    run_tag = next((t for t in newest.tags if t.startswith("run:")), None)
+    files_snap = next(
+        (
+            s
+            for s in snaps
+            if part_tag(FILES_PART) in s.tags and (run_tag is None or run_tag in s.tags)
+        ),
+        None,
+    )
+    result = Comparison(site, endpoint, newest.id, newest.time)
+    if files_snap is None:
+        return result
+    nodes = [n for n in restic.ls(files_snap.id) if (n.size or 0) <= COMPARE_MAX_FILE]
+    chosen = choose_sample({FILES_PART: (files_snap, nodes)}, sample, random.Random(seed))
+    if not chosen:
+        return result
+    paths = [p for _, p, _ in chosen]
+    tmp = tempfile.mkdtemp(prefix="failover-compare-")
+    try:
+        restic.restore(files_snap.id, tmp, include=paths)
+        wanted = {p: _hash_file(Path(tmp) / p.lstrip("/")) for p in paths}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    out = remote.run(
+        ["/bin/sh", "-c", _REMOTE_STAT, "sh", root, *[p.lstrip("/") for p in paths]],
+        timeout=bset.timeout,
+    ).text.splitlines()
+    for index, path in enumerate(paths):
+        line = out[index] if index < len(out) else "missing"
+        result.files.append(_verdict(path, wanted[path], line, files_snap.time))
+    return result
+
+
+def _verdict(path: str, want: Digest, line: str, snapshot_time: float) -> dict[str, Any]:
+    fields = line.split()
+    if len(fields) != 3 or not fields[1].isdigit() or not fields[2].isdigit():
+        return {"path": path, "verdict": "missing", "detail": "not on the server"}
+    digest, size, mtime = fields[0], int(fields[1]), int(fields[2])
+    if (digest, size) == want:
+        return {"path": path, "verdict": "same", "detail": "same content"}
+    if mtime > snapshot_time:
+        return {"path": path, "verdict": "newer", "detail": "changed on the server since"}
+    return {
+        "path": path,
+        "verdict": "older",
+        "detail": f"differs from the snapshot ({size} bytes against {want[1]}) and is older",
+    }

@@ -12,7 +12,7 @@ import types
 
 import typer
 
-from failover.cli import backup, dns, migrate, report, runs, status_page, watch
+from failover.cli import backup, dns, drill, migrate, report, runs, status_page, watch
 from failover.cli.context import G
 from failover.errors import ExitCode, FailoverError, UsageError
 
@@ -59,6 +59,7 @@ app.add_typer(dns.dns_app, name="dns")
 app.add_typer(backup.backup_app, name="backup")
 app.command()(runs.switch)
 app.command("migrate")(migrate.migrate)
+app.command("drill")(drill.drill)
 app.add_typer(runs.runs_app, name="runs")
 app.command()(report.report)
 app.add_typer(status_page.status_page_app, name="status-page")

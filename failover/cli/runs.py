@@ -11,7 +11,7 @@ from failover.cli.context import echo, emit_json, load, open_store
 from failover.errors import FailoverError, UnsafePlan, UsageError
 
 runs_app = typer.Typer(
-    help="Journaled runs (failover, failback, switch, migrate).", no_args_is_help=True
+    help="Journaled runs (failover, failback, switch, migrate, drill).", no_args_is_help=True
 )
 
 
@@ -126,8 +126,10 @@ def runs_abandon(
         run = journal.get_run(store, run_id)
         if run is None or run.status not in OPEN:
             raise UsageError(f"run #{run_id} is not open")
-        if run.owner_alive:
+        if run.owner_alive and run.kind != "drill":  # a drill watches for it and stops
             raise UnsafePlan(f"run #{run_id} is being executed by process {run.owner}")
         journal.abandon_run(store, run_id, reason)
     done = [s["name"] for s in run.steps if s["status"] == "done"]
     echo(f"run #{run_id} abandoned; steps already done: {', '.join(done) or 'none'}")
+    if run.kind == "drill" and run.owner_alive:
+        echo(f"the drill stops before its next step (process {run.owner})")

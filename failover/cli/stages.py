@@ -1,7 +1,7 @@
 """The CLI assembles what runs after each probe round and what `status` shows, in one place
 so that the order is explicit: backups first (a failover wants the newest snapshot), then
-the runs (failover, fencing), the warm standby refresh, the DNS refresh, the heartbeat,
-the metrics and the status page.
+the runs (failover, fencing), the drills, the warm standby refresh, the DNS refresh, the
+heartbeat, the metrics and the status page.
 
 Each area's module is imported only when a site uses it, so that `failover check` and
 `failover status` stay fast for configs without backups or DNS.
@@ -23,6 +23,7 @@ def round_hooks() -> list[Hook]:
     return [
         _backup_hook,
         _runs_hook,
+        _drill_hook,
         _warm_refresh_hook,
         _dns_refresh_hook,
         _heartbeat_hook,
@@ -33,7 +34,7 @@ def round_hooks() -> list[Hook]:
 
 def status_sections() -> list[SiteSection]:
     """The per-site sections of `failover status` beyond health: backups, DNS, runs."""
-    return [_backup_section, _dns_section, _runs_section]
+    return [_backup_section, _dns_section, _runs_section, _drill_section]
 
 
 def _backup_hook(ctx: HookContext) -> None:
@@ -47,6 +48,13 @@ def _runs_hook(ctx: HookContext) -> None:
     from failover.runs.auto import failover_hook
 
     failover_hook(ctx)
+
+
+def _drill_hook(ctx: HookContext) -> None:
+    # Always: a drill started by hand and interrupted is resumed even without a schedule.
+    from failover.runs.drill import drill_hook
+
+    drill_hook(ctx)
 
 
 def _warm_refresh_hook(ctx: HookContext) -> None:
@@ -103,5 +111,11 @@ def _dns_section(loaded: LoadedConfig, store: Store | None, site: str) -> dict[s
 
 def _runs_section(loaded: LoadedConfig, store: Store | None, site: str) -> dict[str, Any]:
     from failover.runs.show import status_section
+
+    return status_section(loaded, store, site)
+
+
+def _drill_section(loaded: LoadedConfig, store: Store | None, site: str) -> dict[str, Any]:
+    from failover.runs.drill import status_section
 
     return status_section(loaded, store, site)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from failover.cli.context import echo, emit_json, load, open_store
 from failover.errors import ExitCode, UsageError
+
+if TYPE_CHECKING:
+    from failover.config.load import LoadedConfig
 
 
 def validate(
@@ -16,16 +20,19 @@ def validate(
     """Check a config file: every problem at once, each with file, line and key."""
     loaded = load()
     sites = loaded.config.sites
+    drills = _drill_warnings(loaded)
     if json_out:
         emit_json(
             {
                 "config": str(loaded.path),
                 "valid": True,
                 "sites": list(sites),
-                "warnings": loaded.warnings,
+                "warnings": loaded.warnings + drills,
             }
         )
         return
+    for warning in drills:
+        echo(f"warning: {warning}", err=True)
     endpoints = sum(len(s.endpoints) for s in sites.values())
     echo(f"{loaded.path}: valid ({len(sites)} site(s), {endpoints} endpoint(s))")
     if not loaded.config.canaries:
@@ -34,6 +41,21 @@ def validate(
             "would look like the sites being down",
             err=True,
         )
+
+
+def _drill_warnings(loaded: LoadedConfig) -> list[str]:
+    """Sites with a drill schedule whose last passed drill is older than 2 x every."""
+    if not any(s.failover.drill and s.failover.drill.every for s in loaded.config.sites.values()):
+        return []
+    from failover.cli.context import read_store
+    from failover.runs.drill import overdue_warnings
+
+    store = read_store(loaded)
+    try:
+        return overdue_warnings(loaded, store)
+    finally:
+        if store is not None:
+            store.close()
 
 
 def init(
@@ -81,7 +103,7 @@ def agent(
 ) -> None:
     """Run as a daemon: probe on schedule; SIGTERM/SIGINT stop, SIGHUP reloads the config."""
     from failover.cli.stages import round_hooks
-    from failover.config.load import LoadedConfig, load_config
+    from failover.config.load import load_config
     from failover.notify import Notifier
     from failover.show.metrics import serve_metrics
     from failover.watch.daemon import Agent

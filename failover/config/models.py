@@ -14,6 +14,7 @@ from failover.config.backup import BackupSet
 from failover.config.base import Model, Name
 from failover.config.compute import ComputeTemplate
 from failover.config.dns import DnsProviderConfig, SiteDns, check_value, located_error
+from failover.config.drill import Drill
 from failover.config.show import MetricsConfig, StatusPageConfig
 from failover.config.types import Duration, Secret
 
@@ -290,6 +291,12 @@ class SiteFailover(Model):
     command_timeout: Duration = Field(
         600.0, description="Timeout of each after_restore or fence command."
     )
+    drill: Drill | None = Field(
+        None,
+        description="Rehearse a failover onto the standby (on a schedule with `every`, or by "
+        "hand with `failover drill SITE`) and measure RTO and RPO; DNS and the active endpoint "
+        "are never touched.",
+    )
 
 
 class Site(Model):
@@ -336,6 +343,16 @@ class Site(Model):
             )
         if endpoint.ssh is None:
             raise ValueError(f"backup.source {self.backup.source!r}: that endpoint has no `ssh`")
+        return self
+
+    @model_validator(mode="after")
+    def _drill_target(self) -> Site:
+        drill = self.failover.drill
+        if drill is not None and drill.to is not None and drill.to not in self.endpoints:
+            raise located_error(
+                ("failover", "drill", "to"),
+                f"{drill.to!r} is not one of the endpoints ({', '.join(self.endpoints)})",
+            )
         return self
 
     @model_validator(mode="after")
@@ -428,6 +445,7 @@ class NotifyTarget(Model):
                 "failover",
                 "backup",
                 "warning",
+                "drill",
             ]
         ]
         | None

@@ -11,6 +11,7 @@ from failover.errors import FailoverError
 from failover.logs import get_logger
 from failover.notify import Event
 from failover.runs import engine, journal
+from failover.runs.drill_rules import gives_way
 from failover.runs.model import OPEN, Decision, Kind, Run
 from failover.runs.plan import decide, plan_run, resume_command
 from failover.runs.steps.common import run_commands
@@ -35,6 +36,10 @@ def failover_hook(ctx: HookContext) -> None:
     now = time.time()
     for site_name, site in loaded.config.sites.items():
         existing = journal.open_run(store, site_name)
+        if existing is not None and existing.kind == "drill":
+            if not _drill_gives_way(ctx, existing, site):
+                continue  # the drill hook looks after it (failover.runs.drill)
+            existing = None
         # A manual run a person left failed must not keep the site down at 3 a.m.: it
         # gives way when the agent has to fail over (below); anything else is resumed.
         parked = (
@@ -79,6 +84,20 @@ def failover_hook(ctx: HookContext) -> None:
         if decision.action == "alarm":
             _alarm_no_standby(ctx, site_name, active, health, decision.reason)
         _fence_if_back(ctx, site_name, site, active, health)
+
+
+def _drill_gives_way(ctx: HookContext, run: Run, site: Site) -> bool:
+    """A drill in progress is abandoned at once (journaled why) when the active endpoint
+    goes down, so that the real failover starts now, without waiting for it: the drill
+    notices and stops (failover.runs.drill)."""
+    active = ctx.store.active_or(run.site, site.initial_active)
+    state = HealthState.from_dict(ctx.store.health_state(run.site, active))
+    if not gives_way(state.status):
+        return False
+    reason = f"{active} is {state.status}; the real failover takes precedence"
+    if journal.abandon_run(ctx.store, run.id, reason):
+        log.warning("drill #%d abandoned: %s", run.id, reason, extra={"site": run.site})
+    return True
 
 
 def _last_network_ok(store: Store) -> bool:

@@ -3,15 +3,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 
 from failover.errors import UsageError
 from failover.runs.model import StepFn
 
+# What ends a run of a kind that fails differently from a move (a drill: over at once,
+# cleaned up, its own notice): fn(loaded, store, notifier, run, step, message, interrupted).
+FailureFn = Callable[..., None]
+
 
 @cache
 def _table() -> dict[str, StepFn]:
-    from failover.runs.steps import common, migrate
+    from failover.runs.steps import common, drill, migrate
 
     return {
         "preflight": common.step_preflight,
@@ -26,7 +31,18 @@ def _table() -> dict[str, StepFn]:
         "activate": common.step_activate,
         "verify_dns": common.step_verify_dns,
         "notify": common.step_notify,
+        "verify_current": drill.step_verify_current,
+        "cleanup": drill.step_cleanup,
+        "drill_result": drill.step_drill_result,
     }
+
+
+def failure_handler(kind: str) -> FailureFn | None:
+    if kind == "drill":
+        from failover.runs.steps import drill
+
+        return drill.drill_failed
+    return None
 
 
 def step_impl(name: str) -> StepFn:

@@ -14,8 +14,8 @@ from failover.errors import FailoverError, UsageError
 from failover.logs import get_logger
 from failover.notify import Event, Notifier
 from failover.runs import journal
-from failover.runs.catalog import step_impl
-from failover.runs.model import Run, RunPlan, StepContext
+from failover.runs.catalog import failure_handler, step_impl
+from failover.runs.model import Run, RunPlan, StepContext, done_status
 from failover.runs.plan import plan_manual
 
 if TYPE_CHECKING:
@@ -53,6 +53,10 @@ def execute(
     for step in run.steps:
         if step["status"] in ("done", "skipped"):
             continue
+        if journal.run_status(store, run.id) == "abandoned":
+            # Given up on while it ran (a drill gives way to a real failover): stop here.
+            log.warning("run #%d was abandoned: stopping", run.id, extra=extra)
+            return journal.get_run(store, run.id) or run
         idx, name = step["idx"], step["name"]
         impl = step_impl(name)
         if data.get("endpoint") and run.target not in loaded.config.sites[run.site].endpoints:
@@ -74,13 +78,14 @@ def execute(
         except KeyboardInterrupt:
             # A person stopped it: journal that, and leave it to them (the agent does not
             # resume a failed manual run on its own).
-            _fail(store, notifier, run, idx, name, "interrupted (Ctrl-C)", extra)
+            _fail(loaded, store, notifier, run, idx, name, "interrupted (Ctrl-C)", extra, True)
             raise
         except FailoverError as exc:
-            _fail(store, notifier, run, idx, name, str(exc), extra)
+            _fail(loaded, store, notifier, run, idx, name, str(exc), extra)
             return journal.get_run(store, run.id) or run
         except Exception as exc:  # a bug or an unexpected SDK error: still journaled
-            _fail(store, notifier, run, idx, name, f"{exc.__class__.__name__}: {exc}", extra)
+            message = f"{exc.__class__.__name__}: {exc}"
+            _fail(loaded, store, notifier, run, idx, name, message, extra)
             return journal.get_run(store, run.id) or run
         data.update(out)
         journal.update_step(
@@ -88,22 +93,30 @@ def execute(
         )
         say(f"[{name}] done: {detail}")
         log.info("step %s done: %s", name, detail, extra={**extra, "step": name})
-    journal.update_run(store, run.id, status="done", finished=time.time(), detail=None, owner=None)
-    log.info("%s to %s complete", run.kind, run.target, extra=extra)
+    if journal.close_run(store, run.id, done_status(run.kind), data.get("run_detail")):
+        log.info("%s to %s complete", run.kind, run.target, extra=extra)
+    else:
+        log.warning("run #%d was abandoned while its last step ran", run.id, extra=extra)
     return journal.get_run(store, run.id) or run
 
 
 def _fail(
+    loaded: LoadedConfig,
     store: Store,
     notifier: Notifier,
     run: Run,
     idx: int,
     name: str,
-    message: str,
+    raw: str,
     extra: dict[str, str],
+    interrupted: bool = False,
 ) -> None:
-    message = message.replace("\n", "; ")
+    message = raw.replace("\n", "; ")
     journal.update_step(store, run.id, idx, status="failed", finished=time.time(), detail=message)
+    handler = failure_handler(run.kind)
+    if handler is not None:  # a drill: over, with its own notice
+        handler(loaded, store, notifier, run, name, raw, interrupted)
+        return
     journal.update_run(store, run.id, status="failed", detail=f"{name}: {message}", owner=None)
     log.error("step %s failed: %s", name, message, extra={**extra, "step": name})
     notifier.send(

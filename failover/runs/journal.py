@@ -23,11 +23,11 @@ RUNBOOK_SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY,
     site TEXT NOT NULL,
-    kind TEXT NOT NULL,          -- failover, failback, switch, migrate
-    trigger TEXT NOT NULL,       -- auto or manual
+    kind TEXT NOT NULL,          -- failover, failback, switch, migrate, drill
+    trigger TEXT NOT NULL,       -- auto, manual or schedule (a drill)
     source TEXT NOT NULL,        -- the endpoint active when the run began
     target TEXT NOT NULL,
-    status TEXT NOT NULL,        -- running, failed, done, abandoned
+    status TEXT NOT NULL,        -- running, failed, done, abandoned; a drill: passed, flunked
     created REAL NOT NULL,
     finished REAL,
     attempts INTEGER NOT NULL DEFAULT 0,
@@ -172,12 +172,53 @@ def set_options(store: Store, run_id: int, options: dict[str, Any]) -> None:
     update_run(store, run_id, options=json.dumps(options))
 
 
-def abandon_run(store: Store, run_id: int, reason: str) -> None:
+def abandon_run(store: Store, run_id: int, reason: str) -> bool:
+    """Give up on an open run; False when it was no longer open (it ended meanwhile)."""
     with store.transaction() as c:
-        c.execute(
-            "UPDATE runs SET status='abandoned', finished=?, detail=? WHERE id=?",
+        cur = c.execute(
+            "UPDATE runs SET status='abandoned', finished=?, detail=?, owner=NULL "
+            "WHERE id=? AND status IN ('running','failed')",
             (time.time(), reason, run_id),
         )
+    return cur.rowcount > 0
+
+
+def close_run(store: Store, run_id: int, status: str, detail: str | None) -> bool:
+    """End an open run with `status` (done, or a drill's passed/flunked); False when it was
+    no longer open (abandoned meanwhile: that stays)."""
+    with store.transaction() as c:
+        cur = c.execute(
+            "UPDATE runs SET status=?, finished=?, detail=?, owner=NULL "
+            "WHERE id=? AND status IN ('running','failed')",
+            (status, time.time(), detail, run_id),
+        )
+    return cur.rowcount > 0
+
+
+def run_status(store: Store, run_id: int) -> str | None:
+    row = store.conn.execute("SELECT status FROM runs WHERE id=?", (run_id,)).fetchone()
+    return str(row[0]) if row else None
+
+
+def last_drill_start(store: Store, site: str, statuses: tuple[str, ...]) -> float | None:
+    """When the site's newest drill with one of `statuses` started (one query per round)."""
+    marks = ",".join("?" for _ in statuses)
+    row = store.conn.execute(
+        f"SELECT MAX(created) FROM runs WHERE site=? AND kind='drill' AND status IN ({marks})",
+        (site, *statuses),
+    ).fetchone()
+    return float(row[0]) if row and row[0] is not None else None
+
+
+def drills(store: Store, site: str, limit: int = 50, since: float = 0.0) -> list[Run]:
+    """The site's drills, newest first."""
+    ensure_schema(store)
+    rows = store.conn.execute(
+        "SELECT id FROM runs WHERE site=? AND kind='drill' AND created >= ? "
+        "ORDER BY created DESC, id DESC LIMIT ?",
+        (site, since, limit),
+    ).fetchall()
+    return [r for (rid,) in rows if (r := get_run(store, rid)) is not None]
 
 
 def update_step(store: Store, run_id: int, idx: int, **fields: Any) -> None:

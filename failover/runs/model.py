@@ -17,8 +17,17 @@ if TYPE_CHECKING:
     from failover.notify import Notifier
     from failover.store import Store
 
-Kind = Literal["failover", "failback", "switch", "migrate"]
+Kind = Literal["failover", "failback", "switch", "migrate", "drill"]
 OPEN = ("running", "failed")  # the statuses of an open run (one per site at most)
+# A drill ends passed or flunked: over either way (a flunked drill is not resumed, the next
+# one starts afresh), so neither is an open status, and neither is "done" (no drill counts
+# as the site's last move).
+DRILL_PASSED, DRILL_FLUNKED = "passed", "flunked"
+
+
+def done_status(kind: str) -> str:
+    """The status of a run that completed all its steps."""
+    return DRILL_PASSED if kind == "drill" else "done"
 
 
 @dataclass(frozen=True)

@@ -198,6 +198,11 @@ def plan_manual(
     """The plan of `failover switch SITE --to TARGET`: the open run's own steps when it
     resumes one (it must go to the same target), else a new failback or switch."""
     if current is not None:
+        if current.kind == "drill":
+            raise UnsafePlan(
+                f"site {site_name} has a drill running (#{current.id} onto {current.target})",
+                hint=f"wait for it, or `failover runs abandon {current.id}`",
+            )
         if current.target != target:
             raise UnsafePlan(
                 f"site {site_name} has an open run #{current.id} ({current.kind} to "
@@ -214,6 +219,73 @@ def plan_manual(
     return plan_run(site_name, site, kind, active, target)
 
 
+def plan_drill(site_name: str, site: Site, active: str, target: str) -> RunPlan:
+    """The steps of rehearsing a failover of `site_name` onto `target`: what a failover does
+    up to "the standby passes the site's checks", then cleanup and the measurements; no
+    final backup (a failover has none), no DNS, no change of the active endpoint."""
+    if target not in site.endpoints:
+        raise UsageError(
+            f"site {site_name} has no endpoint {target!r} (it has {', '.join(site.endpoints)})"
+        )
+    if target == active:
+        raise UsageError(
+            f"{target} is the active endpoint of {site_name}: a drill onto it would restore "
+            "over the live site (drill onto a standby)"
+        )
+    fo = site.failover
+    cold = fo.standby == "cold"
+    target_ep = site.endpoints[target]
+    restore_skip = _restore_skip(site_name, site, target, cold)
+    verify_skip = _verify_current_skip(site_name, site, target, cold)
+    cleanup = fo.drill.cleanup if fo.drill is not None else []
+    for what, commands in (("after_restore", fo.after_restore), ("drill cleanup", cleanup)):
+        if commands and target_ep.ssh is None:
+            raise UsageError(
+                f"site {site_name}: {target} has no ssh settings, needed for {what} commands"
+            )
+    notify = fo.drill is not None and fo.drill.notify_on_pass
+    steps = (
+        StepPlan(
+            "preflight",
+            f"preflight as for a failover: canaries pass, {target} ready, backup fresh "
+            "enough, DNS provider answers (nothing is changed)",
+        ),
+        StepPlan("restore", f"restore the newest snapshot onto {target}", restore_skip),
+        StepPlan(
+            "verify_current",
+            f"check that {target} (a warm standby) holds the newest snapshot (a sample of files)",
+            verify_skip,
+        ),
+        StepPlan(
+            "after_restore",
+            f"run {len(fo.after_restore)} after-restore command(s) on {target}",
+            None if fo.after_restore else "no after_restore commands",
+        ),
+        StepPlan("recheck", f"check {target} with the site's checks (the RTO ends here)"),
+        StepPlan(
+            "cleanup",
+            f"run {len(cleanup)} cleanup command(s) on {target}"
+            if cleanup
+            else f"clean up {target}",
+            None if cleanup else "no cleanup commands (drill.cleanup)",
+        ),
+        StepPlan("drill_result", "record RTO and RPO" + (" and notify" if notify else "")),
+    )
+    return RunPlan(site_name, "drill", active, target, steps)
+
+
+def _verify_current_skip(site_name: str, site: Site, target: str, cold: bool) -> str | None:
+    if cold:
+        return "cold standby: the newest snapshot is restored instead"
+    if site.backup is None:
+        return "the site has no backup set to compare with"
+    if not site.backup.paths:
+        return "the backup set holds database dumps only: no files to compare"
+    if problem := _need_ssh(target, site.endpoints[target], "compare its files"):
+        raise UsageError(f"site {site_name}: {problem}")
+    return None
+
+
 def resumed_options(options: dict[str, Any], **flags: bool) -> dict[str, Any]:
     """A resumed run keeps the options it was started with; a flag given now adds to them
     (`--force` on the second attempt), never takes one away."""
@@ -225,6 +297,8 @@ def resumed_options(options: dict[str, Any], **flags: bool) -> dict[str, Any]:
 
 def resume_command(run: Run) -> str:
     """The command a person runs to resume `run`."""
+    if run.kind == "drill":
+        return f"failover drill {run.site} --to {run.target}"
     if run.kind == "migrate":
         template = run.options.get("template")
         how = f"--provision {template} --name {run.target}" if template else f"--to {run.target}"

@@ -21,6 +21,8 @@ def status_section(loaded: LoadedConfig, store: Store | None, site_name: str) ->
         return {}
     warnings: list[str] = []
     current = journal.open_run(store, site_name)
+    if current is not None and current.kind == "drill":
+        current = None  # the drill's own section (failover.runs.drill) shows it
     last = journal.last_done_run(store, site_name)
     out: dict[str, Any] = {}
     if current is not None:

@@ -112,8 +112,19 @@ def build_report(
             "incidents": incidents,
             "endpoints": endpoints,
             "runs": [r.to_dict() for r in site_runs],
+            "drills": _drills(loaded, store, name, since, target) if has_runs else None,
         }
     return out
+
+
+def _drills(
+    loaded: LoadedConfig, store: Store, site: str, since: float, target: float
+) -> dict[str, Any] | None:
+    """The site's drills with RTO and RPO, the trend, and what an outage costs."""
+    from failover.runs.drill import drill_report
+
+    data = drill_report(loaded, store, site, since, target)
+    return data if data["drills"] or loaded.config.sites[site].failover.drill else None
 
 
 def _incident(
@@ -132,6 +143,8 @@ def _incident(
         "user_facing_downtime": None,
     }
     for run in site_runs:
+        if run.kind == "drill":
+            continue  # rehearsals: listed under the site's drills
         if run.source != row["endpoint"] or not (row["first_failure"] <= run.created <= end + 1):
             continue
         inc["runs"].append(
@@ -321,6 +334,8 @@ def render_markdown(report: dict[str, Any]) -> str:
             lines.append("")
             lines += _evidence_lines(inc)
             lines.append("")
+        if site.get("drills"):
+            lines += _drills_markdown(name, site["drills"])
         lines += [
             "### Uptime per month",
             "",
@@ -365,6 +380,51 @@ def _evidence_lines(inc: dict[str, Any]) -> list[str]:
             f"{local_time(seen['first'])} to {local_time(seen['last'])})"
         )
     return lines
+
+
+def _drills_markdown(name: str, drills: dict[str, Any]) -> list[str]:
+    from failover.runs.drill_rules import compact
+
+    def span(value: float | None) -> str:
+        return "-" if value is None else compact(value)
+
+    lines = ["### Drills", ""]
+    if drills.get("statement"):
+        statement = drills["statement"]
+        lines += [statement[0].upper() + statement[1:] + ".", ""]
+    for label, key in (("RTO", "rto_trend"), ("RPO", "rpo_trend")):
+        t = drills.get(key)
+        if t:
+            lines.append(
+                f"- {label} trend over the last {t['count']} passed drills: {t['direction']} "
+                f"(last {span(t['last'])} against a median of {span(t['median_before'])} "
+                f"before; range {span(t['min'])} to {span(t['max'])})"
+            )
+    if not drills["drills"]:
+        lines += [f"No drill yet: run `failover drill {name}`.", ""]
+        return lines
+    if lines[-1] != "":
+        lines.append("")
+    lines += [
+        "| time (UTC) | drill | onto | result | RTO | RPO | what failed |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for d in drills["drills"][-20:]:
+        failed = ""
+        if d["result"] == "failed":
+            failed = f"{d['failed_step']}: {(d['output'] or '')[:120]}"
+        elif d["result"] == "abandoned":
+            failed = d["reason"] or ""
+        lines.append(
+            f"| {_ts(d['created'])} | #{d['id']} ({d['trigger']}) | {d['target']} | "
+            f"{d['result']} | {span(d['rto'])} | {span(d['rpo'])} | {failed.replace('|', '/')} |"
+        )
+    lines.append("")
+    return lines
+
+
+def _ts(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _day(ts: float) -> str:

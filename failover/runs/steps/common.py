@@ -57,12 +57,25 @@ def remote_for(loaded: LoadedConfig, site_name: str, endpoint: str) -> Any:
 
 
 def run_commands(loaded: LoadedConfig, site_name: str, endpoint: str, commands: list[str]) -> None:
-    """Run shell commands on an endpoint over SSH, in order; the first failure raises."""
+    """Run shell commands on an endpoint over SSH, in order; the first failure raises,
+    naming the command, with the tail of its output (stdout and stderr)."""
     remote = remote_for(loaded, site_name, endpoint)
     timeout = loaded.config.sites[site_name].failover.command_timeout
     for command in commands:
         log.info("on %s: %s", endpoint, command, extra={"site": site_name, "endpoint": endpoint})
-        remote.run(["/bin/sh", "-c", command], timeout=timeout)
+        result = remote.run(["/bin/sh", "-c", command], timeout=timeout, check=False)
+        if result.returncode != 0:
+            output = _output_tail(result.stdout + b"\n" + result.stderr)
+            raise StepFailed(
+                f"`{command}` exited with status {result.returncode} on {endpoint}"
+                + (f":\n{output}" if output else " (no output)")
+            )
+
+
+def _output_tail(raw: bytes, lines: int = 20, limit: int = 2000) -> str:
+    text = raw.decode(errors="replace")
+    kept = [line.rstrip() for line in text.splitlines() if line.strip()][-lines:]
+    return "\n".join(kept)[-limit:]
 
 
 # --- the steps -----------------------------------------------------------------------------------
