@@ -162,7 +162,7 @@ class Store:
                 raise FailoverError(
                     f"no state yet at {path}: run `failover check` or start the agent first"
                 )
-            conn = _connect(f"file:{quote(str(path))}?mode=ro", uri=True)
+            conn = _connect_readonly(path)
         else:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -511,6 +511,18 @@ def _take_lock(path: Path) -> int:
     return fd
 
 
+def _connect_readonly(path: Path) -> sqlite3.Connection:
+    """A reader's connection. On a read-only file system SQLite cannot create the WAL's
+    shared-memory file: nobody can write there either, so the file is read as immutable."""
+    target = f"file:{quote(str(path))}?mode=ro"
+    try:
+        if os.statvfs(path).f_flag & os.ST_RDONLY:
+            target += "&immutable=1"
+    except OSError:
+        pass
+    return _connect(target, uri=True)
+
+
 def _create_private(path: Path) -> None:
     """Create the new state file empty with mode 0600 (never a moment readable by others)."""
     try:
@@ -631,6 +643,15 @@ def state_os_error(exc: OSError, path: Path) -> StateError:
     return StateError(f"cannot use the state {path}: {exc.strerror or exc}")
 
 
+def _no_space(path: Path) -> bool:
+    """The file system holding `path` has (almost) no block left for this user."""
+    try:
+        vfs = os.statvfs(path.parent)
+    except OSError:
+        return False
+    return vfs.f_bavail * vfs.f_frsize < 64 * 1024
+
+
 def _full(path: Path) -> StateError:
     return StateError(
         f"the disk holding the state {path} is full: this was not recorded",
@@ -673,6 +694,8 @@ def state_error(exc: sqlite3.Error, path: Path | None = None) -> StateError:
         if os.access(where, os.F_OK) and not os.access(where, os.W_OK):
             return state_os_error(PermissionError(errno.EACCES, "denied"), where)
         return _read_only(where)
+    if name.startswith("SQLITE_IOERR") and _no_space(where):  # a write that hit ENOSPC
+        return _full(where)
     if name.startswith("SQLITE_IOERR"):
         return StateError(
             f"disk I/O error on the state {where}: this was not recorded",
