@@ -109,6 +109,10 @@ def test_document_size_is_limited() -> None:
             "f.yaml:2: notify[0].url: cannot read secret file",
         ),
         ("b: &b {x: 1}\nc: {<<: *b}\n", "f.yaml:2: c: YAML merge keys (<<) are not supported"),
+        (  # found by the fuzzer: an unhashable provider type was a TypeError
+            "dns_providers:\n  x: {type: {a: 1}}\n",
+            "f.yaml:2: dns_providers.x.type: expected one of libcloud, route53, rfc2136",
+        ),
     ],
 )
 def test_bad_yaml_values_are_config_errors(head: str, expected: str) -> None:
