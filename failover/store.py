@@ -32,7 +32,7 @@ from failover.scrub import describe_exception, scrub
 APPLICATION_ID = 0x464F5652  # "FOVR" in the SQLite header: this file is failover's state
 LEGACY_TABLES = {"meta", "rounds"}  # a state written before the application id
 SQLITE_MAGIC = b"SQLite format 3\x00"
-MOVE_ASIDE = "move it aside (history is lost, runs are not resumable) and run again"
+MOVE_ASIDE = "move it aside and run again; history is lost, runs are not resumable"
 
 _last_path: Path | None = None  # the state this process opened last: named in late errors
 
@@ -515,11 +515,8 @@ def _connect_readonly(path: Path) -> sqlite3.Connection:
     """A reader's connection. On a read-only file system SQLite cannot create the WAL's
     shared-memory file: nobody can write there either, so the file is read as immutable."""
     target = f"file:{quote(str(path))}?mode=ro"
-    try:
-        if os.statvfs(path).f_flag & os.ST_RDONLY:
-            target += "&immutable=1"
-    except OSError:
-        pass
+    if _read_only_fs(path):
+        target += "&immutable=1"
     return _connect(target, uri=True)
 
 
@@ -643,6 +640,13 @@ def state_os_error(exc: OSError, path: Path) -> StateError:
     return StateError(f"cannot use the state {path}: {exc.strerror or exc}")
 
 
+def _read_only_fs(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path.parent).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
 def _no_space(path: Path) -> bool:
     """The file system holding `path` has (almost) no block left for this user."""
     try:
@@ -655,7 +659,7 @@ def _no_space(path: Path) -> bool:
 def _full(path: Path) -> StateError:
     return StateError(
         f"the disk holding the state {path} is full: this was not recorded",
-        hint="free some space there (the agent goes on and records again once it can)",
+        hint="free some space there; the agent goes on, and records again once it can",
     )
 
 
@@ -691,7 +695,7 @@ def state_error(exc: sqlite3.Error, path: Path | None = None) -> StateError:
     if name == "SQLITE_FULL" or "database or disk is full" in detail:
         return _full(where)
     if name.startswith("SQLITE_READONLY") or "readonly database" in detail:
-        if os.access(where, os.F_OK) and not os.access(where, os.W_OK):
+        if not _read_only_fs(where) and not os.access(where, os.W_OK):
             return state_os_error(PermissionError(errno.EACCES, "denied"), where)
         return _read_only(where)
     if name.startswith("SQLITE_IOERR") and _no_space(where):  # a write that hit ENOSPC

@@ -113,7 +113,7 @@ def test_a_file_that_is_not_sqlite_says_move_it_aside(tmp_path: Path) -> None:
     state.write_bytes(b"this is not a database\n" * 20)
     line = one_error_line(failover("check", config=config_for(tmp_path, state)))
     assert f"the state file {state} is not a SQLite database" in line
-    assert "move it aside (history is lost, runs are not resumable)" in line
+    assert "move it aside and run again; history is lost, runs are not resumable" in line
 
 
 def test_a_damaged_state_says_move_it_aside(tmp_path: Path) -> None:
@@ -127,7 +127,7 @@ def test_a_damaged_state_says_move_it_aside(tmp_path: Path) -> None:
     for command in (("check",), ("status",)):
         line = one_error_line(failover(*command, config=config, timeout=60))
         assert f"the state file {state} is damaged" in line, line
-        assert "move it aside (history is lost, runs are not resumable)" in line
+        assert "move it aside and run again; history is lost, runs are not resumable" in line
 
 
 # --- our own files --------------------------------------------------------------------------
