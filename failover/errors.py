@@ -6,6 +6,7 @@ it and exits with its code. Anything else is a bug and shows a traceback only wi
 
 from __future__ import annotations
 
+import unicodedata
 from enum import IntEnum
 
 
@@ -33,18 +34,45 @@ class FailoverError(Exception):
         return f"{base} (hint: {self.hint})" if self.hint else base
 
 
+def one_line(text: str, limit: int = 500) -> str:
+    """`text` as one printable line: control, format and line-separator characters
+    (newline, CR, NUL, ESC, U+2028, bidi overrides) escaped as \\n, \\x1b, \\u2028, so
+    that a key or value from a file cannot forge another line of output; cut at `limit`."""
+    out = []
+    for ch in text:
+        if ch in "\t" or unicodedata.category(ch) not in ("Cc", "Cf", "Zl", "Zp"):
+            out.append(ch)
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\r":
+            out.append("\\r")
+        elif ord(ch) < 0x100:
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(f"\\u{ord(ch):04x}")
+    line = "".join(out)
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
 class ConfigError(FailoverError):
-    """The config file is invalid. Carries every problem found, one per line."""
+    """The config file is invalid. Carries every problem found, one per line (each made one
+    printable line: nothing in a config can forge an extra line of the report)."""
 
     exit_code = ExitCode.USAGE
 
     def __init__(self, problems: list[str]) -> None:
+        problems = [one_line(p, 1000) for p in problems]
         self.problems = problems
         super().__init__("\n".join(problems))
 
 
 class UsageError(FailoverError):
     exit_code = ExitCode.USAGE
+
+
+class StateError(FailoverError):
+    """The state file cannot be used: not ours, damaged, on a full or read-only disk, or
+    another user's. The message says what to do."""
 
 
 class StateLocked(FailoverError):

@@ -1,5 +1,7 @@
 """Log lines on stderr: readable by default (journald and cron mail take them as they are),
-JSON with --log-format json. Lines about a probe or a transition carry site and endpoint."""
+JSON with --log-format json. Lines about a probe or a transition carry site and endpoint.
+Every line goes through `failover.scrub.scrub` on its way out: a URL's credentials or a
+known secret never reach the log, whoever wrote the message."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import sys
 from typing import Any
 
 from failover.humanize import iso_time
+from failover.scrub import scrub
 
 LOGGER_NAME = "failover"
 _CONTEXT_KEYS = ("site", "endpoint", "check", "step", "run")
@@ -23,7 +26,7 @@ class TextFormatter(logging.Formatter):
         line = f"{stamp} {record.levelname:<7} {context + ': ' if context else ''}{record.getMessage()}"
         if record.exc_info and getattr(record, "show_traceback", False):
             line += "\n" + self.formatException(record.exc_info)
-        return line
+        return scrub(line)
 
 
 class JsonFormatter(logging.Formatter):
@@ -31,14 +34,14 @@ class JsonFormatter(logging.Formatter):
         out: dict[str, Any] = {
             "ts": round(record.created, 3),
             "level": record.levelname.lower(),
-            "message": record.getMessage(),
+            "message": scrub(record.getMessage()),
         }
         for key in _CONTEXT_KEYS:
             value = getattr(record, key, None)
             if value:
                 out[key] = value
         if record.exc_info and getattr(record, "show_traceback", False):
-            out["traceback"] = self.formatException(record.exc_info)
+            out["traceback"] = scrub(self.formatException(record.exc_info))
         return json.dumps(out)
 
 

@@ -10,18 +10,31 @@ Other modules keep their own tables: they pass their DDL to `Store.ensure_schema
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
+import pwd
 import sqlite3
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from failover.errors import FailoverError, StateLocked
+from failover.config.files import file_kind
+from failover.errors import FailoverError, StateError, StateLocked
+from failover.scrub import describe_exception, scrub
+
+APPLICATION_ID = 0x464F5652  # "FOVR" in the SQLite header: this file is failover's state
+LEGACY_TABLES = {"meta", "rounds"}  # a state written before the application id
+SQLITE_MAGIC = b"SQLite format 3\x00"
+MOVE_ASIDE = "move it aside and run again; history is lost, runs are not resumable"
+
+_last_path: Path | None = None  # the state this process opened last: named in late errors
 
 CORE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS rounds (
@@ -125,14 +138,31 @@ class Store:
 
     @classmethod
     def open(cls, path: Path, *, lock: bool = False, readonly: bool = False) -> Store:
+        """Open the state file, refusing anything that is not failover's own state (a
+        device, a directory, a FIFO, another program's database) before touching it.
+        Every failure is a StateError whose message says what to do."""
+        global _last_path
         path = Path(path)
+        _last_path = path
+        try:
+            return cls._open(path, lock=lock, readonly=readonly)
+        except sqlite3.Error as exc:
+            raise state_error(exc, path) from None
+        except OSError as exc:
+            raise state_os_error(exc, path) from None
+
+    @classmethod
+    def _open(cls, path: Path, *, lock: bool, readonly: bool) -> Store:
+        kind = inspect_state_file(path)
+        if kind == "unstamped":
+            kind = _check_unstamped(path)
         lock_fd = None
         if readonly:
-            if not path.exists():
+            if kind == "missing":
                 raise FailoverError(
                     f"no state yet at {path}: run `failover check` or start the agent first"
                 )
-            conn = _connect(f"file:{path}?mode=ro", uri=True)
+            conn = _connect_readonly(path)
         else:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -144,17 +174,25 @@ class Store:
             if lock:
                 lock_fd = _take_lock(path)
             try:
+                if kind == "missing":
+                    _create_private(path)
                 conn = _connect(str(path))
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
-                os.chmod(path, 0o600)
-            except sqlite3.Error as exc:
+            except BaseException:
                 if lock_fd is not None:
                     os.close(lock_fd)
-                raise FailoverError(f"cannot open the state file {path}: {exc}") from None
+                raise
         store = cls(path, conn, lock_fd, readonly)
-        if not readonly:
-            store.ensure_schema(CORE_SCHEMA)
+        try:
+            if not readonly:
+                if kind != "ours":  # new, empty, or our state from before the application id
+                    conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
+                _fix_mode(path)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                store.ensure_schema(CORE_SCHEMA)
+        except BaseException:
+            store.close()
+            raise
         return store
 
     def ensure_schema(self, ddl: str) -> None:
@@ -188,15 +226,23 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One short write transaction: all of it lands, or none of it."""
+        """One short write transaction: all of it lands, or none of it. A failed COMMIT
+        (a full disk) is rolled back too, so the connection stays usable for the next one."""
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        else:
             self.conn.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
+
+    def _rollback(self) -> None:
+        # SQLite may have rolled back already (SQLITE_FULL): only roll back what is open.
+        if self.conn.in_transaction:
+            try:
+                self.conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
 
     # --- rounds and probes --------------------------------------------------------------
 
@@ -509,3 +555,215 @@ def _take_lock(path: Path) -> int:
     os.ftruncate(fd, 0)
     os.pwrite(fd, str(os.getpid()).encode(), 0)
     return fd
+
+
+def _connect_readonly(path: Path) -> sqlite3.Connection:
+    """A reader's connection. On a read-only file system SQLite cannot create the WAL's
+    shared-memory file: nobody can write there either, so the file is read as immutable."""
+    target = f"file:{quote(str(path))}?mode=ro"
+    if _read_only_fs(path):
+        target += "&immutable=1"
+    return _connect(target, uri=True)
+
+
+def _create_private(path: Path) -> None:
+    """Create the new state file empty with mode 0600 (never a moment readable by others)."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+    except FileExistsError:  # created in between: inspected again by the caller's claim
+        pass
+
+
+def _fix_mode(path: Path) -> None:
+    """Our own state file is private: 0600, when this user owns it (never chmod another's)."""
+    st = os.stat(path)
+    if st.st_uid == os.geteuid() and st.st_mode & 0o077:
+        os.chmod(path, 0o600)
+
+
+def inspect_state_file(path: Path) -> str:
+    """What is at the state path, without opening it as a database: "missing", "empty"
+    (a zero-length file: nothing to lose), "ours" (our application id in the header) or
+    "unstamped" (a SQLite database with none). Anything else is refused here, before it
+    is touched."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return "missing"
+    except NotADirectoryError:
+        raise StateError(
+            f"the state path {path} goes through a file that is not a directory",
+            hint="set `state:` in the config to a path such as /var/lib/failover/state.db",
+        ) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise StateError(
+            f"the state path {path} is {file_kind(st.st_mode)}, not a state file",
+            hint="set `state:` in the config to a file path such as /var/lib/failover/state.db",
+        )
+    if st.st_size == 0:
+        return "empty"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except PermissionError:
+        raise state_os_error(PermissionError(errno.EACCES, "denied"), path) from None
+    try:
+        header = os.pread(fd, 100, 0)
+    finally:
+        os.close(fd)
+    if len(header) < 100 or not header.startswith(SQLITE_MAGIC):
+        raise StateError(
+            f"the state file {path} is not a SQLite database (damaged, or not a state file)",
+            hint=MOVE_ASIDE,
+        )
+    app_id = int.from_bytes(header[68:72], "big")
+    if app_id == APPLICATION_ID:
+        return "ours"
+    if app_id != 0:
+        raise _foreign(path, f"its SQLite application id is {app_id:#010x}")
+    return "unstamped"
+
+
+def _check_unstamped(path: Path) -> str:
+    """A SQLite database without an application id in its header: "ours" (stamped, the
+    stamp still in the write-ahead log), "legacy" (a state from before the application id:
+    it has our tables), else refused. Read through a read-only connection: a database of
+    another program is not written to."""
+    conn = _connect(f"file:{quote(str(path))}?mode=ro", uri=True)
+    try:
+        app_id = int(conn.execute("PRAGMA application_id").fetchone()[0])
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    finally:
+        conn.close()
+    if app_id == APPLICATION_ID:
+        return "ours"
+    if app_id != 0:
+        raise _foreign(path, f"its SQLite application id is {app_id:#010x}")
+    if tables >= LEGACY_TABLES:
+        return "legacy"
+    raise _foreign(path, "it has no failover tables" if tables else "it is empty")
+
+
+def _foreign(path: Path, why: str) -> StateError:
+    return StateError(
+        f"the state path {path} is another program's SQLite database ({why}); "
+        "failover leaves it alone",
+        hint="set `state:` in the config to a file of failover's own",
+    )
+
+
+def _owner(path: Path) -> str:
+    for candidate in (path, path.parent):
+        try:
+            uid = os.stat(candidate).st_uid
+        except OSError:
+            continue
+        try:
+            return pwd.getpwuid(uid).pw_name
+        except KeyError:
+            return f"uid {uid}"
+    return "another user"
+
+
+def _me() -> str:
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return f"uid {os.geteuid()}"
+
+
+def state_os_error(exc: OSError, path: Path) -> StateError:
+    """An OSError met while opening the state (its lock file, its directory) as one line."""
+    code = exc.errno
+    if code == errno.ENOSPC:
+        return _full(path)
+    if code == errno.EROFS:
+        return _read_only(path)
+    if code in (errno.EACCES, errno.EPERM):
+        return StateError(
+            f"the state {path} belongs to {_owner(path)} and {_me()} may not write it",
+            hint="run failover as that user, or set `state:` in the config to a file of yours",
+        )
+    return StateError(f"cannot use the state {path}: {exc.strerror or exc}")
+
+
+def _read_only_fs(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path.parent).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def _no_space(path: Path) -> bool:
+    """The file system holding `path` has (almost) no block left for this user."""
+    try:
+        vfs = os.statvfs(path.parent)
+    except OSError:
+        return False
+    return vfs.f_bavail * vfs.f_frsize < 64 * 1024
+
+
+def _full(path: Path) -> StateError:
+    return StateError(
+        f"the disk holding the state {path} is full: this was not recorded",
+        hint="free some space there; the agent goes on, and records again once it can",
+    )
+
+
+def _read_only(path: Path) -> StateError:
+    return StateError(
+        f"the state {path} is on a read-only file system or not writable",
+        hint="remount it read-write, or set `state:` in the config to a writable path",
+    )
+
+
+def describe_failure(exc: BaseException) -> str:
+    """How a failure is logged or journaled, on one line and scrubbed of secrets: a SQLite
+    error as the state's error (what to do), anything else as `Class: message`."""
+    if isinstance(exc, sqlite3.Error):
+        return scrub(str(state_error(exc)))
+    return describe_exception(exc)
+
+
+def _damaged(exc: sqlite3.Error, name: str) -> bool:
+    if name in ("SQLITE_CORRUPT", "SQLITE_NOTADB"):
+        return True
+    detail = str(exc)
+    return type(exc) is sqlite3.DatabaseError and (
+        "malformed" in detail or "not a database" in detail
+    )
+
+
+def state_error(exc: sqlite3.Error, path: Path | None = None) -> StateError:
+    """A SQLite error on the state as one line that says what to do."""
+    where = path or _last_path or Path("(state)")
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    detail = str(exc)
+    if name == "SQLITE_FULL" or "database or disk is full" in detail:
+        return _full(where)
+    if name.startswith("SQLITE_READONLY") or "readonly database" in detail:
+        if not _read_only_fs(where) and not os.access(where, os.W_OK):
+            return state_os_error(PermissionError(errno.EACCES, "denied"), where)
+        return _read_only(where)
+    if name.startswith("SQLITE_IOERR") and _no_space(where):  # a write that hit ENOSPC
+        return _full(where)
+    if name.startswith("SQLITE_IOERR"):
+        return StateError(
+            f"disk I/O error on the state {where}: this was not recorded",
+            hint="the disk may be full or failing: check `df` and the kernel log",
+        )
+    if _damaged(exc, name):
+        return StateError(f"the state file {where} is damaged ({detail})", hint=MOVE_ASIDE)
+    if name.startswith("SQLITE_CANTOPEN") or "unable to open" in detail:
+        if os.access(where, os.F_OK) and not os.access(where, os.R_OK):
+            return state_os_error(PermissionError(errno.EACCES, "denied"), where)
+        return StateError(
+            f"cannot open the state {where} ({detail})",
+            hint="its directory must exist and be writable by this user; a read-only state "
+            "also needs its -wal and -shm files",
+        )
+    if name.startswith("SQLITE_BUSY") or name.startswith("SQLITE_LOCKED"):
+        return StateError(
+            f"the state {where} stayed busy ({detail})",
+            hint="another process holds it in a long transaction; try again",
+        )
+    return StateError(f"state {where}: {detail}")

@@ -7,6 +7,7 @@ import importlib
 from typing import Any
 
 from failover.errors import ProviderError
+from failover.scrub import register_secret, scrub
 
 
 def load_class(registry: dict[str, str], kind: str, what: str) -> Any:
@@ -49,8 +50,9 @@ def connection_refused(exc: BaseException) -> bool:
 
 
 class SecretScrubber:
-    """Adapters register the secrets they hand to an SDK; `_scrub` removes them from any
-    text that leaves the adapter (error messages, hints)."""
+    """Adapters register the secrets they hand to an SDK; `_scrub` removes them (and every
+    other known secret, and URL credentials: `failover.scrub.scrub`) from any text that
+    leaves the adapter (error messages, hints)."""
 
     _secrets: list[str]
 
@@ -60,13 +62,11 @@ class SecretScrubber:
             self._secrets = []
         if len(value) >= 4:  # scrubbing shorter strings would garble every message
             self._secrets.append(value)
+            register_secret(value)
         return value
 
     def _scrub(self, text: str) -> str:
-        for secret in getattr(self, "_secrets", []):
-            if secret:
-                text = text.replace(secret, "***")
-        return text
+        return scrub(text, getattr(self, "_secrets", []))
 
 
 def libcloud_driver(

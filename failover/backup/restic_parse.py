@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from failover.errors import BackupError
+from failover.scrub import redact_url, scrub
 
 if TYPE_CHECKING:
     from failover.config.backup import Retention
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _VERSION = re.compile(r"restic\s+(\d+)\.(\d+)\.(\d+)")
 _TIME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$")
-_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
 _LOCK_ID = re.compile(r"[0-9a-f]{64}")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -492,18 +492,15 @@ def restore_args(
 
 
 def redact_repository(repository: str) -> str:
-    """The repository location, safe to show: credentials in a URL are masked."""
-    return _USERINFO.sub("***@", repository)
+    """The repository location, safe to show: a URL's whole userinfo is masked (up to the
+    last `@` before the host: `rest:http://***@host/`), and token-like query values."""
+    return redact_url(repository)
 
 
 def redact_output(text: str, secrets: Iterable[str]) -> str:
     """restic's output, safe to show and store: colours stripped, secret values (4
     characters or more) and credentials in URLs masked."""
-    text = ANSI.sub("", text)
-    for value in secrets:
-        if value and len(value) >= 4:
-            text = text.replace(value, "***")
-    return _USERINFO.sub("***@", text)
+    return scrub(ANSI.sub("", text), secrets)
 
 
 # The dump pipeline: the dump's output goes straight into `restic backup --stdin`. When the

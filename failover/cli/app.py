@@ -89,6 +89,10 @@ def run(argv: list[str]) -> int:
         if isinstance(exc, click_exc.ClickException):
             exc.show()
             return int(ExitCode.USAGE)
+        state = _state_error(exc)
+        if state is not None:  # a full disk, a damaged or read-only state: one line
+            _print_error(state, debug)
+            return int(state.exit_code)
         if debug:
             raise
         typer.echo(
@@ -98,6 +102,16 @@ def run(argv: list[str]) -> int:
         )
         return int(ExitCode.FAILED)
     return 0
+
+
+def _state_error(exc: Exception) -> FailoverError | None:
+    """A SQLite error met in the middle of a command, as the state's one-line error."""
+    sqlite3 = sys.modules.get("sqlite3")  # not loaded: it cannot be a SQLite error
+    if sqlite3 is None or not isinstance(exc, sqlite3.Error):
+        return None
+    from failover.store import state_error
+
+    return state_error(exc)
 
 
 def _click_exceptions() -> types.SimpleNamespace:

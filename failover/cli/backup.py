@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from failover.cli.context import emit_json, load, open_store
+from failover.cli.context import duration_flag, emit_json, load, open_store
 
 backup_app = typer.Typer(
     help="Back up sites with restic, list snapshots, prove they restore, restore them.",
@@ -77,16 +77,18 @@ def run_cmd(
         None, help="Only this site (default: every site with a backup set)."
     ),
     json_out: bool = typer.Option(False, "--json", help="Print the results as JSON."),
-    wait: float = typer.Option(
-        0.0,
+    wait: str = typer.Option(
+        "0",
         "--wait",
-        help="Wait this many seconds for another run of the same repository to finish.",
+        help="Wait this long (90s, 5m, or seconds) for another run of the same repository "
+        "to finish.",
     ),
 ) -> None:
     """Back up now: before commands, files, database dumps, after commands, retention."""
     from failover.backup.run import backup_sites, run_backup
     from failover.errors import BackupError
 
+    lock_wait = duration_flag("--wait", wait) or 0.0
     loaded = load()
     sites = backup_sites(loaded, site)
     if not sites:
@@ -96,7 +98,7 @@ def run_cmd(
         for name in sites:
             progress = None if json_out else _Progress(name)
             result = run_backup(
-                loaded, store, name, on_status=progress, lock_wait=wait, check=False
+                loaded, store, name, on_status=progress, lock_wait=lock_wait, check=False
             )
             if progress is not None:
                 progress.end()

@@ -59,6 +59,20 @@ def read_store(loaded: LoadedConfig) -> Store | None:
         return None
 
 
+def duration_flag(flag: str, value: str | None) -> float | None:
+    """A command-line duration (`--deadline 2m`, `--wait 90s`, or seconds): the same parser
+    as the config's durations; a usage error (exit 2) naming the flag otherwise."""
+    if value is None:
+        return None
+    from failover.durations import DurationError, parse_duration
+    from failover.errors import UsageError
+
+    try:
+        return parse_duration(value)
+    except DurationError as exc:
+        raise UsageError(f"{flag}: {exc}") from None
+
+
 def emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 

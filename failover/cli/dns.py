@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from failover.cli.confirm import Confirm
-from failover.cli.context import echo, emit_json, load, open_store, read_store
+from failover.cli.context import duration_flag, echo, emit_json, load, open_store, read_store
 from failover.errors import FailoverError, UnsafePlan, UsageError
 
 if TYPE_CHECKING:
@@ -26,32 +26,22 @@ dns_app = typer.Typer(
 )
 
 
-def _parse_deadline(value: str | None) -> float | None:
-    if value is None:
-        return None
-    from failover.config.types import parse_duration
-
-    try:
-        return parse_duration(value)
-    except Exception:
-        raise UsageError(
-            f"--deadline: expected a duration such as 30s or 2m, got {value!r}"
-        ) from None
-
-
 @dns_app.command("show")
 def show(
     site: str | None = typer.Argument(None, help="Only this site [default: every site with dns]."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
-    timeout: float = typer.Option(2.0, "--timeout", help="Seconds to wait for each DNS answer."),
+    timeout: str = typer.Option(
+        "2s", "--timeout", help="How long to wait for each DNS answer (2s, 500ms)."
+    ),
 ) -> None:
     """Each managed record as the provider has it and as each authoritative server answers."""
     from failover.dns.show import show_dns
 
+    query_timeout = duration_flag("--timeout", timeout) or 2.0
     loaded = load()
     store = read_store(loaded)
     try:
-        entries = show_dns(loaded, site, store=store, query_timeout=timeout)
+        entries = show_dns(loaded, site, store=store, query_timeout=query_timeout)
     finally:
         if store is not None:
             store.close()
@@ -138,7 +128,7 @@ def set_(
     if (to is None) == (not undo):
         raise UsageError("give either --to ENDPOINT or --undo")
     flags = Confirm(yes=yes, dry_run=False, json_out=json_out)
-    seconds = _parse_deadline(deadline)
+    seconds = duration_flag("--deadline", deadline)
     loaded = load()
     shown: dict[str, Any] = {}
 

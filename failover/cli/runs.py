@@ -10,6 +10,8 @@ from failover.cli.confirm import Confirm, execute_run, refuse_if_busy
 from failover.cli.context import echo, emit_json, load, open_store
 from failover.errors import FailoverError, UnsafePlan, UsageError
 
+RUN_ID_MAX = 2**63 - 1  # SQLite's largest integer: a bigger number names no run
+
 runs_app = typer.Typer(
     help="Journaled runs (failover, failback, switch, migrate, drill).", no_args_is_help=True
 )
@@ -89,7 +91,7 @@ def runs_list(
 
 @runs_app.command("show")
 def runs_show(
-    run_id: int = typer.Argument(..., help="The run's number."),
+    run_id: int = typer.Argument(..., help="The run's number.", min=1, max=RUN_ID_MAX),
     json_out: bool = typer.Option(False, "--json", help="Print as JSON."),
 ) -> None:
     """One run, step by step."""
@@ -114,7 +116,7 @@ def runs_show(
 
 @runs_app.command("abandon")
 def runs_abandon(
-    run_id: int = typer.Argument(..., help="The run's number."),
+    run_id: int = typer.Argument(..., help="The run's number.", min=1, max=RUN_ID_MAX),
     reason: str = typer.Option("abandoned by hand", "--reason"),
 ) -> None:
     """Give up on an open run (what it already did stays done; the state says what)."""

@@ -258,7 +258,7 @@ def _provider_by_type(value: Any, info: ValidationInfo) -> Model:
     if not isinstance(value, dict):
         raise PydanticCustomError("dns_provider", "expected a mapping with a `type`")
     kind = value.get("type")
-    if kind not in _PROVIDER_TYPES:
+    if not isinstance(kind, str) or kind not in _PROVIDER_TYPES:
         raise located_error(
             ("type",) if "type" in value else (),
             f"expected one of {', '.join(_PROVIDER_TYPES)}"

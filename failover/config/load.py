@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from failover.config.files import SmallFileError, expand_path
 from failover.config.loader import LineMap, format_problem, load_yaml, read_config_text
 from failover.config.models import Config, Endpoint, Policy, Site
 from failover.config.types import Secret, warn_if_world_readable
@@ -78,6 +79,9 @@ def parse_config(
         config = Config.model_validate(data, context=context)
     except ValidationError as exc:
         raise ConfigError(_problems(exc, lines)) from None
+    unusable = [format_problem(lines, path, why) for path, why in _unusable_paths(config, ())]
+    if unusable:
+        raise ConfigError(unusable)
     for path in _inline_secrets(config, ()):
         warnings.append(
             format_problem(lines, path, "secret written inline; prefer ${ENV_VAR} or file:/path")
@@ -162,6 +166,26 @@ def _inline_secrets(value: Any, path: tuple[str | int, ...]) -> list[tuple[str |
     elif isinstance(value, (list, tuple)):
         for i, item in enumerate(value):
             found += _inline_secrets(item, (*path, i))
+    return found
+
+
+def _unusable_paths(value: Any, path: tuple[str | int, ...]) -> list[tuple[Any, str]]:
+    """Paths in the config that cannot be used as written (`~nouser/x`)."""
+    found: list[tuple[Any, str]] = []
+    if isinstance(value, Path):
+        try:
+            expand_path(value)
+        except SmallFileError as exc:
+            found.append((path, str(exc)))
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            found += _unusable_paths(getattr(value, name), (*path, name))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            found += _unusable_paths(item, (*path, key))
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            found += _unusable_paths(item, (*path, i))
     return found
 
 

@@ -11,32 +11,20 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, GetCoreSchemaHandler, ValidationInfo, WithJsonSchema
 from pydantic_core import PydanticCustomError, core_schema
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
+from failover.config.files import SECRET_LIMIT, SmallFileError, expand_path, read_small_file
+from failover.durations import MAX_SECONDS, DurationError, format_duration
+from failover.durations import PATTERN as DURATION_PATTERN
+from failover.durations import parse_duration as _parse_duration
+from failover.scrub import register_secret
 
 
 def parse_duration(value: Any) -> float:
-    """'90s', '5m', '1.5h', '2d', or a number of seconds -> seconds."""
-    if isinstance(value, bool):
-        raise PydanticCustomError("duration", "expected a duration such as 30s, 5m, 1h")
-    if isinstance(value, (int, float)):
-        seconds = float(value)
-    elif isinstance(value, str) and (m := _DURATION.match(value)):
-        seconds = float(m.group(1)) * _UNITS[m.group(2)]
-    else:
-        raise PydanticCustomError(
-            "duration", "expected a duration such as 30s, 5m, 1h, got {value}", {"value": value}
-        )
-    if seconds < 0:
-        raise PydanticCustomError("duration", "a duration cannot be negative")
-    return seconds
-
-
-def format_duration(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"
+    """'90s', '5m', '1.5h', '1h30m', '2d', or a number of seconds -> seconds (finite, not
+    negative, at most 400 days): `failover.durations.parse_duration` for the models."""
+    try:
+        return _parse_duration(value)
+    except DurationError as exc:
+        raise PydanticCustomError("duration", "{reason}", {"reason": str(exc)}) from None
 
 
 Duration = Annotated[
@@ -45,10 +33,11 @@ Duration = Annotated[
     WithJsonSchema(
         {
             "anyOf": [
-                {"type": "number", "minimum": 0},
-                {"type": "string", "pattern": r"^\d+(\.\d+)?(ms|s|m|h|d|w)?$"},
+                {"type": "number", "minimum": 0, "maximum": MAX_SECONDS},
+                {"type": "string", "pattern": DURATION_PATTERN},
             ],
-            "description": "A duration: seconds, or a number with a unit (ms, s, m, h, d, w).",
+            "description": "A duration: seconds, or numbers with units largest first "
+            "(ms, s, m, h, d, w): 90s, 5m, 1h30m. At most 400 days.",
         }
     ),
 ]
@@ -112,26 +101,39 @@ def _resolve_secret(value: Any, info: ValidationInfo) -> Secret:
             raise PydanticCustomError(
                 "secret", "environment variable {name} is not set", {"name": name}
             )
-        return Secret(env[name], f"${{{name}}}")
+        return _known(env[name], f"${{{name}}}")
     if value.startswith("file:"):
-        raw = value[len("file:") :]
-        base = context.get("base_dir")
-        path = Path(raw).expanduser()
-        if not path.is_absolute() and base is not None:
-            path = Path(base) / path
-        try:
-            text = path.read_text(encoding="utf-8")
-            mode = path.stat().st_mode
-        except OSError as exc:
-            raise PydanticCustomError(
-                "secret",
-                "cannot read secret file {path}: {err}",
-                {"path": str(path), "err": exc.strerror or exc.__class__.__name__},
-            ) from None
+        path, text, mode = _read_secret_file(value[len("file:") :], context.get("base_dir"))
         if warnings is not None and readable_by_others(mode):
             warnings.append(f"secret file {path} is readable by others (chmod 600 it)")
-        return Secret(text.rstrip("\r\n"), f"file:{path}")
-    return Secret(value, "inline")
+        return _known(text.rstrip("\r\n"), f"file:{path}")
+    return _known(value, "inline")
+
+
+def _known(value: str, source: str) -> Secret:
+    """A Secret whose value the scrubber now masks wherever it would be shown."""
+    register_secret(value)
+    return Secret(value, source)
+
+
+def _read_secret_file(raw: str, base: Any) -> tuple[Path, str, int]:
+    """(path, text, mode) of a `file:` secret: a regular file of at most 64 KiB."""
+    shown = raw
+    try:
+        path = expand_path(Path(raw))
+        if not path.is_absolute() and base is not None:
+            path = Path(base) / path
+        shown = str(path)
+        text = read_small_file(path, SECRET_LIMIT)
+        mode = path.stat().st_mode
+    except (SmallFileError, OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise PydanticCustomError(
+            "secret",
+            "cannot read secret file {path}: {err}",
+            {"path": shown, "err": reason},
+        ) from None
+    return path, text, mode
 
 
 SecretField = Secret

@@ -17,6 +17,7 @@ from failover.runs import journal
 from failover.runs.catalog import failure_handler, step_impl
 from failover.runs.model import Run, RunPlan, StepContext, done_status
 from failover.runs.plan import plan_manual
+from failover.scrub import describe_exception
 
 if TYPE_CHECKING:
     from failover.config.load import LoadedConfig
@@ -84,8 +85,7 @@ def execute(
             _fail(loaded, store, notifier, run, idx, name, str(exc), extra)
             return journal.get_run(store, run.id) or run
         except Exception as exc:  # a bug or an unexpected SDK error: still journaled
-            message = f"{exc.__class__.__name__}: {exc}"
-            _fail(loaded, store, notifier, run, idx, name, message, extra)
+            _fail(loaded, store, notifier, run, idx, name, describe_exception(exc), extra)
             return journal.get_run(store, run.id) or run
         data.update(out)
         journal.update_step(

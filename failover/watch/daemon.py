@@ -12,10 +12,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from failover.config.load import LoadedConfig
+from failover.errors import ExitCode
 from failover.hooks import Hook, HookContext, RoundResult, Spawn
 from failover.logs import get_logger
 from failover.notify import Notifier
-from failover.store import Store
+from failover.scrub import scrub
+from failover.store import Store, describe_failure
 from failover.watch.round import run_round
 
 log = get_logger("agent")
@@ -40,7 +42,7 @@ def inline_spawn(store: Store) -> Spawn:
         try:
             fn(store)
         except Exception as exc:
-            log.error("%s failed: %s", key, exc)
+            log.error("%s failed: %s", key, describe_failure(exc))
         return True
 
     return spawn
@@ -51,9 +53,7 @@ def run_hooks(ctx: HookContext, hooks: Sequence[Hook]) -> None:
         try:
             hook(ctx)
         except Exception as exc:  # one failing stage never stops the watch
-            log.error(
-                "%s failed: %s: %s", getattr(hook, "__name__", "hook"), exc.__class__.__name__, exc
-            )
+            log.error("%s failed: %s", getattr(hook, "__name__", "hook"), describe_failure(exc))
 
 
 def prune(loaded: LoadedConfig, store: Store, now: float | None = None) -> None:
@@ -102,10 +102,13 @@ class Agent:
         self._jobs: dict[str, threading.Thread] = {}
         self.rounds = 0
         self.skipped = 0
+        self.exit_code = 0
 
     # signals only flip flags: the main loop acts on them
     def _on_stop(self, signum: int, _frame: Any) -> None:
         log.info("received %s, stopping after the current round", signal.Signals(signum).name)
+        if signum == signal.SIGINT:  # Ctrl-C: "interrupted" (130); SIGTERM is a clean stop
+            self.exit_code = int(ExitCode.INTERRUPTED)
         self._stop.set()
 
     def _on_hup(self, _signum: int, _frame: Any) -> None:
@@ -121,7 +124,10 @@ class Agent:
         by_interval: dict[float, list[str]] = {}
         for name, site in self.loaded.config.sites.items():
             by_interval.setdefault(site.policy.interval, []).append(name)
-            self.store.ensure_active(name, site.initial_active)
+            try:  # until it is recorded, the config's endpoint counts as active anyway
+                self.store.ensure_active(name, site.initial_active)
+            except Exception as exc:
+                log.error("%s: active endpoint not recorded: %s", name, describe_failure(exc))
         for interval, sites in sorted(by_interval.items()):
             self._scheduler.every(interval).seconds.do(  # type: ignore[arg-type]
                 self._start_round, interval, sites
@@ -150,14 +156,17 @@ class Agent:
             self.rounds += 1
             with self._store_lock:
                 run_hooks(self._context(result), self.hooks)
-        except Exception as exc:
-            log.error("round failed: %s: %s", exc.__class__.__name__, exc)
+        except Exception as exc:  # a full disk, a bug: logged, and the next round runs
+            log.error("round failed: %s", describe_failure(exc))
 
     def _start_hooks(self) -> None:
         def work() -> None:
-            with self._store_lock:
-                run_hooks(self._context(None), self.hooks)
-                prune(self.loaded, self.store)
+            try:
+                with self._store_lock:
+                    run_hooks(self._context(None), self.hooks)
+                    prune(self.loaded, self.store)
+            except Exception as exc:
+                log.error("due work failed: %s", describe_failure(exc))
 
         threading.Thread(target=work, name="hooks", daemon=True).start()
 
@@ -174,11 +183,15 @@ class Agent:
             return False
 
         def work() -> None:
-            store = Store.open(self.store.path)
+            try:
+                store = Store.open(self.store.path)
+            except Exception as exc:
+                log.error("%s failed: %s", key, describe_failure(exc))
+                return
             try:
                 fn(store)
             except Exception as exc:
-                log.error("%s failed: %s: %s", key, exc.__class__.__name__, exc)
+                log.error("%s failed: %s", key, describe_failure(exc))
             finally:
                 store.close()
 
@@ -186,6 +199,14 @@ class Agent:
         self._jobs[key] = thread
         thread.start()
         return True
+
+    def _event(self, kind: str, detail: str) -> None:
+        """Record an agent event; a state that cannot take it (a full disk) is logged."""
+        try:
+            with self._store_lock:
+                self.store.add_agent_event(kind, detail)
+        except Exception as exc:
+            log.error("agent event %r not recorded: %s", kind, describe_failure(exc))
 
     def busy(self) -> list[str]:
         return [key for key, t in self._jobs.items() if t.is_alive()]
@@ -195,19 +216,20 @@ class Agent:
         try:
             new = self._reload()
         except Exception as exc:
+            lines = str(exc).splitlines() or [exc.__class__.__name__]
             log.error(
-                "config reload failed, keeping the running config: %s", str(exc).replace("\n", "; ")
+                "config reload failed, keeping the running config: %s", scrub("; ".join(lines))
             )
-            self.store.add_agent_event("reload", f"failed: {str(exc).splitlines()[0]}")
+            self._event("reload", f"failed: {scrub(lines[0])}")
             return
         with self._store_lock:
             self.loaded = new
             self._plan_jobs()
-        self.store.add_agent_event("reload", f"{len(new.config.sites)} site(s)")
+        self._event("reload", f"{len(new.config.sites)} site(s)")
         log.info("config reloaded: %d site(s)", len(new.config.sites))
 
     def run(self, max_rounds: int | None = None) -> int:
-        self.store.add_agent_event("started", f"{len(self.loaded.config.sites)} site(s)")
+        self._event("started", f"{len(self.loaded.config.sites)} site(s)")
         self._plan_jobs()
         self._scheduler.run_all()  # a first round at once, not one interval later
         try:
@@ -225,6 +247,6 @@ class Agent:
             for key in self.busy():
                 # A run or backup still going: it is journaled, the next start resumes it.
                 log.warning("stopping while %s is still running; it resumes at the next start", key)
-            self.store.add_agent_event("stopped", f"{self.rounds} round(s), {self.skipped} skipped")
+            self._event("stopped", f"{self.rounds} round(s), {self.skipped} skipped")
             self.notifier.flush(10)
-        return 0
+        return self.exit_code

@@ -20,6 +20,8 @@ PURE = (
     "failover.hooks",
     "failover.humanize",
     "failover.errors",
+    "failover.scrub",
+    "failover.durations",
     "failover.watch.health",
     "failover.watch.probes.wire",
     "failover.watch.probes.result",
