@@ -22,11 +22,21 @@ def parse_since(since: str | None) -> float:
 
 def report(
     site: str | None = typer.Argument(None, help="Only this site."),
-    since: str | None = typer.Option(None, "--since", help="Start date (YYYY-MM-DD, UTC)."),
-    fmt: str = typer.Option("markdown", "--format", help="markdown or json."),
-    target: float = typer.Option(99.9, "--target", help="Monthly uptime target in percent."),
+    since: str | None = typer.Option(
+        None, "--since", metavar="DATE", help="Start date (YYYY-MM-DD, UTC)."
+    ),
+    fmt: str = typer.Option("markdown", "--format", metavar="FORMAT", help="markdown or json."),
+    target: float = typer.Option(
+        99.9, "--target", metavar="PERCENT", help="Monthly uptime target in percent."
+    ),
 ) -> None:
-    """Incidents as timelines, and uptime per endpoint per month against a target."""
+    """Incidents as timelines, and uptime per endpoint per month against a target;
+    maintenance is shown and does not count.
+
+    Examples:
+      failover report shop --since 2026-11-01 > november.md
+      failover report --format json --target 99.95
+    """
     from failover.show import report as report_mod
 
     if fmt not in ("markdown", "json"):

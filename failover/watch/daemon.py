@@ -202,6 +202,7 @@ class Agent:
             return
         with self._store_lock:
             self.loaded = new
+            self.notifier.configure(new.config.notify, new.config.sites)
             self._plan_jobs()
         self.store.add_agent_event("reload", f"{len(new.config.sites)} site(s)")
         log.info("config reloaded: %d site(s)", len(new.config.sites))

@@ -170,6 +170,9 @@ def test_readme_example_config_validates(tmp_path: Path) -> None:
     blocks = re.findall(r"```yaml\n(.*?)```", readme, flags=re.S)
     assert blocks, "the README shows an example config"
     for block in blocks:
-        env = {k: "placeholder-for-validation" for k in _env_refs(block)}
+        env = {
+            k: "https://placeholder.invalid/ping" if k.endswith("URL") else "placeholder"
+            for k in _env_refs(block)
+        }
         block = re.sub(r"file:[^\s,}\]\"']+", f"file:{secret}", block)
         parse_config(block, "README.md", env=env)
