@@ -19,12 +19,19 @@ if TYPE_CHECKING:
 
 def round_hooks() -> list[Hook]:
     """What the agent and `check` run after each round, in order."""
-    return [_backup_hook, _runs_hook, _warm_refresh_hook, _dns_refresh_hook, _heartbeat_hook]
+    return [
+        _backup_hook,
+        _runs_hook,
+        _warm_refresh_hook,
+        _dns_refresh_hook,
+        _heartbeat_hook,
+        _reminder_hook,
+    ]
 
 
 def status_sections() -> list[SiteSection]:
     """The per-site sections of `failover status` beyond health: backups, DNS, runs."""
-    return [_backup_section, _dns_section, _runs_section]
+    return [_maintenance_section, _backup_section, _dns_section, _runs_section]
 
 
 def _backup_hook(ctx: HookContext) -> None:
@@ -61,6 +68,13 @@ def _heartbeat_hook(ctx: HookContext) -> None:
         heartbeat_hook(ctx)
 
 
+def _reminder_hook(ctx: HookContext) -> None:
+    from failover.watch import reminders
+
+    if reminders.wanted(ctx):
+        reminders.reminder_hook(ctx)
+
+
 def _backup_section(loaded: LoadedConfig, store: Store | None, site: str) -> dict[str, Any]:
     if loaded.config.sites[site].backup is None:
         return {}
@@ -76,6 +90,12 @@ def _dns_section(loaded: LoadedConfig, store: Store | None, site: str) -> dict[s
     from failover.dns import show as dns
 
     return dns.dns_status_section(loaded, store, site)
+
+
+def _maintenance_section(loaded: LoadedConfig, store: Store | None, site: str) -> dict[str, Any]:
+    from failover.maintenance.state import status_section
+
+    return status_section(loaded, store, site)
 
 
 def _runs_section(loaded: LoadedConfig, store: Store | None, site: str) -> dict[str, Any]:

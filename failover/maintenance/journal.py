@@ -3,7 +3,7 @@ site in maintenance (for status, the report and uptime)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from failover.maintenance.window import Pause
 
@@ -96,7 +96,7 @@ def extend_period(store: Store, period_id: int, ts: float, *, close: bool = Fals
 
 def periods(
     store: Store, site: str, since: float = 0.0, until: float | None = None
-) -> list[dict[str, object]]:
+) -> list[dict[str, Any]]:
     """The site's maintenance periods that overlap [since, until], oldest first."""
     if not _has(store, "maintenance_periods"):
         return []

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import tzinfo
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from failover.logs import get_logger
 from failover.maintenance import journal
@@ -17,6 +17,7 @@ from failover.maintenance.window import Active, Pause, decide
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from failover.config.load import LoadedConfig
     from failover.config.models import Config
     from failover.notify import Notifier
     from failover.store import Store
@@ -97,3 +98,33 @@ def fresh_streak(state: HealthState) -> HealthState:
     """The health an endpoint resumes with after maintenance: its status kept, its
     streak and window of failures forgotten, so that it is judged on what follows."""
     return replace(state, streak_ok=None, streak_start=None, streak_count=0, failures=())
+
+
+def status_section(loaded: LoadedConfig, store: Store | None, site: str) -> dict[str, Any]:
+    """`status`: the maintenance the site is in now, and its windows."""
+    import time
+
+    now = time.time()
+    cfg = loaded.config.sites[site]
+    if store is None:
+        active = decide(now, cfg.maintenance, None, zone)
+    else:
+        active = current(loaded.config, store, site, now)
+    if active is None and not cfg.maintenance:
+        return {}
+    from failover.maintenance.window import describe_window
+
+    windows = [describe_window(w) for w in cfg.maintenance]
+    entry: dict[str, Any] = {
+        "active": None if active is None else active.to_dict(now),
+        "windows": windows,
+    }
+    if active is not None:
+        entry["summary"] = "IN MAINTENANCE: " + active.summary
+    out: dict[str, Any] = {"maintenance": entry}
+    if active is not None:
+        out["warnings"] = [
+            f"in maintenance ({active.summary}): probed, but nothing is declared down, "
+            "switched or notified"
+        ]
+    return out

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from failover.humanize import duration
-from failover.show.uptime import Interval, months_between, uptime, watched_intervals
+from failover.show.uptime import Interval, months_between, subtract, uptime, watched_intervals
 
 if TYPE_CHECKING:
     from failover.config.load import LoadedConfig
@@ -32,6 +32,7 @@ def build_report(
     target: float = 0.999,
     now: float | None = None,
 ) -> dict[str, Any]:
+    from failover.maintenance import journal as maintenance
     from failover.runs import journal
 
     now = now or time.time()
@@ -47,7 +48,12 @@ def build_report(
     }
     for name in names:
         s = config.sites[name]
-        watched = watched_intervals(rounds, s.policy.interval)
+        # maintenance counts neither as up nor as down: it is not watched time
+        periods = maintenance.periods(store, name, since)
+        watched = subtract(
+            watched_intervals(rounds, s.policy.interval),
+            [Interval(p["start"], now if p["ongoing"] else p["end"]) for p in periods],
+        )
         site_runs = journal.runs(store, name, since) if has_runs else []
         incidents = []
         for row in store.incidents(name, since):
@@ -137,6 +143,7 @@ def build_report(
             "incidents": incidents,
             "endpoints": endpoints,
             "runs": [r.to_dict() for r in site_runs],
+            "maintenance": periods,
         }
     return out
 
@@ -221,6 +228,15 @@ def render_markdown(report: dict[str, Any]) -> str:
             )
             if inc["user_facing_downtime"] is not None:
                 lines.append(f"- user-facing downtime: {duration(inc['user_facing_downtime'])}")
+            lines.append("")
+        if site.get("maintenance"):
+            lines += ["### Maintenance (not counted in uptime)", ""]
+            for p in site["maintenance"]:
+                end = "ongoing" if p["ongoing"] else _ts(p["end"])
+                lines.append(
+                    f"- {_ts(p['start'])} to {end}: {p['kind']}"
+                    + (f" ({p['reason']})" if p["reason"] else "")
+                )
             lines.append("")
         lines += [
             "### Uptime per month",

@@ -63,3 +63,21 @@ def watched_intervals(rounds: list[tuple[float, bool]], interval: float) -> list
         else:
             out.append(Interval(ts, ts + interval))
     return out
+
+
+def subtract(intervals: list[Interval], holes: list[Interval]) -> list[Interval]:
+    """`intervals` without the time in `holes` (maintenance: not counted as watched, so
+    neither as up nor as down)."""
+    out = list(intervals)
+    for hole in holes:
+        cut: list[Interval] = []
+        for i in out:
+            if hole.end <= i.start or hole.start >= i.end:
+                cut.append(i)
+                continue
+            if i.start < hole.start:
+                cut.append(Interval(i.start, hole.start))
+            if hole.end < i.end:
+                cut.append(Interval(hole.end, i.end))
+        out = cut
+    return out
