@@ -12,7 +12,7 @@ import types
 
 import typer
 
-from failover.cli import backup, dns, maintenance, migrate, report, runs, watch
+from failover.cli import backup, dns, doctor, maintenance, migrate, report, runs, watch
 from failover.cli.context import G
 from failover.cli.conventions import FailoverGroup
 from failover.errors import ExitCode, FailoverError, UsageError
@@ -88,6 +88,7 @@ app.command()(runs.switch)
 app.command("migrate")(migrate.migrate)
 app.add_typer(runs.runs_app, name="runs")
 app.command()(report.report)
+app.command()(doctor.doctor)
 app.command()(watch.schema)
 
 
