@@ -106,13 +106,14 @@ def polish(command: Any) -> None:
         command.short_help = " ".join(command.help.split("\n\n")[0].split())
     for param in getattr(command, "params", []):
         kind = getattr(param, "param_type_name", "")
-        if param.metavar is not None or not param.name:
+        if not param.name or getattr(param, "_failover_polished", False):
             continue
+        param._failover_polished = True
         if kind == "argument":
-            param.metavar = param.name.upper()
+            param.metavar = param.metavar or param.name.upper()
             _plain_argument(param)
         elif kind == "option" and not getattr(param, "is_flag", False):
-            param.metavar = param.name.upper()
+            param.metavar = param.metavar or param.name.upper()
     for sub in getattr(command, "commands", {}).values():
         polish(sub)
 

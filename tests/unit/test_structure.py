@@ -31,6 +31,9 @@ PURE = (
     "failover.backup.parts",
     "failover.backup.restic_parse",
     "failover.show.uptime",
+    "failover.maintenance.window",
+    "failover.doctor.report",
+    "failover.config.advice",
 )
 FORBIDDEN_TOP = {
     "sqlite3", "subprocess", "asyncio", "ssl", "boto3", "botocore", "libcloud", "apprise",
