@@ -157,7 +157,8 @@ def finish(config: Config, deadline: float | None = None) -> None:
     """Wait for pings still on their way (a one-shot command, before it exits), at most
     their timeout."""
     beat = config.heartbeat
-    limit = deadline if deadline is not None else (timeout_for(config, beat) if beat else 10.0)
+    # a little more than the pings' timeout: a ping that fails says so before we exit
+    limit = deadline if deadline is not None else (timeout_for(config, beat) if beat else 10.0) + 1
     end = time.monotonic() + limit
     with _pending_lock:
         threads = list(_pending)
