@@ -29,6 +29,7 @@ def report(
     target: float = typer.Option(
         99.9, "--target", metavar="PERCENT", help="Monthly uptime target in percent."
     ),
+    json_out: bool = typer.Option(False, "--json", help="The same as --format json."),
 ) -> None:
     """Incidents as timelines, and uptime per endpoint per month against a target;
     maintenance is shown and does not count.
@@ -39,6 +40,7 @@ def report(
     """
     from failover.show import report as report_mod
 
+    fmt = "json" if json_out else fmt
     if fmt not in ("markdown", "json"):
         raise UsageError(f"--format: expected markdown or json, got {fmt!r}")
     if not 0 < target < 100:

@@ -214,7 +214,6 @@ def test_the_agent_tells_systemd_ready_watchdog_and_stopping(tmp_path: Path) -> 
     proc = popen_failover("agent", config=config, env=env, log=tmp_path / "agent.log")
     try:
         notify.wait_for("READY=1")
-        first_ready = next(t for t, m in notify.messages if "READY=1" in m)
         notify.wait_for("WATCHDOG=1")
         time.sleep(2.5)
         notify.drain()
