@@ -97,7 +97,7 @@ def _site_advice(
     if is_documentation_name(site.hostname):
         yield (
             (*loc, "hostname"),
-            f"{site.hostname} is a documentation name left from the sample: put your site's",
+            f"{site.hostname} is a documentation name left from the sample: put your site's name",
         )
     if site.dns is not None:
         if is_documentation_name(site.dns.zone):
