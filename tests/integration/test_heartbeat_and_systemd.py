@@ -334,3 +334,46 @@ def test_the_units_pass_systemd_analyze_verify_and_score_at_most_3(tmp_path: Pat
     ):
         assert line in agent
     assert "OnUnitActiveSec=" in (UNITS / "failover-check.timer").read_text()
+
+
+def test_a_backup_signals_start_then_its_exit_status(tmp_path: Path, listener: Listener) -> None:
+    require_binary("restic")
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "data.txt").write_text("orders\n")
+    write(tmp_path / "pw", "correct horse\n")
+    config = write(
+        tmp_path / "failover.yaml",
+        f"""\
+state: state.db
+sites:
+  shop:
+    hostname: shop.test
+    endpoints: {{primary: {{address: 127.0.0.1}}}}
+    checks: [{{type: tcp, port: 1, timeout: 0.5s}}]
+    backup:
+      repository: {tmp_path / "repo"}
+      password: file:{tmp_path / "pw"}
+      source: local
+      paths: [{src}]
+      cache_dir: {tmp_path / "cache"}
+      heartbeat: {{url: "${{HB}}", kind: healthchecks}}
+""",
+    )
+    env = {"HB": f"{listener.url}/ping/backup-uuid"}
+    ok = failover("backup", "run", config=config, env=env)
+    assert ok.returncode == 0, ok.stderr
+    assert [(m, p) for m, p, _ in listener.requests] == [
+        ("POST", "/ping/backup-uuid/start"),
+        ("POST", "/ping/backup-uuid/0"),
+    ]
+    assert b"backup of shop ok" in listener.requests[1][2]
+    # the wrong password for the repository now made: the run fails, exit status 1
+    write(tmp_path / "pw", "wrong\n")
+    bad = failover("backup", "run", config=config, env=env)
+    assert bad.returncode == 1
+    assert [p for _, p, _ in listener.requests[2:]] == [
+        "/ping/backup-uuid/start",
+        "/ping/backup-uuid/1",
+    ]
+    assert b"FAILED" in listener.requests[3][2]
