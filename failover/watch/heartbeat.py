@@ -127,7 +127,7 @@ def send(
         reason = exc.__class__.__name__
     except Exception as exc:  # a bad URL (ValueError, ...): its text holds the URL
         reason = exc.__class__.__name__
-    log.warning("%s ping (%s) failed: %s", what, signal, reason)
+    log.warning("%s ping failed: %s (signal: %s)", what, reason, signal)
     return False
 
 
