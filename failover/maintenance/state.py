@@ -121,6 +121,8 @@ def status_section(loaded: LoadedConfig, store: Store | None, site: str) -> dict
     }
     if active is not None:
         entry["summary"] = "IN MAINTENANCE: " + active.summary
+    else:
+        entry["summary"] = "windows: " + "; ".join(windows)
     out: dict[str, Any] = {"maintenance": entry}
     if active is not None:
         out["warnings"] = [
