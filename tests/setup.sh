@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   pdns-server pdns-backend-sqlite3 bind9 bind9utils restic openssh-server openssh-client
   sqlite3 nftables iproute2 iputils-ping postgresql procps
+  systemd util-linux  # systemd-analyze checks the shipped units; setpriv runs the agent hardened
 )
 # Debian's python3 makes virtual environments only with python3-venv installed.
 if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
