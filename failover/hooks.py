@@ -42,6 +42,7 @@ class RoundResult:
     network_ok: bool
     canaries: list[ProbeResult]
     outcomes: list[EndpointOutcome] = field(default_factory=list)
+    maintenance: dict[str, str] = field(default_factory=dict)  # site -> what (pause, window)
 
     @property
     def changes(self) -> list[EndpointOutcome]:
@@ -58,6 +59,7 @@ class RoundResult:
             "duration": self.duration,
             "network_ok": self.network_ok,
             "canaries": [_probe_dict(r) for r in self.canaries],
+            "maintenance": dict(self.maintenance),
             "endpoints": [
                 {
                     "site": o.site,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from failover.humanize import iso_time
@@ -45,10 +46,22 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out)
 
 
+# Called before a log line is written (a progress line on a terminal clears itself, so
+# that the log line does not land on it and is not erased with it).
+before_log: list[Callable[[], None]] = []
+
+
+class _Handler(logging.StreamHandler):  # type: ignore[type-arg,unused-ignore]
+    def emit(self, record: logging.LogRecord) -> None:
+        for clear in list(before_log):
+            clear()
+        super().emit(record)
+
+
 def setup_logging(fmt: str = "text", level: int = logging.INFO, debug: bool = False) -> None:
     logger = logging.getLogger(LOGGER_NAME)
     logger.handlers.clear()
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _Handler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if debug else level)

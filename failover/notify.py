@@ -14,14 +14,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from failover.logs import get_logger
 
 if TYPE_CHECKING:
-    from failover.config.models import NotifyTarget
+    from failover.config.models import NotifyTarget, Site
 
 log = get_logger("notify")
 
@@ -36,6 +36,7 @@ EVENTS = (
     "backup",
     "warning",
     "drill",
+    "maintenance",
 )
 
 
@@ -47,19 +48,56 @@ class Event:
     site: str | None = None
     endpoint: str | None = None
     level: str = "warning"  # info, success, warning, failure (apprise's notify types)
+    # only these of the site's targets (indexes into targets_for(site)); None: all that
+    # want the event's kind (reminders go to the targets with remind_every)
+    only: tuple[int, ...] | None = None
 
 
 class Notifier:
-    def __init__(self, targets: Sequence[NotifyTarget]) -> None:
+    """Delivers events to the global targets, and for a site's events to that site's own
+    targets as well (or instead: `notify.replace`). Events of a site in maintenance
+    (`quiet`) are not sent."""
+
+    def __init__(
+        self, targets: Sequence[NotifyTarget], sites: Mapping[str, Site] | None = None
+    ) -> None:
         self._targets = list(targets)
+        self._sites = dict(sites or {})
+        self.quiet: dict[str, str] = {}  # site -> why it is quiet (maintenance)
         self._queue: queue.Queue[Event | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self.sent = 0
         self.failed = 0
 
+    def configure(self, targets: Sequence[NotifyTarget], sites: Mapping[str, Site]) -> None:
+        """New targets after a config reload."""
+        self._targets, self._sites = list(targets), dict(sites)
+
+    def targets_for(self, site: str | None) -> list[NotifyTarget]:
+        """Where an event of `site` (None: of the agent) goes, before filtering by kind."""
+        routing = getattr(self._sites.get(site or ""), "notify", None)
+        if routing is None:
+            return list(self._targets)
+        own = list(routing.targets)
+        return own if routing.replace else [*self._targets, *own]
+
+    def _chosen(self, event: Event) -> list[NotifyTarget]:
+        targets = self.targets_for(event.site)
+        if event.only is not None:
+            targets = [t for i, t in enumerate(targets) if i in event.only]
+        return [t for t in targets if t.events is None or event.kind in t.events]
+
     def send(self, event: Event) -> None:
         """Queue an event; returns at once."""
+        if event.site is not None and event.site in self.quiet:
+            log.info(
+                "not notifying %r: %s",
+                event.title,
+                self.quiet[event.site],
+                extra={"site": event.site, "endpoint": event.endpoint},
+            )
+            return
         if not self._wanted(event):
             return
         with self._lock:
@@ -76,7 +114,7 @@ class Notifier:
         return not self._queue.unfinished_tasks
 
     def _wanted(self, event: Event) -> bool:
-        return any(t.events is None or event.kind in t.events for t in self._targets)
+        return bool(self._chosen(event))
 
     def _worker(self) -> None:
         while True:
@@ -89,7 +127,7 @@ class Notifier:
                 self._queue.task_done()
 
     def _deliver(self, event: Event) -> None:
-        urls = [t.url.reveal() for t in self._targets if t.events is None or event.kind in t.events]
+        urls = [t.url.reveal() for t in self._chosen(event)]
         # apprise loads every plugin when imported (~28 MB): it runs in a short-lived child
         # process so that the agent stays small, and a hung service cannot hang the agent.
         # The URLs hold tokens: they go through stdin, never the command line.

@@ -210,6 +210,15 @@ class Store:
         ).fetchone()
         return row is not None
 
+    def probe_write(self) -> None:
+        """Start and end a write transaction: raises when the state cannot be written
+        (read-only file system, another owner, a full disk shows up at the next write)."""
+        try:
+            with self.transaction():
+                pass
+        except sqlite3.Error as exc:
+            raise FailoverError(f"cannot write the state file {self.path}: {exc}") from None
+
     def close(self) -> None:
         try:
             self.conn.close()
@@ -536,6 +545,24 @@ def _connect(target: str, uri: bool = False) -> sqlite3.Connection:
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA busy_timeout=10000")
     return conn
+
+
+def lock_holder(path: Path) -> str | None:
+    """The pid that holds the state's process lock (the agent, a `check`), or None."""
+    lock_path = path.with_name(path.name + ".lock")
+    try:
+        fd = os.open(lock_path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
 
 
 def _take_lock(path: Path) -> int:

@@ -11,6 +11,7 @@ APT_PACKAGES=(
   pdns-server pdns-backend-sqlite3 bind9 bind9utils restic openssh-server openssh-client
   sqlite3 nftables iproute2 iputils-ping postgresql procps
   chromium prometheus
+  systemd util-linux  # systemd-analyze checks the shipped units; setpriv runs the agent hardened
 )
 # chromium: pages and reports are opened headless, as a person sees them; prometheus:
 # its promtool checks and unit-tests the alert rules in examples/prometheus/.

@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from failover.config.load import LoadedConfig
     from failover.config.models import Site
     from failover.store import Store
+    from failover.watch.heartbeat import Signal
     from providers.remote import Remote
 
 log = get_logger("backup")
@@ -286,6 +287,7 @@ def run_backup(
     if store is not None:
         ensure_schema(store)
         run_id = start_run(store, site, "backup", started)
+    _signal(loaded, bset, "start", f"backup of {site} started")
     try:
         with repository_lock(loaded, bset.repository, wait=lock_wait):
             _run_locked(loaded, site, bset, result, source, progress, on_status, init)
@@ -300,9 +302,28 @@ def run_backup(
     result.finished = time.time()
     if store is not None and run_id is not None:
         _record(store, run_id, result)
+    _signal(
+        loaded,
+        bset,
+        0 if result.ok else 1,
+        f"backup of {site} " + ("ok" if result.ok else f"FAILED: {result.error}"),
+        ms=(result.finished - started) * 1000,
+    )
     if check and not result.ok:
         raise BackupError(f"backup of {site} failed: {result.error}")
     return result
+
+
+def _signal(
+    loaded: LoadedConfig, bset: BackupSet, signal: Signal, message: str, ms: float | None = None
+) -> None:
+    """The backup set's heartbeat (if any): start, then the run's exit status."""
+    if bset.heartbeat is None:
+        return
+    from failover.watch import heartbeat
+
+    timeout = heartbeat.timeout_for(loaded.config, bset.heartbeat)
+    heartbeat.send(bset.heartbeat, signal, message, timeout=timeout, ms=ms, what="backup")
 
 
 def _record(store: Store, run_id: int, result: BackupRunResult) -> None:

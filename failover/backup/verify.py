@@ -13,7 +13,7 @@ import random
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,11 +78,13 @@ def verify_backup(
     sample: int | None = None,
     read_data_subset: str | None = None,
     seed: int | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> VerifyResult:
     """`restic check` (with the configured data subset), then a real restore of a sample of
     files into a temporary directory, each compared with the snapshot's content as `restic
     dump` streams it (sha256 and size: byte for byte). Dumps are always in the sample."""
     cfg, bset = site_config(loaded, site)
+    say = progress or (lambda _line: None)
     result = VerifyResult(site=site, ok=False, started=time.time())
     run_id = None
     if store is not None:
@@ -92,9 +94,14 @@ def verify_backup(
         with repository_lock(loaded, bset.repository):
             restic = restic_for(loaded, site)
             subset = read_data_subset or bset.check_read_data_subset
+            say(
+                "restic check: the repository's structure"
+                + (f" and {subset} of its data" if subset else "")
+            )
             check = with_unlock(restic, bset, lambda: restic.check(subset))
             result.check_ok = check.ok
             result.check_errors = check.errors[:20]
+            say("restic check: " + ("clean" if check.ok else f"{len(check.errors)} error(s)"))
             latest = latest_by_part(
                 loaded, site, restic.snapshots(tags=site_tags(site), host=host_of(site, bset))
             )
@@ -109,6 +116,7 @@ def verify_backup(
                 sample or bset.verify_sample,
                 result,
                 random.Random(seed),
+                say,
             )
         result.ok = bool(result.check_ok) and all(f["ok"] for f in result.files)
         if not result.ok and result.error is None:
@@ -157,9 +165,16 @@ def _test_restore(
     sample: int,
     result: VerifyResult,
     rng: random.Random,
+    say: Callable[[str], None],
 ) -> None:
+    say(
+        "listing the newest snapshot of "
+        + ", ".join(f"{k} ({v.short_id})" for k, v in latest.items())
+    )
     nodes = {part: (snap, restic.ls(snap.id)) for part, snap in latest.items()}
     chosen = choose_sample(nodes, sample, rng)
+    where = "here" if bset.source == "local" else f"on {bset.source}"
+    say(f"restoring a sample of {len(chosen)} file(s) {where} into a temporary directory")
     by_snap: dict[str, list[Sampled]] = {}
     for item in chosen:
         by_snap.setdefault(item[0].id, []).append(item)
@@ -172,6 +187,7 @@ def _test_restore(
         for snap_id, items in by_snap.items():
             restic.restore(snap_id, tmp, include=[p for _, p, _ in items])
         hashes = _remote_hashes(remote, tmp, chosen) if remote is not None else {}
+        say(f"comparing {len(chosen)} restored file(s) with the snapshot, byte for byte")
         for snap, path, size in chosen:
             result.files.append(_compare(restic, remote, tmp, hashes, snap, path, size))
     finally:

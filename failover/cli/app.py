@@ -12,8 +12,20 @@ import types
 
 import typer
 
-from failover.cli import backup, dns, drill, migrate, report, runs, status_page, watch
+from failover.cli import (
+    backup,
+    dns,
+    doctor,
+    drill,
+    maintenance,
+    migrate,
+    report,
+    runs,
+    status_page,
+    watch,
+)
 from failover.cli.context import G
+from failover.cli.conventions import FailoverGroup
 from failover.errors import ExitCode, FailoverError, UsageError
 
 app = typer.Typer(
@@ -21,25 +33,49 @@ app = typer.Typer(
     help="Watch a hosted server from outside, keep off-provider backups, and move the site "
     "to a standby when the provider falls over.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion SHELL
+    cls=FailoverGroup,  # global options anywhere; metavars, summaries, examples
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 
-@app.callback()
+def _show_version(value: bool) -> None:
+    if value:
+        from failover import __version__
+
+        typer.echo(f"failover {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback(
+    epilog="\b\nExamples:\n  failover init failover.yaml && failover validate -c failover.yaml"
+    "\n  failover status --json"
+)
 def _global_options(
     config: str | None = typer.Option(
         None,
         "--config",
         "-c",
         envvar="FAILOVER_CONFIG",
-        help="Config file [default: ./failover.yaml, then /etc/failover/failover.yaml].",
+        metavar="PATH",
+        help="Config file [default: ./failover.yaml, then /etc/failover/failover.yaml]. "
+        "Global options may also follow the command.",
     ),
     debug: bool = typer.Option(False, "--debug", help="Debug logs and tracebacks."),
-    log_format: str = typer.Option("text", "--log-format", help="Log lines: text or json."),
+    log_format: str = typer.Option(
+        "text", "--log-format", metavar="FORMAT", help="Log lines: text or json."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings and errors in the log."),
+    _version: bool = typer.Option(
+        False,
+        "--version",
+        is_eager=True,
+        expose_value=True,
+        callback=_show_version,
+        help="Print the version and exit.",
+    ),
 ) -> None:
     from failover.logs import setup_logging
 
@@ -55,6 +91,8 @@ app.command()(watch.init)
 app.command()(watch.check)
 app.command()(watch.agent)
 app.command()(watch.status)
+app.command()(maintenance.pause)
+app.command()(maintenance.resume)
 app.add_typer(dns.dns_app, name="dns")
 app.add_typer(backup.backup_app, name="backup")
 app.command()(runs.switch)
@@ -63,6 +101,8 @@ app.command("drill")(drill.drill)
 app.add_typer(runs.runs_app, name="runs")
 app.command()(report.report)
 app.add_typer(status_page.status_page_app, name="status-page")
+app.command()(doctor.doctor)
+app.command()(watch.schema)
 
 
 def run(argv: list[str]) -> int:

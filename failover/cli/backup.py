@@ -9,10 +9,11 @@ from typing import Any
 
 import typer
 
-from failover.cli.context import duration_flag, emit_json, load, open_store
+from failover.cli.context import duration_option, echo, emit_json, load, open_store
 
 backup_app = typer.Typer(
-    help="Back up sites with restic, list snapshots, prove they restore, restore them.",
+    help="Back up sites with restic, list snapshots, prove they restore, restore them.\n\n"
+    "Examples:\n  failover backup run shop\n  failover backup verify shop",
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode=None,
@@ -36,23 +37,33 @@ def _when(ts: float | None) -> str:
 
 
 class _Progress:
-    """restic's status lines on stderr: one updating line on a terminal, a line every few
-    seconds otherwise."""
+    """restic's status lines on stderr: one updating line on a terminal (cleared before any
+    log line, so that neither lands on the other), otherwise a line after FIRST seconds and
+    then every EVERY seconds: a backup that is over quickly prints no lone `0.0%`."""
+
+    FIRST = 10.0
+    EVERY = 30.0
 
     def __init__(self, site: str) -> None:
+        from failover.logs import before_log
+
         self.site = site
         self.tty = sys.stderr.isatty()
-        self.last = 0.0
+        self.last = time.monotonic() - self.EVERY + self.FIRST
         self.shown = False
+        self._hooks = before_log
+        self._hooks.append(self.clear)
 
     def __call__(self, part: str, msg: dict[str, Any]) -> None:
         now = time.monotonic()
-        if not self.tty and now - self.last < 5:
+        if not self.tty and now - self.last < self.EVERY:
             return
-        self.last = now
         pct = float(msg.get("percent_done") or 0) * 100
         done = msg.get("bytes_done") or 0
         total = msg.get("total_bytes") or 0
+        if not self.tty and not done and not total:
+            return  # nothing to say yet (restic still scanning)
+        self.last = now
         line = (
             f"{self.site} {part}: {pct:5.1f}%  {_size(done)} / {_size(total)}  "
             f"{msg.get('files_done', 0)} files"
@@ -64,11 +75,16 @@ class _Progress:
             sys.stderr.write(line + "\n")
         sys.stderr.flush()
 
-    def end(self) -> None:
+    def clear(self) -> None:
         if self.shown:
             sys.stderr.write("\r\x1b[2K")
             sys.stderr.flush()
             self.shown = False
+
+    def end(self) -> None:
+        self.clear()
+        if self.clear in self._hooks:
+            self._hooks.remove(self.clear)
 
 
 @backup_app.command("run")
@@ -77,22 +93,29 @@ def run_cmd(
         None, help="Only this site (default: every site with a backup set)."
     ),
     json_out: bool = typer.Option(False, "--json", help="Print the results as JSON."),
-    wait: str = typer.Option(
+    wait: float = typer.Option(
         "0",
         "--wait",
-        help="Wait this long (90s, 5m, or seconds) for another run of the same repository "
-        "to finish.",
+        metavar="DURATION",
+        parser=duration_option("--wait"),
+        help="Wait this long (30s, 5m) for another run of the same repository to finish.",
     ),
 ) -> None:
-    """Back up now: before commands, files, database dumps, after commands, retention."""
-    from failover.backup.run import backup_sites, run_backup
-    from failover.errors import BackupError
+    """Back up now: before commands, files, database dumps, after commands, retention.
+    Progress on stderr; the outcome of each site on stdout.
 
-    lock_wait = duration_flag("--wait", wait) or 0.0
+    Examples:
+      failover backup run shop
+      failover backup run --wait 5m --json     # from cron, beside a running agent
+    """
+    from failover.backup.run import backup_sites, run_backup
+
+    lock_wait = wait or 0.0
     loaded = load()
     sites = backup_sites(loaded, site)
     if not sites:
-        raise BackupError("no site has a backup set")
+        _nothing(json_out, "results")
+        return
     results = []
     with open_store(loaded) as store:
         for name in sites:
@@ -124,9 +147,17 @@ def run_cmd(
             if result.interrupted:
                 break
     if json_out:
-        emit_json([r.to_json() for r in results])
+        emit_json({"results": [r.to_json() for r in results]})
     if not all(r.ok for r in results):
         raise typer.Exit(1)
+
+
+def _nothing(json_out: bool, key: str) -> None:
+    """No site has a backup set: say so (exit 0: there is nothing to do)."""
+    if json_out:
+        emit_json({key: [], "note": "no site has a backup set"})
+    else:
+        echo("no site has a backup set: nothing to do", err=True)
 
 
 @backup_app.command("list")
@@ -134,12 +165,20 @@ def list_cmd(
     site: str | None = typer.Argument(None, help="Only this site."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Snapshots in each site's repository, with the backup's health."""
+    """Snapshots in each site's repository, with the backup's health.
+
+    Examples:
+      failover backup list shop
+      failover backup list --json | jq '.sites[].snapshots[].short_id'
+    """
     from failover.backup.hook import backup_status
     from failover.backup.run import backup_sites, list_snapshots
 
     loaded = load()
     sites = backup_sites(loaded, site)
+    if not sites:
+        _nothing(json_out, "sites")
+        return
     out = []
     with open_store(loaded) as store:
         status = {s["site"]: s for s in backup_status(loaded, store)}
@@ -147,7 +186,7 @@ def list_cmd(
             snaps = list_snapshots(loaded, name)
             out.append({**status[name], "snapshots": [s.to_json() for s in snaps]})
     if json_out:
-        emit_json(out)
+        emit_json({"sites": out})
         return
     for item in out:
         typer.echo(
@@ -164,32 +203,52 @@ def list_cmd(
                 f"{', '.join(snap['paths'])}"
             )
         if not item["snapshots"]:
-            typer.echo("  (no snapshots)")
+            typer.echo("  no snapshots yet: `failover backup run` makes the first")
 
 
 @backup_app.command("verify")
 def verify_cmd(
     site: str | None = typer.Argument(None, help="Only this site."),
     sample: int | None = typer.Option(
-        None, "--sample", help="Files to restore and compare (default: the set's verify_sample)."
+        None,
+        "--sample",
+        metavar="N",
+        help="Files to restore and compare (default: the set's verify_sample).",
     ),
     read_data_subset: str | None = typer.Option(
-        None, "--read-data-subset", help="Also read this subset of the data (5%, 1/10)."
+        None,
+        "--read-data-subset",
+        metavar="SUBSET",
+        help="Also read this subset of the data (5%, 1/10).",
     ),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """restic check, then a real test restore of a sample compared byte for byte."""
+    """restic check, then a real test restore of a sample compared byte for byte; each
+    step is shown on stderr as it starts.
+
+    Examples:
+      failover backup verify shop
+      failover backup verify --read-data-subset 5% --json
+    """
     from failover.backup.run import backup_sites
     from failover.backup.verify import verify_backup
 
     loaded = load()
+    sites = backup_sites(loaded, site)
+    if not sites:
+        _nothing(json_out, "results")
+        return
     results = []
     with open_store(loaded) as store:
-        for name in backup_sites(loaded, site):
-            if not json_out:
-                typer.echo(f"{name}: checking the repository and restoring a sample...", err=True)
+        for name in sites:
+            started = time.monotonic()
+
+            def say(line: str, name: str = name, started: float = started) -> None:
+                if not json_out:
+                    echo(f"{name}: {line} ({time.monotonic() - started:.0f}s)", err=True)
+
             result = verify_backup(
-                loaded, name, store, sample=sample, read_data_subset=read_data_subset
+                loaded, name, store, sample=sample, read_data_subset=read_data_subset, progress=say
             )
             results.append(result)
             if not json_out:
@@ -205,7 +264,7 @@ def verify_cmd(
                         if not f["ok"]:
                             typer.echo(f"  {f['path']}: {f.get('detail')}", err=True)
     if json_out:
-        emit_json([r.to_json() for r in results])
+        emit_json({"results": [r.to_json() for r in results]})
     if not all(r.ok for r in results):
         raise typer.Exit(1)
 
@@ -216,20 +275,32 @@ def restore_cmd(
     to: str = typer.Option(
         ...,
         "--to",
+        metavar="PATH|ENDPOINT",
         help="A directory here, or the name of one of the site's endpoints (restored over SSH).",
     ),
     snapshot: str = typer.Option(
-        "latest", "--snapshot", help="Snapshot id (default: the newest of every part)."
+        "latest",
+        "--snapshot",
+        metavar="ID",
+        help="Snapshot id (default: the newest of every part).",
     ),
     target: str = typer.Option(
         "/",
         "--target",
+        metavar="PATH",
         help="With --to ENDPOINT: the directory on the server (/ puts files back where they were).",
     ),
-    include: list[str] = typer.Option(None, "--include", help="Only these paths (repeatable)."),
+    include: list[str] = typer.Option(
+        None, "--include", metavar="PATH", help="Only these paths (repeatable)."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Restore a site's backup into a directory, or onto a server over SSH."""
+    """Restore a site's backup into a directory, or onto a server over SSH.
+
+    Examples:
+      failover backup restore shop --to /tmp/shop-restore
+      failover backup restore shop --to standby --include /srv/shop/uploads
+    """
     from failover.backup.restore import restore_to_endpoint, restore_to_path
     from failover.backup.run import site_config
 

@@ -72,7 +72,7 @@ def execute_run(loaded: LoadedConfig, store: Store, run: Run, flags: Confirm) ->
     from failover.runs.engine import execute
     from failover.runs.show import describe_steps
 
-    notifier = Notifier(loaded.config.notify)
+    notifier = Notifier(loaded.config.notify, loaded.config.sites)
     done = execute(
         loaded, store, notifier, run, progress=None if flags.json_out else progress_to_stderr
     )

@@ -12,14 +12,23 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from failover.cli.confirm import Confirm
-from failover.cli.context import duration_flag, echo, emit_json, load, open_store, read_store
+from failover.cli.context import (
+    duration_flag,
+    duration_option,
+    echo,
+    emit_json,
+    load,
+    open_store,
+    read_store,
+)
 from failover.errors import FailoverError, UnsafePlan, UsageError
 
 if TYPE_CHECKING:
     from failover.store import Store
 
 dns_app = typer.Typer(
-    help="Show the managed DNS records of sites, and point them at an endpoint.",
+    help="Show the managed DNS records of sites, and point them at an endpoint.\n\n"
+    "Examples:\n  failover dns show\n  failover dns set shop --to standby --yes",
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode=None,
@@ -30,15 +39,30 @@ dns_app = typer.Typer(
 def show(
     site: str | None = typer.Argument(None, help="Only this site [default: every site with dns]."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
-    timeout: str = typer.Option(
-        "2s", "--timeout", help="How long to wait for each DNS answer (2s, 500ms)."
+    timeout: float = typer.Option(
+        2.0,
+        "--timeout",
+        metavar="DURATION",
+        parser=duration_option("--timeout"),
+        help="How long to wait for each DNS answer (2s, 500ms).",
     ),
 ) -> None:
-    """Each managed record as the provider has it and as each authoritative server answers."""
+    """Each managed record as the provider has it and as each authoritative server answers.
+
+    Examples:
+      failover dns show shop
+      failover dns show --json | jq '.sites[].records'
+    """
     from failover.dns.show import show_dns
 
-    query_timeout = duration_flag("--timeout", timeout) or 2.0
+    query_timeout = timeout
     loaded = load()
+    if site is None and not any(s.dns for s in loaded.config.sites.values()):
+        if json_out:
+            emit_json({"sites": [], "note": "no site has dns"})
+        else:
+            echo("no site has `dns`: the tool manages no records; nothing to show", err=True)
+        return
     store = read_store(loaded)
     try:
         entries = show_dns(loaded, site, store=store, query_timeout=query_timeout)
@@ -46,7 +70,7 @@ def show(
         if store is not None:
             store.close()
     if json_out:
-        emit_json(entries)
+        emit_json({"sites": entries})
     else:
         for entry in entries:
             _print_entry(entry)
@@ -102,7 +126,9 @@ def _print_entry(entry: dict[str, Any]) -> None:
 @dns_app.command("set")
 def set_(
     site: str = typer.Argument(..., help="The site whose records to switch."),
-    to: str | None = typer.Option(None, "--to", help="The endpoint to point the records at."),
+    to: str | None = typer.Option(
+        None, "--to", metavar="ENDPOINT", help="The endpoint to point the records at."
+    ),
     undo: bool = typer.Option(
         False,
         "--undo",
@@ -117,11 +143,18 @@ def set_(
     deadline: str | None = typer.Option(
         None,
         "--deadline",
+        metavar="DURATION",
         help="How long to wait for every authoritative server to serve the new values "
         "[default: the site's dns.verify_deadline].",
     ),
 ) -> None:
-    """Point a site's DNS records at an endpoint: show the plan, apply with --yes, verify."""
+    """Point a site's DNS records at an endpoint: show the plan, apply with --yes, verify.
+
+    Examples:
+      failover dns set shop --to standby           # the plan only
+      failover dns set shop --to standby --yes --deadline 2m
+      failover dns set shop --undo --yes           # put back what the last switch replaced
+    """
     from failover.dns.apply import switch_site_dns, undo_site_dns
     from failover.dns.plan import format_plan
 

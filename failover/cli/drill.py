@@ -27,7 +27,12 @@ def drill(
     ),
 ) -> None:
     """Rehearse a failover: restore onto the standby, after-restore commands, the site's
-    checks; measure RTO and RPO. DNS and the active endpoint are never touched."""
+    checks; measure RTO and RPO. DNS and the active endpoint are never touched.
+
+    Examples:
+      failover drill shop --dry-run
+      failover drill shop --to standby --json
+    """
     from failover.notify import Notifier
     from failover.runs import journal
     from failover.runs.drill import drill_plan, execute_drill

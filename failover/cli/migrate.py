@@ -63,7 +63,12 @@ def migrate(
     ),
     json_out: bool = typer.Option(False, "--json", help="Print the plan or the run as JSON."),
 ) -> None:
-    """Move a site to another server, creating it first with --provision: plan, then --yes."""
+    """Move a site to another server, creating it first with --provision: plan, then --yes.
+
+    Examples:
+      failover migrate shop --to standby --dry-run
+      failover migrate shop --provision small --yes --write-config
+    """
     from failover.runs import journal
     from failover.runs import migrate as core
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from failover.cli.context import echo, load, open_store
+from failover.cli.context import JSON_VERSION, echo, load, open_store
 from failover.errors import FailoverError, UsageError
 
 
@@ -26,14 +26,28 @@ def parse_since(since: str | None) -> float:
 
 def report(
     site: str | None = typer.Argument(None, help="Only this site."),
-    since: str | None = typer.Option(None, "--since", help="Start date (YYYY-MM-DD, UTC)."),
-    fmt: str = typer.Option("markdown", "--format", help="markdown, json or html."),
-    out: str | None = typer.Option(None, "--out", "-o", help="Write to this file."),
-    target: float = typer.Option(99.9, "--target", help="Monthly uptime target in percent."),
+    since: str | None = typer.Option(
+        None, "--since", metavar="DATE", help="Start date (YYYY-MM-DD, UTC)."
+    ),
+    fmt: str = typer.Option(
+        "markdown", "--format", metavar="FORMAT", help="markdown, json or html."
+    ),
+    out: str | None = typer.Option(None, "--out", "-o", metavar="PATH", help="Write to this file."),
+    target: float = typer.Option(
+        99.9, "--target", metavar="PERCENT", help="Monthly uptime target in percent."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="The same as --format json."),
 ) -> None:
-    """Incidents as timelines, and uptime per endpoint per month against a target."""
+    """Incidents as timelines, and uptime per endpoint per month against a target;
+    maintenance is shown and does not count.
+
+    Examples:
+      failover report shop --since 2026-11-01 > november.md
+      failover report --format json --target 99.95
+    """
     from failover.show import report as report_mod
 
+    fmt = "json" if json_out else fmt
     if fmt not in ("markdown", "json", "html"):
         if fmt == "pdf":
             raise UsageError(
@@ -52,7 +66,7 @@ def report(
             loaded, store, site, start, target / 100, charts=fmt == "html"
         )
     if fmt == "json":
-        text = json.dumps(data, indent=2, default=str) + "\n"
+        text = json.dumps({"version": JSON_VERSION, **data}, indent=2, default=str) + "\n"
     elif fmt == "html":
         from failover.show.report_html import render_html
 

@@ -13,13 +13,16 @@ from failover.errors import FailoverError, UnsafePlan, UsageError
 RUN_ID_MAX = 2**63 - 1  # SQLite's largest integer: a bigger number names no run
 
 runs_app = typer.Typer(
-    help="Journaled runs (failover, failback, switch, migrate, drill).", no_args_is_help=True
+    help="Journaled runs (failover, failback, switch, migrate, drill).\n\n"
+    "Examples:\n  failover runs list\n  failover runs show 12",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 
 
 def switch(
     site: str = typer.Argument(..., help="The site to move."),
-    to: str = typer.Option(..., "--to", help="The endpoint to make active."),
+    to: str = typer.Option(..., "--to", metavar="ENDPOINT", help="The endpoint to make active."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Apply the plan (otherwise only show it)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan only."),
     force: bool = typer.Option(
@@ -30,7 +33,12 @@ def switch(
     ),
     json_out: bool = typer.Option(False, "--json", help="Print the plan or the run as JSON."),
 ) -> None:
-    """Move a site to another endpoint (manual failover or failback): plan, then --yes."""
+    """Move a site to another endpoint (manual failover or failback): plan, then --yes.
+
+    Examples:
+      failover switch shop --to standby            # the plan
+      failover switch shop --to primary --yes      # failback, applied
+    """
     from failover.runs import journal
     from failover.runs.engine import manual_plan
     from failover.runs.plan import resumed_options
@@ -68,7 +76,12 @@ def runs_list(
     site: str | None = typer.Argument(None, help="Only this site."),
     json_out: bool = typer.Option(False, "--json", help="Print as JSON."),
 ) -> None:
-    """Every run with its outcome."""
+    """Every run with its outcome.
+
+    Examples:
+      failover runs list shop
+      failover runs list --json | jq '.runs[] | select(.status != "done")'
+    """
     from failover.humanize import local_time
     from failover.runs import journal
 
@@ -78,10 +91,10 @@ def runs_list(
         with open_store(loaded, readonly=True) as store:
             items = journal.runs(store, site) if journal.has_runs(store) else []
     if json_out:
-        emit_json([r.to_dict() for r in items])
+        emit_json({"runs": [r.to_dict() for r in items]})
         return
     if not items:
-        echo("no runs")
+        echo("no runs yet" + (f" of {site}" if site else ""))
     for r in items:
         echo(
             f"#{r.id} {local_time(r.created)} {r.site} {r.kind} ({r.trigger}) {r.source} -> "
@@ -91,10 +104,16 @@ def runs_list(
 
 @runs_app.command("show")
 def runs_show(
-    run_id: int = typer.Argument(..., help="The run's number.", min=1, max=RUN_ID_MAX),
+    run_id: int = typer.Argument(
+        ..., metavar="RUN", help="The run's number.", min=1, max=RUN_ID_MAX
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print as JSON."),
 ) -> None:
-    """One run, step by step."""
+    """One run, step by step.
+
+    Examples:
+      failover runs show 12
+    """
     from failover.runs import journal
     from failover.runs.show import describe_steps
 
@@ -116,10 +135,18 @@ def runs_show(
 
 @runs_app.command("abandon")
 def runs_abandon(
-    run_id: int = typer.Argument(..., help="The run's number.", min=1, max=RUN_ID_MAX),
-    reason: str = typer.Option("abandoned by hand", "--reason"),
+    run_id: int = typer.Argument(
+        ..., metavar="RUN", help="The run's number.", min=1, max=RUN_ID_MAX
+    ),
+    reason: str = typer.Option(
+        "abandoned by hand", "--reason", metavar="TEXT", help="Kept with the run."
+    ),
 ) -> None:
-    """Give up on an open run (what it already did stays done; the state says what)."""
+    """Give up on an open run (what it already did stays done; the state says what).
+
+    Examples:
+      failover runs abandon 12 --reason "fixed by hand"
+    """
     from failover.runs import journal
     from failover.runs.model import OPEN
 

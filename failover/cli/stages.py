@@ -27,6 +27,7 @@ def round_hooks() -> list[Hook]:
         _warm_refresh_hook,
         _dns_refresh_hook,
         _heartbeat_hook,
+        _reminder_hook,
         _metrics_hook,
         _status_page_hook,
     ]
@@ -34,7 +35,7 @@ def round_hooks() -> list[Hook]:
 
 def status_sections() -> list[SiteSection]:
     """The per-site sections of `failover status` beyond health: backups, DNS, runs."""
-    return [_backup_section, _dns_section, _runs_section, _drill_section]
+    return [_maintenance_section, _backup_section, _dns_section, _runs_section, _drill_section]
 
 
 def _backup_hook(ctx: HookContext) -> None:
@@ -92,6 +93,13 @@ def _status_page_hook(ctx: HookContext) -> None:
         status_page_hook(ctx)
 
 
+def _reminder_hook(ctx: HookContext) -> None:
+    from failover.watch import reminders
+
+    if reminders.wanted(ctx):
+        reminders.reminder_hook(ctx)
+
+
 def _backup_section(loaded: LoadedConfig, store: Store | None, site: str) -> dict[str, Any]:
     if loaded.config.sites[site].backup is None:
         return {}
@@ -107,6 +115,12 @@ def _dns_section(loaded: LoadedConfig, store: Store | None, site: str) -> dict[s
     from failover.dns import show as dns
 
     return dns.dns_status_section(loaded, store, site)
+
+
+def _maintenance_section(loaded: LoadedConfig, store: Store | None, site: str) -> dict[str, Any]:
+    from failover.maintenance.state import status_section
+
+    return status_section(loaded, store, site)
 
 
 def _runs_section(loaded: LoadedConfig, store: Store | None, site: str) -> dict[str, Any]:

@@ -15,8 +15,10 @@ if TYPE_CHECKING:
     from failover.config.load import LoadedConfig
 
 status_page_app = typer.Typer(
-    help="The public status page (static HTML and status.json per site).",
+    help="The public status page (static HTML and status.json per site).\n\n"
+    "Examples:\n  failover status-page render --out /tmp/page\n  failover status-page publish",
     no_args_is_help=True,
+    rich_markup_mode=None,
 )
 
 
@@ -35,7 +37,11 @@ def _loaded_with_page() -> LoadedConfig:
 def render(
     out: Path = typer.Option(..., "--out", "-o", help="The directory to write the page to."),
 ) -> None:
-    """Write the page (index.html, SITE/index.html, SITE/status.json) to a directory."""
+    """Write the page (index.html, SITE/index.html, SITE/status.json) to a directory.
+
+    Examples:
+      failover status-page render --out /tmp/page && xdg-open /tmp/page/index.html
+    """
     from failover.show.status_page import write_local
 
     loaded = _loaded_with_page()
@@ -52,7 +58,11 @@ def render(
 def publish(
     json_out: bool = typer.Option(False, "--json", help="Print the uploaded keys as JSON."),
 ) -> None:
-    """Upload the page to the bucket now."""
+    """Upload the page to the bucket now.
+
+    Examples:
+      failover status-page publish
+    """
     from failover.show.status_page import publish as do_publish
 
     loaded = _loaded_with_page()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import re
+import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from failover.cli.context import echo, emit_json, load, open_store
+from failover.cli.context import G, echo, emit_json, load, log_config_warnings, open_store
 from failover.errors import ExitCode, UsageError
 
 if TYPE_CHECKING:
@@ -15,32 +18,88 @@ if TYPE_CHECKING:
 
 
 def validate(
-    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON (errors too)."),
 ) -> None:
-    """Check a config file: every problem at once, each with file, line and key."""
-    loaded = load()
+    """Check a config file: every problem at once, each with file, line and key; then what
+    would make a valid config useless at 3 a.m. (no notification target, auto_failover
+    without dns, a cold standby without backups, missing SSH keys, sample addresses).
+
+    Examples:
+      failover validate -c /etc/failover/failover.yaml
+      failover validate --json | jq '.errors, .warnings'
+    """
+    from failover.errors import ConfigError
+
+    try:
+        loaded = load(log_warnings=False)
+    except ConfigError as exc:
+        if not json_out:
+            raise
+        emit_json(
+            {
+                "config": G.config_path or os.environ.get("FAILOVER_CONFIG"),
+                "valid": False,
+                "errors": [_problem_dict(p) for p in exc.problems],
+                "warnings": [],
+            }
+        )
+        raise typer.Exit(int(ExitCode.USAGE)) from None
     sites = loaded.config.sites
-    drills = _drill_warnings(loaded)
+    notes = [] if loaded.config.canaries else [NO_CANARIES]
+    warnings = [*loaded.warnings, *loaded.advice, *_drill_warnings(loaded)]
     if json_out:
         emit_json(
             {
                 "config": str(loaded.path),
                 "valid": True,
+                "errors": [],
                 "sites": list(sites),
-                "warnings": loaded.warnings + drills,
+                "warnings": [_problem_dict(w) for w in warnings],
+                "notes": notes,
             }
         )
         return
-    for warning in drills:
-        echo(f"warning: {warning}", err=True)
     endpoints = sum(len(s.endpoints) for s in sites.values())
     echo(f"{loaded.path}: valid ({len(sites)} site(s), {endpoints} endpoint(s))")
-    if not loaded.config.canaries:
-        echo(
-            "note: no canaries configured; an outage of this machine's own network "
-            "would look like the sites being down",
-            err=True,
-        )
+    for warning in warnings:
+        echo(f"warning: {warning}", err=True)
+    for note in notes:
+        echo(f"note: {note}", err=True)
+
+
+NO_CANARIES = (
+    "no canaries configured; an outage of this machine's own network would look like the "
+    "sites being down"
+)
+_PROBLEM = re.compile(r"^(?P<file>.+?):(?P<line>\d+): (?P<key>[^:]+?): (?P<message>.*)$")
+
+
+def _problem_dict(text: str) -> dict[str, Any]:
+    """`FILE:LINE: key.path: message` as fields (and the line as it was printed)."""
+    m = _PROBLEM.match(text)
+    if m is None:
+        return {"text": text, "file": None, "line": None, "key": None, "message": text}
+    return {
+        "text": text,
+        "file": m["file"],
+        "line": int(m["line"]),
+        "key": m["key"],
+        "message": m["message"],
+    }
+
+
+def schema() -> None:
+    """Print the JSON schema of the config file (every key, its type and meaning), as
+    shipped with this version; point your editor's YAML language server at it.
+
+    Examples:
+      failover schema > /etc/failover/failover.schema.json
+      # then, first line of failover.yaml: # yaml-language-server: $schema=failover.schema.json
+    """
+    from importlib import resources
+
+    text = resources.files("failover.config").joinpath("failover.schema.json").read_text("utf-8")
+    sys.stdout.write(text)
 
 
 def _drill_warnings(loaded: LoadedConfig) -> list[str]:
@@ -59,10 +118,14 @@ def _drill_warnings(loaded: LoadedConfig) -> list[str]:
 
 
 def init(
-    path: str = typer.Argument("failover.yaml", help="Where to write the config."),
+    path: str = typer.Argument("failover.yaml", metavar="PATH", help="Where to write the config."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
 ) -> None:
-    """Write a commented starting config (mode 0600) to edit."""
+    """Write a commented starting config (mode 0600) to edit.
+
+    Examples:
+      failover init /etc/failover/failover.yaml
+    """
     from failover.sample import write_sample
 
     target = Path(path)
@@ -76,20 +139,31 @@ def check(
         False, "--strict", help="Exit 5 when an active endpoint is down (for monitoring)."
     ),
 ) -> None:
-    """Probe every endpoint once (for cron), record the evidence, notify on changes."""
+    """Probe every endpoint once (for cron), record the evidence, notify on changes, then
+    run what is due (backups, failover). Config warnings are logged once per change of
+    the config, not every round.
+
+    Examples:
+      * * * * * root failover --quiet check        # /etc/cron.d/failover
+      failover check --json --strict                # for a monitoring system: exit 5 if down
+    """
     from failover.cli.stages import round_hooks
     from failover.notify import Notifier
+    from failover.watch import heartbeat
     from failover.watch.daemon import tick
 
-    loaded = load()
+    loaded = load(log_warnings=False)
     with open_store(loaded, lock=True) as store:
-        notifier = Notifier(loaded.config.notify)
+        log_config_warnings(loaded, store)
+        notifier = Notifier(loaded.config.notify, loaded.config.sites)
         result = tick(loaded, store, notifier, round_hooks())
         notifier.flush(30)
         active = {
             name: store.active_or(name, site.initial_active)
             for name, site in loaded.config.sites.items()
         }
+    # a heartbeat still on its way: waited for here, after the state lock is released
+    heartbeat.finish(loaded.config)
     if json_out:
         emit_json(result.to_dict())
     if strict and result.active_down(active):
@@ -101,24 +175,35 @@ def agent(
         None, "--max-rounds", hidden=True, help="Stop after this many rounds (tests)."
     ),
 ) -> None:
-    """Run as a daemon: probe on schedule; SIGTERM/SIGINT stop, SIGHUP reloads the config."""
+    """Run as a daemon: probe on schedule; SIGTERM/SIGINT stop, SIGHUP reloads the config.
+    Under systemd (Type=notify) it says READY when the first round is done and pings the
+    watchdog from its round loop.
+
+    Examples:
+      systemctl enable --now failover-agent       # examples/systemd/failover-agent.service
+      failover agent --log-format json
+    """
     from failover.cli.stages import round_hooks
     from failover.config.load import load_config
     from failover.notify import Notifier
     from failover.show.metrics import serve_metrics
     from failover.watch.daemon import Agent
 
-    loaded = load()
+    loaded = load(log_warnings=False)
     path = loaded.path
 
-    def reload() -> LoadedConfig:
-        new = load_config(path)
-        if new.state_path != loaded.state_path:
-            raise UsageError("the state path cannot change on reload; restart the agent")
-        return new
-
     with open_store(loaded, lock=True) as store, serve_metrics(loaded):
-        daemon = Agent(loaded, store, Notifier(loaded.config.notify), reload, round_hooks())
+
+        def reload() -> LoadedConfig:
+            new = load_config(path)
+            if new.state_path != loaded.state_path:
+                raise UsageError("the state path cannot change on reload; restart the agent")
+            log_config_warnings(new, store)
+            return new
+
+        log_config_warnings(loaded, store)
+        notifier = Notifier(loaded.config.notify, loaded.config.sites)
+        daemon = Agent(loaded, store, notifier, reload, round_hooks())
         daemon.install_signal_handlers()
         raise typer.Exit(daemon.run(max_rounds=max_rounds))
 
@@ -126,7 +211,13 @@ def agent(
 def status(
     json_out: bool = typer.Option(False, "--json", help="Print the status as JSON."),
 ) -> None:
-    """Per site: the active endpoint, each endpoint's health and since when, the last probes."""
+    """Per site: the active endpoint, each endpoint's health and since when, the last
+    probes, maintenance, backups, DNS, open runs and warnings. Reads the state only.
+
+    Examples:
+      failover status
+      failover status --json | jq '.sites.shop.active'
+    """
     from failover.cli.stages import status_sections
     from failover.show import status as status_mod
 

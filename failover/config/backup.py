@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from failover.config.base import Model
+from failover.config.heartbeat import Ping
 from failover.config.types import Duration, Secret
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -281,6 +282,11 @@ class BackupSet(Model):
     )
     restic: str = Field(
         "restic", description="The restic program where it runs.", examples=["/usr/bin/restic"]
+    )
+    heartbeat: Ping | None = Field(
+        None,
+        description="Signal each backup run to a URL of yours: start when it begins, then "
+        "its exit status (healthchecks.io /start and /<status>, Uptime Kuma push up/down).",
     )
     cache_dir: str | None = Field(
         None,

@@ -7,6 +7,7 @@ models and returns a `LoadedConfig`; every problem is reported at once as
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,10 +15,12 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from failover.config.advice import advise
 from failover.config.files import SmallFileError, expand_path
 from failover.config.loader import LineMap, format_problem, load_yaml, read_config_text
 from failover.config.models import Config, Endpoint, Policy, Site
 from failover.config.types import Secret, warn_if_world_readable
+from failover.config.wording import reword
 from failover.errors import ConfigError
 
 DEFAULT_PATHS = (Path("failover.yaml"), Path("/etc/failover/failover.yaml"))
@@ -29,6 +32,10 @@ class LoadedConfig:
     path: Path
     lines: LineMap
     warnings: list[str] = field(default_factory=list)
+    # what makes a valid config useless at 3 a.m. (config/advice.py): `validate` shows it,
+    # `check` and the agent log it once per change of the config
+    advice: list[str] = field(default_factory=list)
+    digest: str = ""  # of the config's text: tells one version of the config from another
 
     @property
     def state_path(self) -> Path:
@@ -96,8 +103,12 @@ def load_config(explicit: str | os.PathLike[str] | None = None) -> LoadedConfig:
     if _has_secrets(loaded.config):
         warn_if_world_readable(path, "config file (it holds secrets)", loaded.warnings)
     for key_path in sorted(_key_files(loaded.config)):
-        # a missing key shows up, with a hint, when it is used
         warn_if_world_readable(key_path, "SSH key", loaded.warnings)
+    loaded.advice = [
+        format_problem(loaded.lines, loc, message)
+        for loc, message in advise(loaded.config, lambda p: p.exists())
+    ]
+    loaded.digest = hashlib.sha256(text.encode()).hexdigest()
     return loaded
 
 
@@ -118,15 +129,7 @@ def _problems(exc: ValidationError, lines: LineMap) -> list[str]:
     problems = []
     for error in exc.errors(include_url=False):
         loc = _clean_loc(error["loc"])
-        message = error["msg"]
-        if error["type"] == "extra_forbidden":
-            message = "unknown key"
-        elif error["type"] == "missing":
-            message = "required key is missing"
-        elif message.startswith("Value error, "):
-            message = message[len("Value error, ") :]
-        elif message.startswith("Assertion failed, "):
-            message = message[len("Assertion failed, ") :]
+        message = reword(dict(error), Config)  # the tool's words, "did you mean"
         problems.append(format_problem(lines, loc, message))
     return sorted(set(problems), key=_line_key)
 
@@ -135,9 +138,11 @@ def _clean_loc(loc: tuple[Any, ...]) -> tuple[str | int, ...]:
     # Discriminated unions add the tag ("https") as a location part: drop it.
     out: list[str | int] = []
     for part in loc:
+        if part == "[key]":  # a mapping's key itself (a name): its place is the key's
+            continue
         if (
             isinstance(part, str)
-            and part in ("http", "https", "tcp", "icmp", "dns")
+            and part in ("http", "https", "tcp", "icmp", "dns", "weekly", "dates")
             and out
             and isinstance(out[-1], int)
         ):

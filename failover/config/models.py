@@ -15,6 +15,8 @@ from failover.config.base import Model, Name
 from failover.config.compute import ComputeTemplate
 from failover.config.dns import DnsProviderConfig, SiteDns, check_value, located_error
 from failover.config.drill import Drill
+from failover.config.heartbeat import Ping
+from failover.config.maintenance import MaintenanceWindow
 from failover.config.show import MetricsConfig, StatusPageConfig
 from failover.config.types import Duration, Secret
 
@@ -331,6 +333,18 @@ class Site(Model):
         description="What to back up for this site, from where, into which restic "
         "repository, how long to keep it and how fresh it must be; unset: no backups.",
     )
+    notify: SiteNotify | None = Field(
+        None,
+        description="This site's own notification targets, added to the global list (or "
+        "replacing it with replace: true).",
+    )
+    maintenance: list[MaintenanceWindow] = Field(
+        default_factory=list,
+        description="Maintenance windows: weekly ({days, at, duration}) or once ({from, "
+        "until}). The site is probed but nothing is declared down, switched or notified, and "
+        "the time does not count in uptime. `failover pause` does the same by hand.",
+        examples=[[{"days": ["sun"], "at": "03:00", "duration": "1h", "reason": "updates"}]],
+    )
 
     @model_validator(mode="after")
     def _backup_source(self) -> Site:
@@ -446,22 +460,37 @@ class NotifyTarget(Model):
                 "backup",
                 "warning",
                 "drill",
+                "maintenance",
             ]
         ]
         | None
     ) = Field(None, description="Which events to send; all when unset.")
-
-
-class Heartbeat(Model):
-    """The agent's own pulse: a URL of yours (healthchecks.io, Uptime Kuma push, cronitor)
-    fetched after rounds, so that someone else notices when the watcher itself dies."""
-
-    url: Secret = Field(
-        description="The URL to fetch (GET); it usually holds a token: ${ENV_VAR} or file:/path.",
-        examples=["${FAILOVER_HEARTBEAT_URL}"],
+    remind_every: Duration | None = Field(
+        None,
+        description="While an endpoint stays down, remind this target this often (down "
+        "events); unset: one message per outage.",
+        examples=["1h"],
     )
+
+
+class SiteNotify(Model):
+    """A site's own notification targets."""
+
+    targets: list[NotifyTarget] = Field(
+        default_factory=list,
+        description="Where this site's events go, besides (or instead of) the global notify list.",
+    )
+    replace: bool = Field(
+        False,
+        description="Send this site's events only to its own targets, not to the global list.",
+    )
+
+
+class Heartbeat(Ping):
+    """The agent's own pulse: a URL of yours (healthchecks.io, Uptime Kuma push, cronitor)
+    signalled after rounds, so that someone else notices when the watcher itself dies."""
+
     every: Duration = Field(60.0, description="At most this often.", examples=["1m"])
-    timeout: Duration = Field(10.0, description="Give up on one ping after this long.")
 
 
 class Config(Model):

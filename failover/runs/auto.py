@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from failover.errors import FailoverError
 from failover.logs import get_logger
+from failover.maintenance import state as maintenance
 from failover.notify import Event
 from failover.runs import engine, journal
 from failover.runs.drill_rules import gives_way
@@ -51,6 +52,8 @@ def failover_hook(ctx: HookContext) -> None:
         if existing is not None and not parked:
             _resume_if_due(ctx, existing, now)
             continue
+        if maintenance.current(loaded.config, store, site_name, now) is not None:
+            continue  # in maintenance: nothing fails over, fails back or alarms
         row = store.active_endpoint(site_name)
         active = row["active"] if row else site.initial_active
         health = {

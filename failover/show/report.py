@@ -25,6 +25,7 @@ from failover.show.uptime import (
     month_verdict,
     months_between,
     round_target,
+    subtract,
     watched_intervals,
 )
 
@@ -45,6 +46,7 @@ def build_report(
     now: float | None = None,
     charts: bool = True,
 ) -> dict[str, Any]:
+    from failover.maintenance import journal as maintenance
     from failover.runs import journal
 
     now = now or time.time()
@@ -63,7 +65,12 @@ def build_report(
     }
     for name in names:
         s = config.sites[name]
-        watched = watched_intervals(rounds, s.policy.interval)
+        # maintenance counts neither as up nor as down: it is not watched time
+        periods = maintenance.periods(store, name, since)
+        watched = subtract(
+            watched_intervals(rounds, s.policy.interval),
+            [Interval(p["start"], now if p["ongoing"] else p["end"]) for p in periods],
+        )
         site_runs = journal.runs(store, name, since) if has_runs else []
         incidents = [
             _incident(store, name, dict(row), site_runs, now)
@@ -113,6 +120,7 @@ def build_report(
             "endpoints": endpoints,
             "runs": [r.to_dict() for r in site_runs],
             "drills": _drills(loaded, store, name, since, target) if has_runs else None,
+            "maintenance": periods,
         }
     return out
 
@@ -336,6 +344,15 @@ def render_markdown(report: dict[str, Any]) -> str:
             lines.append("")
         if site.get("drills"):
             lines += _drills_markdown(name, site["drills"])
+        if site.get("maintenance"):
+            lines += ["### Maintenance (not counted in uptime)", ""]
+            for p in site["maintenance"]:
+                end = "ongoing" if p["ongoing"] else _ts(p["end"])
+                lines.append(
+                    f"- {_ts(p['start'])} to {end}: {p['kind']}"
+                    + (f" ({p['reason']})" if p["reason"] else "")
+                )
+            lines.append("")
         lines += [
             "### Uptime per month",
             "",

@@ -188,3 +188,21 @@ def daily_uptime(
 def round_target(target: float) -> float:
     """0.999 from a percentage such as 99.9 / 100 (no 0.9990000000000001)."""
     return round(target, 9)
+
+
+def subtract(intervals: list[Interval], holes: list[Interval]) -> list[Interval]:
+    """`intervals` without the time in `holes` (maintenance: not counted as watched, so
+    neither as up nor as down)."""
+    out = list(intervals)
+    for hole in holes:
+        cut: list[Interval] = []
+        for i in out:
+            if hole.end <= i.start or hole.start >= i.end:
+                cut.append(i)
+                continue
+            if i.start < hole.start:
+                cut.append(Interval(i.start, hole.start))
+            if hole.end < i.end:
+                cut.append(Interval(hole.end, i.end))
+        out = cut
+    return out

@@ -18,6 +18,7 @@ from failover.logs import get_logger
 from failover.notify import Notifier
 from failover.scrub import scrub
 from failover.store import Store, describe_failure
+from failover.watch import systemd
 from failover.watch.round import run_round
 
 log = get_logger("agent")
@@ -103,6 +104,12 @@ class Agent:
         self.rounds = 0
         self.skipped = 0
         self.exit_code = 0
+        # systemd (Type=notify): READY after the first round; the watchdog is pinged while
+        # rounds keep completing (a round loop that hangs gets no more pings)
+        self._watchdog = systemd.watchdog_period()
+        self._last_ping = 0.0
+        self._progress = time.monotonic()  # when a round last completed (or the start)
+        self._ready = False
 
     # signals only flip flags: the main loop acts on them
     def _on_stop(self, signum: int, _frame: Any) -> None:
@@ -156,6 +163,7 @@ class Agent:
             self.rounds += 1
             with self._store_lock:
                 run_hooks(self._context(result), self.hooks)
+            self._progress = time.monotonic()
         except Exception as exc:  # a full disk, a bug: logged, and the next round runs
             log.error("round failed: %s", describe_failure(exc))
 
@@ -211,8 +219,35 @@ class Agent:
     def busy(self) -> list[str]:
         return [key for key, t in self._jobs.items() if t.is_alive()]
 
+    def stale_after(self) -> float:
+        """How long without a completed round before the loop counts as hung: two of the
+        longest intervals, and a minute for a slow round."""
+        intervals = [s.policy.interval for s in self.loaded.config.sites.values()] or [60.0]
+        return 2 * max(intervals) + 60.0
+
+    def _systemd_tick(self) -> None:
+        now = time.monotonic()
+        if not self._ready and self.rounds:
+            self._ready = True
+            sites = len(self.loaded.config.sites)
+            systemd.notify("READY=1", f"STATUS=watching {sites} site(s)")
+        if self._watchdog is None or now - self._last_ping < self._watchdog / 2:
+            return
+        if now - self._progress > self.stale_after():
+            if self._last_ping >= 0:
+                log.error(
+                    "no round completed for %ds: no more watchdog pings (systemd restarts "
+                    "the agent)",
+                    now - self._progress,
+                )
+                self._last_ping = -1.0
+            return
+        self._last_ping = now
+        systemd.notify("WATCHDOG=1", f"STATUS={self.rounds} round(s), {self.skipped} skipped")
+
     def _do_reload(self) -> None:
         self._reload_requested.clear()
+        systemd.notify("RELOADING=1")
         try:
             new = self._reload()
         except Exception as exc:
@@ -221,12 +256,15 @@ class Agent:
                 "config reload failed, keeping the running config: %s", scrub("; ".join(lines))
             )
             self._event("reload", f"failed: {scrub(lines[0])}")
+            systemd.notify("READY=1", "STATUS=config reload failed; the running config is kept")
             return
         with self._store_lock:
             self.loaded = new
+            self.notifier.configure(new.config.notify, new.config.sites)
             self._plan_jobs()
         self._event("reload", f"{len(new.config.sites)} site(s)")
         log.info("config reloaded: %d site(s)", len(new.config.sites))
+        systemd.notify("READY=1", f"STATUS=watching {len(new.config.sites)} site(s)")
 
     def run(self, max_rounds: int | None = None) -> int:
         self._event("started", f"{len(self.loaded.config.sites)} site(s)")
@@ -237,11 +275,13 @@ class Agent:
                 if self._reload_requested.is_set():
                     self._do_reload()
                 self._scheduler.run_pending()
+                self._systemd_tick()
                 if max_rounds is not None and self.rounds >= max_rounds:
                     break
                 idle = self._scheduler.idle_seconds
                 self._stop.wait(min(max(idle or 0.2, 0.05), 0.5))
         finally:
+            systemd.notify("STOPPING=1")
             for thread in list(self._running.values()):
                 thread.join(timeout=30)
             for key in self.busy():

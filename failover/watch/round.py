@@ -17,6 +17,7 @@ from typing import Any
 from failover.config.models import Config
 from failover.hooks import EndpointOutcome, RoundResult
 from failover.logs import get_logger
+from failover.maintenance import state as maintenance
 from failover.notify import Event, Notifier
 from failover.store import Store, Transition
 from failover.watch.health import Change, HealthState, network_ok, step
@@ -100,12 +101,20 @@ def record_round(
         detail=None if net_ok else _canary_detail(config, canaries),
     )
     _track_network(store, notifier, net_ok, ts, config, canaries)
+    # sites in maintenance: probed and recorded, judged on nothing (like a round with the
+    # agent's network down), their notifications held back
+    quiet, ended = maintenance.track(
+        config, store, notifier, sorted({site for site, _ in per_endpoint}), ts
+    )
+    result.maintenance = {site: active.summary for site, active in quiet.items()}
 
     for (site_name, ep_name), results in per_endpoint.items():
         policy = config.sites[site_name].policy
         ok = all(r.ok for r in results)
-        observation = ok if net_ok else None
+        observation = ok if net_ok and site_name not in quiet else None
         before = HealthState.from_dict(store.health_state(site_name, ep_name))
+        if site_name in ended:
+            before = maintenance.fresh_streak(before)
         after, change = step(before, ts, observation, policy)
         outcome = EndpointOutcome(site_name, ep_name, results, observation, before, after, change)
         transition = None

@@ -164,7 +164,9 @@ class World:
     def runs(self) -> list[dict[str, Any]]:
         if not self.state.exists():
             return []
-        data: list[dict[str, Any]] = failover_json("runs", "list", config=self.config, env=self.env)
+        data: list[dict[str, Any]] = failover_json(
+            "runs", "list", config=self.config, env=self.env
+        )["runs"]
         return data
 
     def instances(self, states: tuple[str, ...] = ("pending", "running")) -> list[Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -160,6 +161,47 @@ def _env_refs(text: str) -> set[str]:
     return set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", text))
 
 
+def _validate_part(block: str, tmp_path: Path, secret: Path) -> None:
+    """A README fragment (a few keys of a config): merged into a minimal config of one site,
+    it validates."""
+    import re
+
+    import yaml
+
+    part = yaml.safe_load(re.sub(r"file:[^\s,}\]\"']+", f"file:{secret}", block))
+    base: dict[str, Any] = {
+        "sites": {
+            "shop": {
+                "hostname": "shop.test",
+                "endpoints": {"primary": {"address": "127.0.0.1"}},
+                "checks": [{"type": "tcp", "port": 22}],
+            }
+        }
+    }
+    if "backup" in str(part):
+        base["sites"]["shop"]["backup"] = {
+            "repository": "/tmp/r",
+            "password": f"file:{secret}",
+            "paths": ["/srv"],
+        }
+    for key, value in part.items():
+        if key == "sites":
+            for site, extra in value.items():
+                for k, v in extra.items():
+                    if isinstance(v, dict) and isinstance(base["sites"][site].get(k), dict):
+                        base["sites"][site][k].update(v)
+                    else:
+                        base["sites"][site][k] = v
+        else:
+            base[key] = value
+    text = yaml.safe_dump(base)
+    env = {
+        k: "https://placeholder.invalid/ping" if k.endswith("URL") else "x"
+        for k in _env_refs(block)
+    }
+    parse_config(text, "README.md", env=env)
+
+
 def test_readme_example_config_validates(tmp_path: Path) -> None:
     import re
 
@@ -170,6 +212,12 @@ def test_readme_example_config_validates(tmp_path: Path) -> None:
     blocks = re.findall(r"```yaml\n(.*?)```", readme, flags=re.S)
     assert blocks, "the README shows an example config"
     for block in blocks:
-        env = {k: "placeholder-for-validation" for k in _env_refs(block)}
+        if block.startswith("# part of a config"):
+            _validate_part(block, tmp_path, secret)
+            continue
+        env = {
+            k: "https://placeholder.invalid/ping" if k.endswith("URL") else "placeholder"
+            for k in _env_refs(block)
+        }
         block = re.sub(r"file:[^\s,}\]\"']+", f"file:{secret}", block)
         parse_config(block, "README.md", env=env)

@@ -111,11 +111,11 @@ def _capture(fmt: logging.Formatter) -> tuple[logging.Logger, io.StringIO, loggi
 def test_a_heartbeat_like_hook_that_raises_logs_no_url_or_token(
     tmp_path: Path, fmt: logging.Formatter
 ) -> None:
-    # The URL as the config holds it (a secret): missing its scheme, as a user may write it.
+    # The URL as the config holds it (a secret); the hook's error quotes it whole.
     loaded = parse_config(
         "heartbeat: {url: '${HB_URL}'}\n" + MINIMAL,
         "f.yaml",
-        env={"HB_URL": f"hc-ping.example/{TOKEN}"},
+        env={"HB_URL": f"https://hc-ping.example/{TOKEN}"},
     )
     store = Store.open(tmp_path / "state.db", lock=True)
     url = loaded.config.heartbeat.url.reveal()  # type: ignore[union-attr]

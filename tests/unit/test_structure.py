@@ -39,6 +39,9 @@ PURE = (
     "failover.show.html",
     "failover.show.page",
     "failover.show.report_html",
+    "failover.maintenance.window",
+    "failover.doctor.report",
+    "failover.config.advice",
 )
 FORBIDDEN_TOP = {
     "sqlite3", "subprocess", "asyncio", "ssl", "boto3", "botocore", "libcloud", "apprise",

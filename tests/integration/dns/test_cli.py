@@ -60,7 +60,7 @@ def test_set_plan_apply_again_and_back(backend: Backend, tmp_path: Path) -> None
 
     shown = run(backend, config, "dns", "show", "--json")
     assert shown.returncode == 0, shown.stderr
-    entry = json.loads(shown.stdout)[0]
+    entry = json.loads(shown.stdout)["sites"][0]
     assert {r["endpoint"] for r in entry["records"]} == {"primary"}
     assert entry["last_switch"]["to_endpoint"] == "primary"
     assert entry["last_switch"]["changes"][0]["old_values"] == ["198.51.100.20"]
