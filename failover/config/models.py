@@ -58,7 +58,9 @@ class HttpCheck(CheckBase):
         None, description="A substring the body must contain.", examples=["<title>Shop"]
     )
     expect_body_regex: str | None = Field(
-        None, description="A regular expression the body must match."
+        None,
+        description="A regular expression the body must match somewhere (RE2 syntax: "
+        "matching takes linear time whatever the pattern; no backreferences or lookaround).",
     )
     tls_verify: bool = Field(
         True, description="Verify the certificate against the site's hostname (https)."
@@ -85,9 +87,11 @@ class HttpCheck(CheckBase):
     @classmethod
     def _regex(cls, value: str | None) -> str | None:
         if value is not None:
+            from failover.watch.probes.regex import RegexError, compile_bounded
+
             try:
-                re.compile(value)
-            except re.error as exc:
+                compile_bounded(value)
+            except RegexError as exc:
                 raise ValueError(f"invalid regular expression: {exc}") from None
         return value
 
