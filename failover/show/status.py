@@ -95,6 +95,11 @@ def gather(
                     entry["warnings"].append(f"{ep_name} {p['check_name']}: {p['warning']}")
             if ep_name == active and state.is_down:
                 entry["warnings"].append(f"the active endpoint {ep_name} is {state.status}")
+        if store is not None and len(site.endpoints) > 1:
+            from failover.runs.standby import stored_readiness
+
+            for ep_name, ready in stored_readiness(store, site_name, site, active, now).items():
+                entry["endpoints"][ep_name]["readiness"] = ready.to_dict()
         for section in sections:
             extra = section(loaded, store, site_name)
             entry["warnings"] += extra.pop("warnings", [])
@@ -139,6 +144,14 @@ def render_text(data: dict[str, Any]) -> str:
                 )
             )
         lines += _table(rows, indent="  ")
+        for ep_name, ep in site["endpoints"].items():
+            ready = ep.get("readiness")
+            if ready:
+                verdict = "ready" if ready["ready"] else "NOT READY"
+                lines.append(
+                    f"  standby {ep_name}: {verdict} for a failover ({ready['mode']}): "
+                    f"{ready['reason']}"
+                )
         if site.get("backup"):
             lines.append(f"  backup: {_backup_line(site['backup'])}")
         if site.get("dns"):

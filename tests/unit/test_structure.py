@@ -25,6 +25,7 @@ PURE = (
     "failover.watch.probes.result",
     "failover.runs.model",
     "failover.runs.plan",
+    "failover.runs.readiness",
     "failover.dns.plan",
     "failover.dns.names",
     "failover.backup.schedule",

@@ -13,6 +13,7 @@ from failover.humanize import duration
 from failover.logs import get_logger
 from failover.notify import Event
 from failover.runs.model import StepContext, StepFailed, StepOut
+from failover.runs.standby import probe_endpoint, probe_readiness
 
 if TYPE_CHECKING:
     from failover.config.load import LoadedConfig
@@ -20,17 +21,6 @@ if TYPE_CHECKING:
 log = get_logger("steps")
 
 # --- helpers ------------------------------------------------------------------------------------
-
-
-def probe_endpoint(loaded: LoadedConfig, site_name: str, endpoint: str) -> list[Any]:
-    """Probe one endpoint with the site's checks, now. Returns the ProbeResults."""
-    from failover.watch.probes.engine import run_probes
-
-    site = loaded.config.sites[site_name]
-    address = site.endpoints[endpoint].address
-    targets = [(i, check, address, site.hostname) for i, check in enumerate(site.checks)]
-    results = run_probes(targets)
-    return [results[i] for i in range(len(site.checks))]
 
 
 def canaries_ok(loaded: LoadedConfig) -> tuple[bool, str]:
@@ -70,9 +60,10 @@ def run_commands(loaded: LoadedConfig, site_name: str, endpoint: str, commands: 
 
 def step_preflight(ctx: StepContext) -> StepOut:
     """Refuse to touch anything unless the move can succeed: the agent's network is fine,
-    the target passes the site's checks (unless a restore will change it first), the
-    snapshot to restore is fresh enough, and the DNS provider answers with values the
-    tool put there."""
+    the target is ready (failover/runs/readiness.py: it passes the site's checks, or, to be
+    restored first, answers over SSH and passes its standby checks), the snapshot to
+    restore is fresh enough, and the DNS provider answers with values the tool put there.
+    Reads only: it changes nothing (a dry run runs it too)."""
     loaded, run, site = ctx.loaded, ctx.run, ctx.site
     facts: list[str] = []
     out: dict[str, Any] = {}
@@ -86,17 +77,14 @@ def step_preflight(ctx: StepContext) -> StepOut:
     if run.target not in site.endpoints:
         facts.append(f"{run.target} is created by this run")
     else:
-        results = probe_endpoint(loaded, run.site, run.target)
-        failing = [f"{r.check}: {r.detail}" for r in results if not r.ok]
-        if failing and not restoring:
-            raise StepFailed(f"{run.target} fails the site's checks: {'; '.join(failing)}")
-        if failing:
-            # A cold standby may serve nothing until it is restored; it must at least be
-            # reachable over SSH, which the restore needs.
-            remote_for(loaded, run.site, run.target).run(["true"], timeout=30)
-            facts.append(f"{run.target} reachable over SSH (checks fail before the restore)")
-        else:
-            facts.append(f"{run.target} passes {len(results)} check(s)")
+        # Ready: warm, it passes the site's checks; restored first (cold), it answers over
+        # SSH and passes its standby checks (the recheck step requires the site's checks).
+        readiness = probe_readiness(
+            loaded, run.site, run.target, mode="cold" if restoring else "warm"
+        )
+        if not readiness.ready:
+            raise StepFailed(f"{run.target} is not ready ({readiness.mode}): {readiness.reason}")
+        facts.append(f"{run.target} {readiness.reason}")
 
     if restoring and not ctx.run.step_planned("final_backup"):
         from failover.backup.run import newest_snapshot
