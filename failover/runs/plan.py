@@ -176,7 +176,7 @@ def decide(
     cooling = last_switch is not None and now - last_switch < policy.cooldown
     active_state = health.get(active, HealthState())
     home = site.initial_active
-    if active_state.is_down:
+    if active_state.is_down and _down_while_active(active_state, last_switch, policy.down_after):
         if not policy.auto_failover:
             return Decision("none", reason=f"{active} is down; auto_failover is off")
         if cooling:
@@ -206,6 +206,18 @@ def decide(
     ):
         return Decision("failback", home, f"{home} has been up for up_after")
     return Decision("none")
+
+
+def _down_while_active(state: HealthState, last_switch: float | None, down_after: float) -> bool:
+    """A cold standby made active was `down` by the site's checks until it was restored (and
+    is `recovering` for up_after after): that verdict is from before it became active, and it
+    passed the recheck step since. It counts as down only once it has failed continuously
+    for down_after while active."""
+    if last_switch is None or state.outage_start is None or state.outage_start >= last_switch:
+        return True  # an outage of its time as the active endpoint
+    if state.streak_ok is not False or state.streak_start is None or state.last_ts is None:
+        return False
+    return state.last_ts - max(state.streak_start, last_switch) >= down_after
 
 
 def plan_manual(

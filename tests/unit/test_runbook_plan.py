@@ -344,3 +344,35 @@ def test_decide_only_ever_targets_a_ready_endpoint(p, s, x, ok_s, ok_x):
         assert d.target == ("standby" if ok_s else "spare")
     if health["primary"].is_down and (ok_s or ok_x):
         assert d.action == "failover"
+
+
+def test_a_restored_standby_is_not_failed_away_from_for_a_verdict_from_before_the_switch():
+    """After a cold failover the new active endpoint is still `recovering` by the site's
+    checks (down while it was bare): no alarm, no failover back; only failing for
+    down_after while active counts."""
+    s = site(mode="cold", **{"cooldown: 10m": "cooldown: 0s"})
+    switched = NOW - 5
+    recovering = HealthState(
+        status="recovering",
+        since=NOW - 4,
+        last_ts=NOW,
+        streak_ok=True,
+        streak_start=NOW - 4,
+        outage_start=NOW - 600,
+    )
+    ready = {"primary": assess(s, "primary", h("up"), Evidence.of(NOW, [R("ssh", True)]), NOW)}
+    kw = {"ready": ready, "network_ok": True, "now": NOW, "open_run": False}
+    health = {"primary": h("up"), "standby": recovering}
+    assert decide(s, "standby", health, last_switch=switched, **kw).action == "none"
+    # it fails again after the switch: down once it failed for down_after (30 s) while active
+    failing = HealthState(
+        status="down",
+        since=NOW - 200,
+        last_ts=NOW,
+        streak_ok=False,
+        streak_start=NOW - 300,
+        outage_start=NOW - 600,
+    )
+    health["standby"] = failing
+    assert decide(s, "standby", health, last_switch=NOW - 10, **kw).action == "none"
+    assert decide(s, "standby", health, last_switch=NOW - 40, **kw).action == "failover"
