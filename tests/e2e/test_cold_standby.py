@@ -7,14 +7,8 @@ would fail. One lab for the module: each test leaves the hosts healed and servin
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
-import signal
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -74,7 +68,9 @@ def test_an_empty_cold_standby_is_restored_onto_takes_over_and_failback_keeps_de
         story.wait(lambda: story.runs() and story.runs()[0][2] == "done", 30, "the run done")
     finally:
         story.stop_agent()
-    steps = {s["name"]: (s["status"], s["detail"]) for s in story.json("runs", "show", "1")["steps"]}
+    steps = {
+        s["name"]: (s["status"], s["detail"]) for s in story.json("runs", "show", "1")["steps"]
+    }
     assert steps["restore"][0] == "done" and steps["recheck"][0] == "done"
     assert "answers over SSH" in steps["preflight"][1]
     status, index = lab.https_get(lab.standby, "/")
@@ -82,7 +78,9 @@ def test_an_empty_cold_standby_is_restored_onto_takes_over_and_failback_keeps_de
     assert not any("NO STANDBY IS READY" in t for t in lab.receiver.titles())
 
     # during the outage the standby takes writes and deletions
-    lab.standby.ssh("rm /srv/site/data/old-report.csv && echo '9,99.00' >> /srv/site/data/orders.csv")
+    lab.standby.ssh(
+        "rm /srv/site/data/old-report.csv && echo '9,99.00' >> /srv/site/data/orders.csv"
+    )
     lab.primary.heal()
     lab.primary.start_web(lab.cert)
     done = story.cli("switch", "shop", "--to", "primary", "--yes")

@@ -146,20 +146,45 @@ def step_final_backup(ctx: StepContext) -> StepOut:
 
 
 def step_restore(ctx: StepContext) -> StepOut:
+    """Restore the snapshot onto the target; the backed-up paths there end up equal to it
+    (what the snapshot does not hold is removed, journaled in this step's detail first)."""
     from failover.backup.restore import restore_to_endpoint
+    from failover.runs import journal
 
     snapshot = ctx.data.get("snapshot") or "latest"
     target = ctx.site.failover.restore_target
-    restore_to_endpoint(
+    idx = next(s["idx"] for s in ctx.run.steps if s["name"] == "restore")
+
+    def journal_removal(paths: list[str]) -> None:
+        journal.update_step(
+            ctx.store, ctx.run.id, idx, detail=f"removing {removal_text(paths)} (in progress)"
+        )
+
+    result = restore_to_endpoint(
         ctx.loaded,
         ctx.run.site,
         ctx.run.target,
         snapshot=snapshot,
         target=target,
         progress=ctx.progress,
+        on_remove=journal_removal,
     )
-    short = snapshot[:8] if snapshot != "latest" else snapshot
-    return f"restored snapshot {short} onto {ctx.run.target}:{target}", {}
+    short = snapshot[:8] if snapshot != "latest" else ", ".join(result.snapshots)
+    detail = f"restored snapshot {short} onto {ctx.run.target}:{target}"
+    if result.deletion == "restic --delete":
+        detail += "; restic --delete removed what the snapshot does not hold"
+    elif result.removed:
+        detail += f"; removed {removal_text(result.removed)}"
+    elif result.removed is not None:
+        detail += "; nothing to remove: the restored paths equal the snapshot"
+    return detail, {"removed": result.removed or []}
+
+
+def removal_text(paths: list[str], shown: int = 20) -> str:
+    listed = ", ".join(paths[:shown]) + (
+        f" and {len(paths) - shown} more" if len(paths) > shown else ""
+    )
+    return f"{len(paths)} path(s) the snapshot does not hold: {listed}"
 
 
 def step_after_restore(ctx: StepContext) -> StepOut:
