@@ -12,6 +12,7 @@ from failover.errors import FailoverError
 from failover.logs import get_logger
 from failover.notify import Event
 from failover.runs import engine, journal
+from failover.runs.engine import REFUSED
 from failover.runs.model import OPEN, Decision, Kind, Run
 from failover.runs.plan import decide, plan_run, resume_command
 from failover.runs.readiness import Readiness
@@ -95,6 +96,14 @@ def _start_auto(
 ) -> None:
     kind: Kind = "failover" if decision.action == "failover" else "failback"
     assert decision.target is not None
+    previous = journal.last_run(ctx.store, site_name)
+    again = (
+        previous is not None
+        and previous.status == REFUSED
+        and (previous.kind, previous.target) == (kind, decision.target)
+    )
+    if again and previous is not None and time.time() - (previous.finished or 0) < RETRY_BACKOFF:
+        return  # refused at preflight a moment ago: try again after the backoff
     try:
         plan = plan_run(site_name, site, kind, active, decision.target)
         run = journal.start_run(ctx.store, plan, "auto")
@@ -109,6 +118,9 @@ def _start_auto(
         decision.reason,
         extra={"site": site_name},
     )
+    if again:  # the owner was told when it started and when it was refused
+        _spawn_execute(ctx, run)
+        return
     ctx.notifier.send(
         Event(
             "failover",

@@ -7,6 +7,7 @@ would fail. One lab for the module: each test leaves the hosts healed and servin
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -93,3 +94,56 @@ def test_an_empty_cold_standby_is_restored_onto_takes_over_and_failback_keeps_de
     restore = next(s for s in run["steps"] if s["name"] == "restore")
     assert "removed 1 path(s) the snapshot does not hold" in restore["detail"], restore
     assert "/srv/site/data/old-report.csv" in restore["detail"], restore
+
+
+def test_dry_runs_tell_the_truth_and_a_refused_run_is_closed(lab: Lab, tmp_path: Path) -> None:
+    """`switch --dry-run` runs the read-only preflight: it names what would fail (the standby
+    refusing connections, the DNS API down) and changes nothing; with --yes such a run is
+    refused and closed (no open run, nothing listed twice); a run that fails later says
+    how to give it up."""
+    story = Story(lab, tmp_path, checks=SITE_CHECKS)
+    assert story.cli("backup", "run").returncode == 0
+    story.cli("check")  # a first round: state, health
+    lab.standby.reset(22)
+    try:
+        dry = story.cli("switch", "shop", "--to", "standby", "--dry-run", check=False)
+        assert dry.returncode == 1, dry.stdout + dry.stderr
+        assert "dry run: the run would stop at preflight: standby is not ready (cold): ssh:" in (
+            dry.stdout
+        ), dry.stdout
+        assert "nothing changed" in dry.stdout
+        assert story.runs() == []
+
+        refused = story.cli("switch", "shop", "--to", "standby", "--yes", check=False)
+        assert refused.returncode == 1
+        assert "did not start" in refused.stderr and "the run is closed" in refused.stderr
+        assert [r[1:3] for r in story.runs()] == [("switch", "refused")]
+        site = story.status()
+        assert "run" not in site and not any("is open" in w for w in site["warnings"])  # closed
+    finally:
+        lab.standby.heal()
+
+    lab.pdns.stop()
+    try:
+        dry = story.cli("switch", "shop", "--to", "standby", "--dry-run", "--json", check=False)
+        assert dry.returncode == 1
+        preflight = json.loads(dry.stdout)["preflight"]
+        assert preflight["ok"] is False and "DNS provider pdns" in preflight["detail"], preflight
+    finally:
+        lab.pdns.start()
+    ok = story.cli("switch", "shop", "--to", "standby", "--dry-run", check=False)
+    assert ok.returncode == 0 and "dry run: preflight passes" in ok.stdout, ok.stdout + ok.stderr
+    assert lab.dns_answer() == [lab.primary.ip]
+
+    # a run that fails after preflight: open, listed once, and the hint names `runs abandon`
+    (tmp_path / "later").mkdir()
+    failing = Story(
+        lab, tmp_path / "later", checks=SITE_CHECKS, failover={"after_restore": ["false"]}
+    )
+    stopped = failing.cli("switch", "shop", "--to", "standby", "--yes", check=False)
+    assert stopped.returncode == 1
+    assert "failover runs abandon 1" in stopped.stderr, stopped.stderr
+    text = failing.cli("status").stdout
+    assert text.count("run #1") == 1, text
+    assert failing.cli("runs", "abandon", "1").returncode == 0
+    assert lab.dns_answer() == [lab.primary.ip]
