@@ -81,6 +81,13 @@ class Notifier:
                 self._thread.start()
         self._queue.put(event)
 
+    def after_fork(self) -> None:
+        """In a forked child (the cron worker): a queue, lock and thread of its own; what
+        the parent had queued is the parent's to deliver."""
+        self._queue = queue.Queue()
+        self._thread = None
+        self._lock = threading.Lock()
+
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until every queued event was tried; False if the deadline passed."""
         deadline = time.monotonic() + timeout

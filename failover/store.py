@@ -124,7 +124,11 @@ class Store:
     # --- opening ------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: Path, *, lock: bool = False, readonly: bool = False) -> Store:
+    def open(
+        cls, path: Path, *, lock: bool = False, readonly: bool = False, role: str = "failover"
+    ) -> Store:
+        """role: what the lock holder is (`check`, `agent`, ...), kept in the lock file so that
+        a process refused the lock knows who holds it."""
         path = Path(path)
         lock_fd = None
         if readonly:
@@ -142,7 +146,7 @@ class Store:
                     hint="set `state:` in the config to a writable path",
                 ) from None
             if lock:
-                lock_fd = _take_lock(path)
+                lock_fd = _take_lock(path, role)
             try:
                 conn = _connect(str(path))
                 conn.execute("PRAGMA journal_mode=WAL")
@@ -446,20 +450,26 @@ def _connect(target: str, uri: bool = False) -> sqlite3.Connection:
     return conn
 
 
-def _take_lock(path: Path) -> int:
+def _take_lock(path: Path, role: str = "failover") -> int:
     lock_path = path.with_name(path.name + ".lock")
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         try:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+            holder = os.pread(fd, 128, 0).decode(errors="replace").split()
         finally:
             os.close(fd)
-        raise StateLocked(
-            f"another failover process (pid {holder}) is using {path}",
+        pid = holder[0] if holder else "?"
+        held_by = " ".join(holder[1:]) or None
+        what = f"pid {pid}, `failover {held_by}`" if held_by else f"pid {pid}"
+        error = StateLocked(
+            f"another failover process ({what}) is using {path}",
             hint="wait for it to finish, or stop the agent before running this by hand",
-        ) from None
+        )
+        error.holder_pid = int(pid) if pid.isdigit() else None
+        error.holder_role = held_by
+        raise error from None
     os.ftruncate(fd, 0)
-    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    os.pwrite(fd, f"{os.getpid()} {role}".encode(), 0)
     return fd

@@ -54,20 +54,43 @@ def check(
         False, "--strict", help="Exit 5 when an active endpoint is down (for monitoring)."
     ),
 ) -> None:
-    """Probe every endpoint once (for cron), record the evidence, notify on changes."""
+    """Probe every endpoint once (for cron), record the evidence, notify on changes; due
+    backups, restores and runs start in a background worker and check returns at once."""
     from failover.cli.stages import round_hooks
+    from failover.errors import StateLocked
+    from failover.logs import get_logger
     from failover.notify import Notifier
     from failover.watch.daemon import tick
+    from failover.watch.worker import Deferred, start_detached
 
     loaded = load()
-    with open_store(loaded, lock=True) as store:
-        notifier = Notifier(loaded.config.notify)
-        result = tick(loaded, store, notifier, round_hooks())
-        notifier.flush(30)
+    try:
+        store = open_store(loaded, lock=True, role="check")
+    except StateLocked as exc:
+        if exc.holder_role != "check":
+            raise
+        # Cron started this one while the previous minute's round is still probing: that
+        # round does the work. Not an error, and quiet under --quiet (no cron mail).
+        get_logger("agent").info(
+            "skipped: the previous `failover check` (pid %s) is still in its round",
+            exc.holder_pid,
+        )
+        if json_out:
+            emit_json({"skipped": True, "reason": "another check is in its round",
+                       "holder_pid": exc.holder_pid})  # fmt: skip
+        return
+    notifier = Notifier(loaded.config.notify)
+    deferred = Deferred()
+    with store:
+        result = tick(loaded, store, notifier, round_hooks(), spawn=deferred)
         active = {
             name: store.active_or(name, site.initial_active)
             for name, site in loaded.config.sites.items()
         }
+    # The state lock is released: long work runs detached while later rounds go on.
+    start_detached(deferred.detached, loaded.state_path, notifier)
+    deferred.run_inline(loaded.state_path)
+    notifier.flush(notifier.bound + 5)
     if json_out:
         emit_json(result.to_dict())
     if strict and result.active_down(active):
@@ -94,7 +117,7 @@ def agent(
             raise UsageError("the state path cannot change on reload; restart the agent")
         return new
 
-    with open_store(loaded, lock=True) as store:
+    with open_store(loaded, lock=True, role="agent") as store:
         daemon = Agent(loaded, store, Notifier(loaded.config.notify), reload, round_hooks())
         daemon.install_signal_handlers()
         raise typer.Exit(daemon.run(max_rounds=max_rounds))

@@ -57,6 +57,9 @@ def gather(
                 "the agent's own network was down in the last round (canaries failed): "
                 "nothing is declared down meanwhile"
             )
+    from failover.watch.worker import running_jobs
+
+    out["jobs"] = running_jobs(loaded.state_path)  # cron mode: what the background worker does
     health = store.all_health() if store else {}
     for site_name, site in config.sites.items():
         row = store.active_endpoint(site_name) if store else None
@@ -119,6 +122,9 @@ def render_text(data: dict[str, Any]) -> str:
         )
     for warning in data["warnings"]:
         lines.append(f"! {warning}")
+    if data.get("jobs"):
+        running = ", ".join(f"{j['key']} (pid {j['pid']})" for j in data["jobs"])
+        lines.append(f"running in the background: {running}")
     for site_name, site in data["sites"].items():
         lines.append("")
         auto = "auto-failover on" if site["auto_failover"] else "auto-failover off"
