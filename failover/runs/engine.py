@@ -137,8 +137,8 @@ def where_things_stand(run: Run, failed_at: str) -> str:
         return f"DNS was switched and {run.target} is the active endpoint; {pending}."
     if failed_at == "switch_dns":
         return (
-            f"The DNS change may be partly applied (`failover dns show` says); {run.source} is "
-            "still the active endpoint."
+            f"{run.source} is still the active endpoint; what DNS holds is in the step's "
+            "detail (and `failover dns show`)."
         )
     return f"{run.source} is still the active endpoint and DNS is untouched."
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from failover.errors import FailoverError
 from failover.humanize import duration
 from failover.logs import get_logger
 from failover.notify import Event
@@ -209,18 +210,25 @@ def step_recheck(ctx: StepContext) -> StepOut:
         time.sleep(interval)
 
 
+SETTLE_PATIENCE = 300.0  # seconds a step waits for an unknown DNS outcome to become known
+VERIFY_PATIENCE = 300.0  # seconds verify_dns keeps retrying before the step fails
+
+
 def step_switch_dns(ctx: StepContext) -> StepOut:
     from failover.dns.apply import switch_site_dns
 
-    result = switch_site_dns(
-        ctx.loaded,
-        ctx.run.site,
-        ctx.run.target,
-        ctx.store,
-        apply=True,
-        verify=False,
-        force=bool(ctx.run.options.get("force")),
-    )
+    try:
+        result = switch_site_dns(
+            ctx.loaded,
+            ctx.run.site,
+            ctx.run.target,
+            ctx.store,
+            apply=True,
+            verify=False,
+            force=bool(ctx.run.options.get("force")),
+        )
+    except FailoverError as exc:
+        return _settle_unknown_switch(ctx, exc)
     applied = result.applied
     outcome = applied.outcome if applied else result.plan.verdict
     if outcome not in ("applied", "noop"):
@@ -238,6 +246,56 @@ def step_switch_dns(ctx: StepContext) -> StepOut:
     }
 
 
+def _settle_unknown_switch(ctx: StepContext, exc: FailoverError) -> StepOut:
+    """The DNS API failed in the middle of the change: it may have been applied. Say so, find
+    out as soon as the provider (or every authoritative server) answers, and go on from what
+    is true: applied -> the run continues (the standby becomes active); not applied -> the
+    step fails with nothing changed."""
+    from failover.dns.apply import outcome_of, settle_unknown
+
+    outcome, switch_id = outcome_of(exc)
+    plan = getattr(exc, "dns_plan", None)
+    if outcome != "unknown" or switch_id is None or plan is None:
+        raise exc
+    run = ctx.run
+    extra = {"site": run.site, "run": str(run.id), "step": "switch_dns"}
+    log.warning("DNS may already point at %s; checking: %s", run.target, exc, extra=extra)
+    ctx.notifier.send(
+        Event(
+            "failover",
+            f"[{run.site}] DNS may already point at {run.target}; checking",
+            f"Run #{run.id}: the DNS provider failed in the middle of the change ({exc}). The "
+            "change may have been applied; the records are read back as soon as the provider "
+            "(or every authoritative server) answers, and the run goes on from what they show.",
+            site=run.site,
+            endpoint=run.target,
+            level="warning",
+        )
+    )
+    settled = settle_unknown(
+        ctx.loaded,
+        run.site,
+        ctx.store,
+        switch_id,
+        plan,
+        patience=SETTLE_PATIENCE,
+        on_wait=ctx.progress,
+    )
+    if settled.outcome != "applied":
+        state = "was not applied" if settled.outcome == "failed" else "was partly applied"
+        raise StepFailed(
+            f"the DNS change {state} ({settled.how} after {settled.seconds:.1f}s); "
+            f"{run.source} still serves the site"
+        )
+    changed = "; ".join(
+        f"{r.key.name} {r.key.rtype} -> {','.join(r.new.values)}" for r in plan.pending
+    )
+    return (
+        f"{changed} (the provider failed mid-change; applied: {settled.how} after "
+        f"{settled.seconds:.1f}s)"
+    ), {"dns_switch_id": switch_id, "dns_settled": time.time()}
+
+
 def step_activate(ctx: StepContext) -> StepOut:
     ctx.store.set_active(ctx.run.site, ctx.run.target)
     # An endpoint made active again is watched (and alarmed about) like any other.
@@ -246,6 +304,10 @@ def step_activate(ctx: StepContext) -> StepOut:
 
 
 def step_verify_dns(ctx: StepContext) -> StepOut:
+    """Every authoritative server serves the target's values. Servers briefly unreachable
+    (or slow to follow) are asked again on a short backoff (from 1 s, doubling, capped at
+    2 s) for up to VERIFY_PATIENCE, so a blip ends in a completed run, not a failed one."""
+    from failover.dns.apply import backoff
     from failover.dns.plan import endpoint_values
     from failover.dns.verify import find_nameservers, parse_servers, verify_dns
     from providers.dns.base import RecordKey, RecordSet
@@ -260,22 +322,33 @@ def step_verify_dns(ctx: StepContext) -> StepOut:
         )
         for r in site.dns.records
     ]
+    started = time.monotonic()
     servers = find_nameservers(site.dns.zone, site.dns.nameservers)
-    report = verify_dns(
-        expected, servers, site.dns.verify_deadline, resolvers=parse_servers(site.dns.resolvers)
-    )
-    if not report.ok:
-        raise StepFailed(
-            "not every authoritative server serves the new values within "
-            f"{site.dns.verify_deadline:g}s: "
-            + "; ".join(
-                f"{a.server} {a.name}: {a.error or ','.join(a.values or []) or '-'}"
-                for a in report.failing
-            )
+    delays = backoff()
+    while True:
+        report = verify_dns(
+            expected, servers, site.dns.verify_deadline, resolvers=parse_servers(site.dns.resolvers)
         )
+        if report.ok:
+            break
+        failing = "; ".join(
+            f"{a.server} {a.name}: {a.error or ','.join(a.values or []) or '-'}"
+            for a in report.failing
+        )
+        delay = next(delays)
+        if time.monotonic() - started + delay > VERIFY_PATIENCE:
+            raise StepFailed(
+                "not every authoritative server serves the new values after "
+                f"{time.monotonic() - started:.0f}s: {failing}"
+            )
+        ctx.progress(
+            f"not every authoritative server serves {ctx.run.target} yet ({failing}); again in {delay:g}s"
+        )
+        log.info("verification pending: %s", failing, extra={"site": ctx.run.site})
+        time.sleep(delay)
     return (
         f"{len(servers)} authoritative server(s) serve {ctx.run.target} "
-        f"(after {report.seconds:.1f}s)"
+        f"(after {time.monotonic() - started:.1f}s)"
     ), {"dns_verified": time.time()}
 
 
