@@ -601,3 +601,17 @@ def test_http_backtracking_regex_cannot_freeze_the_round(
     ok, detail, _seconds = (part.strip() for part in done.stdout.split("|"))
     assert ok == "False"
     assert detail == "body does not match /(a+)+$/"
+
+
+def test_ssh_probe_wants_the_servers_banner(raw_server: Callable[..., RawServer]) -> None:
+    from failover.config.models import SshCheck
+
+    sshd = raw_server(b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n", at_once=True)
+    result = one(SshCheck(type="ssh", port=sshd.port, timeout=2))
+    assert result.ok and result.detail.startswith("SSH-2.0-OpenSSH_9.2p1 Debian-2 in "), result
+    assert result.check == f"ssh:{sshd.port}"
+    smtp = raw_server(b"220 mail.example ESMTP\r\n", at_once=True)
+    result = one(SshCheck(type="ssh", port=smtp.port, timeout=2))
+    assert not result.ok and result.detail == "connection closed before an SSH banner"
+    refused = one(SshCheck(type="ssh", port=free_port(), timeout=2))
+    assert not refused.ok and refused.detail == "connection refused"
