@@ -77,6 +77,8 @@ class StateError(FailoverError):
 
 class StateLocked(FailoverError):
     exit_code = ExitCode.LOCKED
+    holder_pid: int | None = None  # the process holding the lock, from the lock file
+    holder_role: str | None = None  # what it is: "check", "agent", "dns set", ...
 
 
 class UnsafePlan(FailoverError):

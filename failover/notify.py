@@ -1,9 +1,13 @@
 """Notifications through apprise. A failing notification is logged and never breaks the
 caller: the loop that watches the sites must go on whatever a chat service does.
-apprise runs in a short-lived child process (see `_deliver`).
 
-Messages go through a background thread so that a slow notification service never
-delays a probe round; `flush()` waits for the queue (one-shot commands call it at exit).
+Messages go through a background thread so that a slow notification service never delays
+a probe round; `flush()` waits for the queue (one-shot commands call it at exit). The
+thread delivers what is queued as one *batch*: every (event, target) pair at once, in one
+short-lived child process (apprise costs ~28 MB; see `_deliver_batch`), within one overall
+bound (DELIVERY_BOUND). A target that never answers costs that bound once per batch, not
+its timeout once per message; each pair that did not get through is logged by name (the
+target by its number and scheme: its URL holds a token) and counted in `undelivered`.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from failover.logs import get_logger
 
@@ -25,7 +29,9 @@ if TYPE_CHECKING:
 
 log = get_logger("notify")
 
-DELIVERY_TIMEOUT = 60  # seconds for one notification to all its targets
+DELIVERY_BOUND = 15.0  # seconds for one batch of notifications to every target, at most
+KILL_GRACE = 3.0  # after the bound, the child has this long to report before it is killed
+MAX_PARALLEL = 16  # deliveries in flight at once inside the child
 
 EVENTS = (
     "down",
@@ -53,22 +59,41 @@ class Event:
     only: tuple[int, ...] | None = None
 
 
+@dataclass(frozen=True)
+class Undelivered:
+    """One notification that did not reach one target."""
+
+    title: str
+    target: str  # "target 2 (json://)": never the URL, it holds a token
+    reason: str
+
+
+def target_label(index: int, url: str) -> str:
+    scheme = url.split("://", 1)[0] if "://" in url else "?"
+    return f"target {index + 1} ({scheme}://)"
+
+
 class Notifier:
     """Delivers events to the global targets, and for a site's events to that site's own
     targets as well (or instead: `notify.replace`). Events of a site in maintenance
     (`quiet`) are not sent."""
 
     def __init__(
-        self, targets: Sequence[NotifyTarget], sites: Mapping[str, Site] | None = None
+        self,
+        targets: Sequence[NotifyTarget],
+        sites: Mapping[str, Site] | None = None,
+        bound: float = DELIVERY_BOUND,
     ) -> None:
         self._targets = list(targets)
         self._sites = dict(sites or {})
         self.quiet: dict[str, str] = {}  # site -> why it is quiet (maintenance)
-        self._queue: queue.Queue[Event | None] = queue.Queue()
+        self.bound = bound
+        self._queue: queue.Queue[Event] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self.sent = 0
-        self.failed = 0
+        self.sent = 0  # events delivered to every target they were meant for
+        self.failed = 0  # events that missed at least one target
+        self.undelivered: list[Undelivered] = []
 
     def configure(self, targets: Sequence[NotifyTarget], sites: Mapping[str, Site]) -> None:
         """New targets after a config reload."""
@@ -82,11 +107,14 @@ class Notifier:
         own = list(routing.targets)
         return own if routing.replace else [*self._targets, *own]
 
-    def _chosen(self, event: Event) -> list[NotifyTarget]:
-        targets = self.targets_for(event.site)
-        if event.only is not None:
-            targets = [t for i, t in enumerate(targets) if i in event.only]
-        return [t for t in targets if t.events is None or event.kind in t.events]
+    def _chosen(self, event: Event) -> list[tuple[int, NotifyTarget]]:
+        """(index in targets_for(site), target) of the targets the event goes to."""
+        return [
+            (i, t)
+            for i, t in enumerate(self.targets_for(event.site))
+            if (event.only is None or i in event.only)
+            and (t.events is None or event.kind in t.events)
+        ]
 
     def send(self, event: Event) -> None:
         """Queue an event; returns at once."""
@@ -106,6 +134,13 @@ class Notifier:
                 self._thread.start()
         self._queue.put(event)
 
+    def after_fork(self) -> None:
+        """In a forked child (the cron worker): a queue, lock and thread of its own; what
+        the parent had queued is the parent's to deliver."""
+        self._queue = queue.Queue()
+        self._thread = None
+        self._lock = threading.Lock()
+
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until every queued event was tried; False if the deadline passed."""
         deadline = time.monotonic() + timeout
@@ -118,49 +153,90 @@ class Notifier:
 
     def _worker(self) -> None:
         while True:
-            event = self._queue.get()
+            batch = [self._queue.get()]
+            while True:  # whatever else is queued already goes along
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
             try:
-                if event is None:
-                    return
-                self._deliver(event)
+                self._deliver_batch(batch)
+            except Exception as exc:  # never let the thread die: later events still go out
+                log.error("notifications failed: %s", exc.__class__.__name__)
+                self.failed += len(batch)
             finally:
-                self._queue.task_done()
+                for _ in batch:
+                    self._queue.task_done()
 
-    def _deliver(self, event: Event) -> None:
-        urls = [t.url.reveal() for t in self._chosen(event)]
+    def _deliver_batch(self, batch: list[Event]) -> None:
         # apprise loads every plugin when imported (~28 MB): it runs in a short-lived child
         # process so that the agent stays small, and a hung service cannot hang the agent.
         # The URLs hold tokens: they go through stdin, never the command line.
-        payload = json.dumps(
-            {"urls": urls, "title": event.title, "body": event.body, "level": event.level}
-        )
-        extra = {"site": event.site, "endpoint": event.endpoint}
-        try:
-            proc = subprocess.run(
-                [sys.executable, "-m", "failover.notify"],
-                input=payload,
-                text=True,
-                capture_output=True,
-                timeout=DELIVERY_TIMEOUT,
-            )
-        except subprocess.TimeoutExpired:
-            self.failed += 1
+        deliveries: list[dict[str, Any]] = []
+        for i, event in enumerate(batch):
+            for t, target in self._chosen(event):
+                deliveries.append(
+                    {
+                        "id": len(deliveries),
+                        "event": i,
+                        "target": t,
+                        "url": target.url.reveal(),
+                        "title": event.title,
+                        "body": event.body,
+                        "level": event.level,
+                    }
+                )
+        results = self._run_child(deliveries)
+        missed: dict[int, list[str]] = {}
+        for d in deliveries:
+            ok, reason = results.get(d["id"], (False, f"no answer within {self.bound:g}s"))
+            if ok:
+                continue
+            event = batch[d["event"]]
+            label = target_label(d["target"], d["url"])
+            missed.setdefault(d["event"], []).append(label)
+            self.undelivered.append(Undelivered(event.title, label, reason))
             log.error(
-                "notification %r timed out after %ss", event.title, DELIVERY_TIMEOUT, extra=extra
-            )
-            return
-        if proc.returncode == 0:
-            self.sent += 1
-            log.info("notified: %s", event.title, extra=extra)
-        else:
-            self.failed += 1
-            reason = (proc.stderr.strip().splitlines() or ["unknown error"])[-1]
-            log.error(
-                "notification %r could not be delivered to every target: %s",
+                "notification %r not delivered to %s: %s",
                 event.title,
+                label,
                 reason,
-                extra=extra,
+                extra={"site": event.site, "endpoint": event.endpoint},
             )
+        for i, event in enumerate(batch):
+            if i in missed:
+                self.failed += 1
+            else:
+                self.sent += 1
+                log.info(
+                    "notified: %s",
+                    event.title,
+                    extra={"site": event.site, "endpoint": event.endpoint},
+                )
+
+    def _run_child(self, deliveries: list[dict[str, Any]]) -> dict[int, tuple[bool, str]]:
+        """Each delivery's (ok, reason), as the child reported it; missing: no report."""
+        payload = json.dumps({"bound": self.bound, "deliveries": deliveries})
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "failover.notify"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            out, _err = proc.communicate(payload, timeout=self.bound + KILL_GRACE)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _err = proc.communicate()
+        results: dict[int, tuple[bool, str]] = {}
+        for line in (out or "").splitlines():
+            try:
+                item = json.loads(line)
+                results[int(item["id"])] = (bool(item["ok"]), str(item.get("problem") or ""))
+            except (ValueError, KeyError, TypeError):
+                continue  # not ours (a plugin printing something)
+        return results
 
 
 def deliver(urls: list[str], title: str, body: str, level: str) -> tuple[bool, list[str]]:
@@ -185,20 +261,51 @@ def deliver(urls: list[str], title: str, body: str, level: str) -> tuple[bool, l
     except Exception as exc:  # apprise plugins may raise anything
         ok = False
         problems.append(f"apprise raised {exc.__class__.__name__}")
-    if not ok:
-        problems.append("a target refused or did not answer")
+    if not ok and not problems:
+        problems.append("the target refused or did not answer")
     return ok and not problems, problems
 
 
 def _child_main() -> int:
-    """`python -m failover.notify`: one notification, read as JSON from stdin."""
+    """`python -m failover.notify`: a batch of deliveries, read as JSON from stdin, all at
+    once; one JSON line per delivery on stdout as each ends; at the bound, the ones still
+    going are reported as not answered and the process exits without waiting for them."""
+    import os
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
     request = json.loads(sys.stdin.read())
-    ok, problems = deliver(
-        request["urls"], request["title"], request["body"], request.get("level", "warning")
-    )
-    for problem in problems:
-        sys.stderr.write(problem + "\n")
-    return 0 if ok else 1
+    bound = float(request.get("bound", DELIVERY_BOUND))
+    deadline = time.monotonic() + bound
+    deliveries = request["deliveries"]
+    write_lock = threading.Lock()
+
+    def report(delivery_id: int, ok: bool, problem: str) -> None:
+        with write_lock:
+            sys.stdout.write(json.dumps({"id": delivery_id, "ok": ok, "problem": problem}) + "\n")
+            sys.stdout.flush()
+
+    def one(d: dict[str, Any]) -> tuple[bool, str]:
+        ok, problems = deliver([d["url"]], d["title"], d["body"], d.get("level", "warning"))
+        return ok, "; ".join(problems)
+
+    pool = ThreadPoolExecutor(max_workers=max(1, min(MAX_PARALLEL, len(deliveries))))
+    futures = {pool.submit(one, d): d["id"] for d in deliveries}
+    pending = set(futures)
+    while pending:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        done, pending = wait(pending, timeout=left, return_when=FIRST_COMPLETED)
+        for future in done:
+            try:
+                ok, problem = future.result()
+            except Exception as exc:
+                ok, problem = False, f"apprise raised {exc.__class__.__name__}"
+            report(futures[future], ok, problem)
+    for future in pending:
+        report(futures[future], False, f"no answer within {bound:g}s")
+    sys.stdout.flush()
+    os._exit(0)  # threads stuck on a silent target must not keep the process alive
 
 
 if __name__ == "__main__":

@@ -137,22 +137,26 @@ class Store:
     # --- opening ------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: Path, *, lock: bool = False, readonly: bool = False) -> Store:
+    def open(
+        cls, path: Path, *, lock: bool = False, readonly: bool = False, role: str = "failover"
+    ) -> Store:
         """Open the state file, refusing anything that is not failover's own state (a
         device, a directory, a FIFO, another program's database) before touching it.
-        Every failure is a StateError whose message says what to do."""
+        Every failure is a StateError whose message says what to do. role: what the lock
+        holder is (`check`, `agent`, ...), kept in the lock file so that a process refused
+        the lock knows who holds it."""
         global _last_path
         path = Path(path)
         _last_path = path
         try:
-            return cls._open(path, lock=lock, readonly=readonly)
+            return cls._open(path, lock=lock, readonly=readonly, role=role)
         except sqlite3.Error as exc:
             raise state_error(exc, path) from None
         except OSError as exc:
             raise state_os_error(exc, path) from None
 
     @classmethod
-    def _open(cls, path: Path, *, lock: bool, readonly: bool) -> Store:
+    def _open(cls, path: Path, *, lock: bool, readonly: bool, role: str) -> Store:
         kind = inspect_state_file(path)
         if kind == "unstamped":
             kind = _check_unstamped(path)
@@ -172,7 +176,7 @@ class Store:
                     hint="set `state:` in the config to a writable path",
                 ) from None
             if lock:
-                lock_fd = _take_lock(path)
+                lock_fd = _take_lock(path, role)
             try:
                 if kind == "missing":
                     _create_private(path)
@@ -557,7 +561,8 @@ def lock_holder(path: Path) -> str | None:
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
-        return os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+        holder = os.pread(fd, 128, 0).decode(errors="replace").split()  # "PID ROLE"
+        return holder[0] if holder else "?"
     else:
         fcntl.flock(fd, fcntl.LOCK_UN)
         return None
@@ -565,22 +570,28 @@ def lock_holder(path: Path) -> str | None:
         os.close(fd)
 
 
-def _take_lock(path: Path) -> int:
+def _take_lock(path: Path, role: str = "failover") -> int:
     lock_path = path.with_name(path.name + ".lock")
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         try:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+            holder = os.pread(fd, 128, 0).decode(errors="replace").split()
         finally:
             os.close(fd)
-        raise StateLocked(
-            f"another failover process (pid {holder}) is using {path}",
+        pid = holder[0] if holder else "?"
+        held_by = " ".join(holder[1:]) or None
+        what = f"pid {pid}, `failover {held_by}`" if held_by else f"pid {pid}"
+        error = StateLocked(
+            f"another failover process ({what}) is using {path}",
             hint="wait for it to finish, or stop the agent before running this by hand",
-        ) from None
+        )
+        error.holder_pid = int(pid) if pid.isdigit() else None
+        error.holder_role = held_by
+        raise error from None
     os.ftruncate(fd, 0)
-    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    os.pwrite(fd, f"{os.getpid()} {role}".encode(), 0)
     return fd
 
 

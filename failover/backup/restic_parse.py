@@ -12,6 +12,7 @@ messages of older releases become no_repository / locked / wrong_password.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -539,3 +540,54 @@ def dump_job(command: str, restic_vars: Iterable[str], dump_vars: Iterable[str])
         "unset_restic": unset(restic_vars),
         "unset_dump": unset(dump_vars),
     }
+
+
+# --- making restored paths equal to the snapshot ------------------------------------------
+
+RESTORE_DELETE = (0, 17, 0)  # restic's `restore --delete` appeared in 0.17.0
+
+
+def _pattern_matches(pattern: str, path: str) -> bool:
+    """Whether a restic exclude pattern may match `path` (or a directory above it). On the
+    generous side: a path it may match is never deleted."""
+    pattern = pattern.rstrip("/")
+    parts = path.strip("/").split("/")
+    prefixes = ["/" + "/".join(parts[: i + 1]) for i in range(len(parts))]
+    if pattern.startswith("/"):
+        glob = pattern.replace("**", "*")
+        return any(fnmatch.fnmatchcase(p, glob) for p in prefixes)
+    glob = pattern.replace("**/", "").replace("**", "*")
+    tails = ["/".join(parts[i:j]) for i in range(len(parts)) for j in range(i + 1, len(parts) + 1)]
+    return any(fnmatch.fnmatchcase(t, glob) for t in tails)
+
+
+def extra_paths(
+    in_snapshot: Iterable[str],
+    present: Iterable[str],
+    roots: Sequence[str],
+    excludes: Sequence[str],
+) -> list[str]:
+    """What a restore of `roots` must remove to leave them equal to the snapshot: the
+    paths `present` on the server (as absolute paths in the snapshot's namespace) under a
+    root that the snapshot does not hold, topmost only (a directory goes with what it
+    holds), never one an exclude pattern may match (excluded data was never backed up),
+    never a root itself. Sorted."""
+    have = {p.rstrip("/") or "/" for p in in_snapshot}
+    clean_roots = [r.rstrip("/") for r in roots if r.rstrip("/")]
+    out: list[str] = []
+    for path in sorted({p.rstrip("/") for p in present}):
+        if not any(path.startswith(r + "/") for r in clean_roots):
+            continue  # outside what was backed up: not ours to touch
+        if path in have or any(path.startswith(o + "/") for o in out):
+            continue
+        if any(_pattern_matches(x, path) for x in excludes):
+            continue
+        out.append(path)
+    return out
+
+
+def restore_delete_args(snapshot: str, path: str, target: str) -> list[str]:
+    """restic >= 0.17: restore `path` of the snapshot onto `target`/`path`, deleting there
+    what the snapshot does not hold (`snapshot:subfolder` keeps the deletion inside it)."""
+    where = target.rstrip("/") + "/" + path.strip("/")
+    return ["restore", f"{snapshot}:{path}", "--target", where, "--delete"]

@@ -63,12 +63,14 @@ def log_config_warnings(loaded: LoadedConfig, store: Store) -> bool:
     return True
 
 
-def open_store(loaded: LoadedConfig, *, lock: bool = False, readonly: bool = False) -> Store:
+def open_store(
+    loaded: LoadedConfig, *, lock: bool = False, readonly: bool = False, role: str = "failover"
+) -> Store:
     """The state file: a writer (`lock` takes the process lock, exit 4 when another
-    process holds it), or a reader."""
+    process holds it; `role` says who holds it), or a reader."""
     from failover.store import Store
 
-    return Store.open(loaded.state_path, lock=lock, readonly=readonly)
+    return Store.open(loaded.state_path, lock=lock, readonly=readonly, role=role)
 
 
 def read_store(loaded: LoadedConfig) -> Store | None:

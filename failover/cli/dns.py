@@ -171,7 +171,7 @@ def set_(
 
     store: Store | None
     if yes:
-        store = open_store(loaded, lock=True)
+        store = open_store(loaded, lock=True, role="dns set")
     elif undo:
         store = read_store(loaded)
         if store is None:

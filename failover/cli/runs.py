@@ -8,7 +8,7 @@ import typer
 
 from failover.cli.confirm import Confirm, execute_run, refuse_if_busy
 from failover.cli.context import echo, emit_json, load, open_store
-from failover.errors import FailoverError, UnsafePlan, UsageError
+from failover.errors import ExitCode, FailoverError, UnsafePlan, UsageError
 
 RUN_ID_MAX = 2**63 - 1  # SQLite's largest integer: a bigger number names no run
 
@@ -40,7 +40,7 @@ def switch(
       failover switch shop --to primary --yes      # failback, applied
     """
     from failover.runs import journal
-    from failover.runs.engine import manual_plan
+    from failover.runs.engine import REFUSED, manual_plan
     from failover.runs.plan import resumed_options
 
     flags = Confirm(yes=yes, dry_run=dry_run, json_out=json_out)
@@ -51,10 +51,16 @@ def switch(
         header = f"resuming run #{existing.id}: " if existing else ""
         lines = plan.lines()
         flags.show([header + lines[0], *lines[1:]])
-        payload = {"plan": plan.to_dict(), "resumes_run": existing.id if existing else None}
+        payload: dict[str, Any] = {
+            "plan": plan.to_dict(),
+            "resumes_run": existing.id if existing else None,
+        }
+        options = {"force": force, "allow_stale": allow_stale}
+        if dry_run:
+            _dry_run(loaded, store, plan, options, flags, payload)
+            return
         if not flags.stop_unless_applying(payload):
             return
-        options = {"force": force, "allow_stale": allow_stale}
         if existing is None:
             run = journal.start_run(store, plan, "manual", options)
         else:
@@ -64,11 +70,37 @@ def switch(
         done = execute_run(loaded, store, run, flags)
     if json_out:
         emit_json({**payload, "run": done.to_dict(), "applied": True})
+    if done.status == REFUSED:
+        raise FailoverError(f"run #{done.id} did not start: {done.detail}; the run is closed")
     if done.status != "done":
         raise FailoverError(
-            f"run #{done.id} stopped: {done.detail} (run the same command again to resume it)"
+            f"run #{done.id} stopped: {done.detail} (run the same command again to resume it, "
+            f"or give it up with `failover runs abandon {done.id}`)"
         )
     flags.say(f"{site} is now served by {to}")
+
+
+def _dry_run(
+    loaded: Any,
+    store: Any,
+    plan: Any,
+    options: dict[str, Any],
+    flags: Confirm,
+    payload: dict[str, Any],
+) -> None:
+    """--dry-run: the read-only preflight, then what the run would do or where it would stop."""
+    from failover.runs.engine import dry_run
+
+    ok, detail = dry_run(loaded, store, plan, options)
+    payload["preflight"] = {"ok": ok, "detail": detail}
+    if flags.json_out:
+        emit_json({**payload, "applied": False})
+    elif ok:
+        echo(f"dry run: preflight passes ({detail}); nothing changed")
+    else:
+        echo(f"dry run: the run would stop at preflight: {detail}; nothing changed")
+    if not ok:
+        raise typer.Exit(int(ExitCode.FAILED))
 
 
 @runs_app.command("list")

@@ -148,22 +148,44 @@ def check(
       failover check --json --strict                # for a monitoring system: exit 5 if down
     """
     from failover.cli.stages import round_hooks
+    from failover.errors import StateLocked
+    from failover.logs import get_logger
     from failover.notify import Notifier
     from failover.watch import heartbeat
     from failover.watch.daemon import tick
+    from failover.watch.worker import Deferred, start_detached
 
     loaded = load(log_warnings=False)
-    with open_store(loaded, lock=True) as store:
+    try:
+        store = open_store(loaded, lock=True, role="check")
+    except StateLocked as exc:
+        if exc.holder_role != "check":
+            raise
+        # Cron started this one while the previous minute's round is still probing: that
+        # round does the work. Not an error, and quiet under --quiet (no cron mail).
+        get_logger("agent").info(
+            "skipped: the previous `failover check` (pid %s) is still in its round",
+            exc.holder_pid,
+        )
+        if json_out:
+            emit_json({"skipped": True, "reason": "another check is in its round",
+                       "holder_pid": exc.holder_pid})  # fmt: skip
+        return
+    notifier = Notifier(loaded.config.notify, loaded.config.sites)
+    deferred = Deferred()
+    with store:
         log_config_warnings(loaded, store)
-        notifier = Notifier(loaded.config.notify, loaded.config.sites)
-        result = tick(loaded, store, notifier, round_hooks())
-        notifier.flush(30)
+        result = tick(loaded, store, notifier, round_hooks(), spawn=deferred)
         active = {
             name: store.active_or(name, site.initial_active)
             for name, site in loaded.config.sites.items()
         }
-    # a heartbeat still on its way: waited for here, after the state lock is released
+    # The state lock is released: long work runs detached while later rounds go on; a
+    # heartbeat still on its way is waited for here.
+    start_detached(deferred.detached, loaded.state_path, notifier)
+    deferred.run_inline(loaded.state_path)
     heartbeat.finish(loaded.config)
+    notifier.flush(notifier.bound + 5)
     if json_out:
         emit_json(result.to_dict())
     if strict and result.active_down(active):
@@ -192,7 +214,7 @@ def agent(
     loaded = load(log_warnings=False)
     path = loaded.path
 
-    with open_store(loaded, lock=True) as store, serve_metrics(loaded):
+    with open_store(loaded, lock=True, role="agent") as store, serve_metrics(loaded):
 
         def reload() -> LoadedConfig:
             new = load_config(path)

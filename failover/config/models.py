@@ -36,6 +36,10 @@ class CheckBase(Model):
         "endpoint's own address.",
     )
 
+    def for_endpoint(self, endpoint: Endpoint) -> Any:
+        """This check as it probes `endpoint` (an ssh check takes the endpoint's SSH port)."""
+        return self
+
     @property
     def label(self) -> str:
         if self.name:
@@ -62,7 +66,9 @@ class HttpCheck(CheckBase):
         None, description="A substring the body must contain.", examples=["<title>Shop"]
     )
     expect_body_regex: str | None = Field(
-        None, description="A regular expression the body must match."
+        None,
+        description="A regular expression the body must match somewhere (RE2 syntax: "
+        "matching takes linear time whatever the pattern; no backreferences or lookaround).",
     )
     tls_verify: bool = Field(
         True, description="Verify the certificate against the site's hostname (https)."
@@ -89,9 +95,11 @@ class HttpCheck(CheckBase):
     @classmethod
     def _regex(cls, value: str | None) -> str | None:
         if value is not None:
+            from failover.watch.probes.regex import RegexError, compile_bounded
+
             try:
-                re.compile(value)
-            except re.error as exc:
+                compile_bounded(value)
+            except RegexError as exc:
                 raise ValueError(f"invalid regular expression: {exc}") from None
         return value
 
@@ -142,7 +150,23 @@ class DnsCheck(CheckBase):
     )
 
 
-Check = Annotated[HttpCheck | TcpCheck | IcmpCheck | DnsCheck, Field(discriminator="type")]
+class SshCheck(CheckBase):
+    type: Literal["ssh"] = Field(
+        description="The SSH server answers with its banner (SSH-2.0-...); it does not log in."
+    )
+    port: int | None = Field(
+        None, ge=1, le=65535, description="Port; defaults to the endpoint's ssh.port (22)."
+    )
+
+    def for_endpoint(self, endpoint: Endpoint) -> Any:
+        if self.port is not None:
+            return self
+        return self.model_copy(update={"port": endpoint.ssh.port if endpoint.ssh else 22})
+
+
+Check = Annotated[
+    HttpCheck | TcpCheck | IcmpCheck | DnsCheck | SshCheck, Field(discriminator="type")
+]
 
 
 # --- sites ----------------------------------------------------------------------------------
@@ -280,6 +304,15 @@ class SiteFailover(Model):
         description="Fail over even when the newest snapshot is older than max_backup_age "
         "(an old copy beats no site at all; your call).",
     )
+    standby_checks: list[Check] = Field(
+        default_factory=lambda: list[Check]([SshCheck(type="ssh")]),
+        description="What a cold standby must pass to be ready for a failover, before anything "
+        "is restored onto it (the site's checks may fail on a bare server; they are required "
+        "after the restore, before DNS moves). An ssh check is always part of it (added when "
+        "missing): the restore runs over SSH. Add, for example, {type: tcp, port: 443}, or an "
+        "http check with expect_status [200-499] for 'the web server answers at all'.",
+        examples=[[{"type": "ssh"}, {"type": "tcp", "port": 443}]],
+    )
     recheck_timeout: Duration = Field(
         60.0,
         description="How long the target endpoint has to pass the site's checks after the restore.",
@@ -299,6 +332,18 @@ class SiteFailover(Model):
         "hand with `failover drill SITE`) and measure RTO and RPO; DNS and the active endpoint "
         "are never touched.",
     )
+
+    @field_validator("standby_checks")
+    @classmethod
+    def _ssh_always(cls, checks: list[Any]) -> list[Any]:
+        for check in checks:
+            if check.host is not None:
+                raise ValueError(
+                    "standby checks probe the standby's address; `host` is for canaries"
+                )
+        if not any(c.type == "ssh" for c in checks):
+            checks = [SshCheck(type="ssh"), *checks]
+        return checks
 
 
 class Site(Model):

@@ -12,7 +12,7 @@ apply and verify together for the CLI and the runbook.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +29,7 @@ from failover.dns.plan import (
     refusal,
 )
 from failover.dns.verify import VerifyReport, find_nameservers, parse_servers, verify_dns
-from failover.errors import FailoverError, UsageError
+from failover.errors import FailoverError, ProviderError, UsageError
 from providers.dns.base import ApplyError, DnsProvider, RecordChange, RecordKey, RecordSet
 
 if TYPE_CHECKING:
@@ -101,7 +101,11 @@ def apply_dns_plan(
         outcome = overall_outcome(outcomes)
         journal.journal_outcomes(store, switch_id, ids, outcomes, outcome, f"{exc}; {how}", clock())
         summary = outcome_summary(plan, outcomes)
-        raise type(exc.cause)(f"{exc.args[0]}; {summary}", hint=exc.hint) from None
+        error = type(exc.cause)(f"{exc.args[0]}; {summary}", hint=exc.hint)
+        error.dns_outcome = outcome  # type: ignore[attr-defined]
+        error.dns_switch_id = switch_id  # type: ignore[attr-defined]
+        error.dns_plan = plan  # type: ignore[attr-defined]
+        raise error from None
     outcomes = {r.key: "applied" for r in plan.pending}
     journal.journal_outcomes(store, switch_id, ids, outcomes, "applied", None, clock())
     synced: bool | None = None
@@ -172,6 +176,91 @@ def _reconcile(
         r.key: change_outcome(r.old, r.new, now.get(r.key)) for r in plan.pending
     }
     return outcomes, "read the records back"
+
+
+# --- an outcome left unknown: find out as soon as something answers ----------------------------
+
+RETRY_START = 1.0  # seconds before the first read-back after an unknown outcome ...
+RETRY_CAP = 2.0  # ... doubling up to this: consistent within ~2 s of the API's return
+
+
+def backoff(start: float = RETRY_START, cap: float = RETRY_CAP) -> Iterator[float]:
+    """Delays: start, doubling, capped."""
+    delay = start
+    while True:
+        yield delay
+        delay = min(cap, delay * 2)
+
+
+def outcome_of(error: BaseException) -> tuple[str | None, int | None]:
+    """(outcome, switch id) of a DNS apply that raised: unknown, partial, failed, or None."""
+    return getattr(error, "dns_outcome", None), getattr(error, "dns_switch_id", None)
+
+
+@dataclass
+class Settled:
+    outcome: str  # applied, failed (nothing changed), partial
+    how: str  # "read back through the API" or "every authoritative server serves it"
+    seconds: float  # from the start of settling
+    api_back: float | None = None  # when the API first answered again (time.monotonic())
+
+
+def settle_unknown(
+    loaded: LoadedConfig,
+    site_name: str,
+    store: Store,
+    switch_id: int,
+    plan: DnsPlan,
+    *,
+    patience: float,
+    on_wait: Callable[[str], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Settled:
+    """A switch whose outcome is unknown (the API failed after the change was sent): read
+    the records back as soon as the provider answers (backoff from 1 s, doubling, capped
+    at 2 s); while it does not, ask every authoritative server (they may already serve the
+    new values). Journals the outcome found. Raises ProviderError when nothing tells
+    within `patience` seconds (the outcome stays unknown)."""
+    site = dns_site(loaded, site_name)
+    assert site.dns is not None
+    started = time.monotonic()
+    ids = journal.change_ids(store, switch_id)
+    keys = [r.key for r in plan.pending]
+    servers = find_nameservers(site.dns.zone, site.dns.nameservers)
+    last_error = "no answer yet"
+    for delay in backoff():
+        try:
+            with provider_for(loaded, site_name) as provider:
+                current = provider.read_many(keys)
+        except FailoverError as exc:
+            last_error = str(exc)
+            report = verify_dns([r.new for r in plan.pending], servers, 0.0, query_timeout=0.5)
+            if report.ok:
+                outcomes = {k: "applied" for k in keys}
+                how = "every authoritative server serves the new values (the API did not answer)"
+                journal.journal_outcomes(
+                    store, switch_id, ids, outcomes, "applied", how, time.time()
+                )
+                return Settled("applied", how, time.monotonic() - started)
+        else:
+            api_back = time.monotonic()
+            outcomes = {
+                r.key: change_outcome(r.old, r.new, current.get(r.key)) for r in plan.pending
+            }
+            outcome = overall_outcome(outcomes)
+            how = "read back through the API"
+            journal.journal_outcomes(store, switch_id, ids, outcomes, outcome, how, time.time())
+            if outcome == "applied":
+                journal.record_observed(store, site_name, [r.new for r in plan.records])
+            return Settled(outcome, how, api_back - started, api_back)
+        if time.monotonic() - started + delay > patience:
+            break
+        if on_wait is not None:
+            on_wait(f"the DNS provider does not answer yet ({last_error}); again in {delay:g}s")
+        sleep(delay)
+    raise ProviderError(
+        f"the outcome of the DNS change is still unknown after {patience:g}s: {last_error}"
+    )
 
 
 # --- the whole switch, for the CLI and the runbook -------------------------------------------

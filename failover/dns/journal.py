@@ -153,6 +153,19 @@ def record_verified(store: Store, switch_id: int | None, verified: bool) -> None
         c.execute("UPDATE dns_switches SET verified=? WHERE id=?", (int(verified), switch_id))
 
 
+def change_ids(store: Store, switch_id: int) -> dict[RecordKey, int]:
+    """Each record change of a switch by its key (to record outcomes found later)."""
+    row = store.conn.execute("SELECT zone FROM dns_switches WHERE id=?", (switch_id,)).fetchone()
+    if row is None:
+        return {}
+    return {
+        RecordKey(row["zone"], c["name"], c["rtype"]): int(c["id"])
+        for c in store.conn.execute(
+            "SELECT id, name, rtype FROM dns_changes WHERE switch_id=?", (switch_id,)
+        )
+    }
+
+
 @dataclass(frozen=True)
 class PendingSwitch:
     """A switch journaled but never finished (the process stopped in between)."""

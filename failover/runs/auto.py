@@ -1,6 +1,7 @@
 """What the agent runs after every round for the runs: resume interrupted runs, retry
-failed automatic ones, start a failover when `decide()` says so, alarm when there is no
-healthy standby, fence an old primary that comes back."""
+failed automatic ones, start a failover when `decide()` says so (onto the first *ready*
+standby: failover/runs/readiness.py), alarm when no standby is ready, fence an old primary
+that comes back."""
 
 from __future__ import annotations
 
@@ -13,8 +14,11 @@ from failover.maintenance import state as maintenance
 from failover.notify import Event
 from failover.runs import engine, journal
 from failover.runs.drill_rules import gives_way
+from failover.runs.engine import REFUSED
 from failover.runs.model import OPEN, Decision, Kind, Run
 from failover.runs.plan import decide, plan_run, resume_command
+from failover.runs.readiness import Readiness
+from failover.runs.standby import stored_readiness
 from failover.runs.steps.common import run_commands
 from failover.watch.health import HealthState
 
@@ -59,10 +63,12 @@ def failover_hook(ctx: HookContext) -> None:
         health = {
             ep: HealthState.from_dict(store.health_state(site_name, ep)) for ep in site.endpoints
         }
+        ready = stored_readiness(store, site_name, site, active, now)
         decision = decide(
             site,
             active,
             health,
+            ready=ready,
             network_ok=network_ok,
             now=now,
             last_switch=row["last_switch"] if row else None,
@@ -85,7 +91,7 @@ def failover_hook(ctx: HookContext) -> None:
         elif decision.action in ("failover", "failback") and decision.target:
             _start_auto(ctx, site_name, site, active, decision)
         if decision.action == "alarm":
-            _alarm_no_standby(ctx, site_name, active, health, decision.reason)
+            _alarm_no_standby(ctx, site_name, active, health, ready)
         _fence_if_back(ctx, site_name, site, active, health)
 
 
@@ -112,6 +118,14 @@ def _start_auto(
 ) -> None:
     kind: Kind = "failover" if decision.action == "failover" else "failback"
     assert decision.target is not None
+    previous = journal.last_run(ctx.store, site_name)
+    again = (
+        previous is not None
+        and previous.status == REFUSED
+        and (previous.kind, previous.target) == (kind, decision.target)
+    )
+    if again and previous is not None and time.time() - (previous.finished or 0) < RETRY_BACKOFF:
+        return  # refused at preflight a moment ago: try again after the backoff
     try:
         plan = plan_run(site_name, site, kind, active, decision.target)
         run = journal.start_run(ctx.store, plan, "auto")
@@ -126,6 +140,9 @@ def _start_auto(
         decision.reason,
         extra={"site": site_name},
     )
+    if again:  # the owner was told when it started and when it was refused
+        _spawn_execute(ctx, run)
+        return
     ctx.notifier.send(
         Event(
             "failover",
@@ -200,13 +217,17 @@ def _notify_once(ctx: HookContext, key: str, event: Event) -> None:
 
 
 def _alarm_no_standby(
-    ctx: HookContext, site_name: str, active: str, health: dict[str, HealthState], reason: str
+    ctx: HookContext,
+    site_name: str,
+    active: str,
+    health: dict[str, HealthState],
+    ready: dict[str, Readiness],
 ) -> None:
     outage = health[active].outage_start or 0
-    states = ", ".join(f"{ep} {st.status}" for ep, st in health.items() if ep != active)
+    states = "; ".join(r.line for r in ready.values()) or "no other endpoint configured"
     log.error(
-        "NO HEALTHY STANDBY: %s (%s); not switching, still checking",
-        reason,
+        "NO STANDBY IS READY: %s is down (%s); not switching, still checking",
+        active,
         states,
         extra={"site": site_name},
     )
@@ -215,9 +236,9 @@ def _alarm_no_standby(
         f"no-standby:{site_name}:{outage:.0f}",
         Event(
             "failover",
-            f"[{site_name}] {active} is down and there is NO HEALTHY STANDBY",
-            f"{reason}: {states}. Nothing was switched; the agent keeps checking and fails over "
-            "as soon as a standby passes its checks.",
+            f"[{site_name}] {active} is down and NO STANDBY IS READY",
+            f"{active} is down and no standby is ready: {states}. Nothing was switched; the "
+            "agent keeps checking and fails over as soon as a standby is ready.",
             site=site_name,
             level="failure",
         ),

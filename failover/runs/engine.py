@@ -27,6 +27,8 @@ log = get_logger("runbook")
 
 # Steps after which DNS already points at the target: a failure there must say so.
 AFTER_SWITCH = ("activate", "verify_dns", "notify")
+REFUSED = "refused"  # a run whose preflight failed: nothing was changed, the run is closed
+REFUSAL_NOTICE_EVERY = 3600.0  # seconds: automatic runs refused again are only logged
 
 
 def execute(
@@ -117,6 +119,9 @@ def _fail(
     if handler is not None:  # a drill: over, with its own notice
         handler(loaded, store, notifier, run, name, raw, interrupted)
         return
+    if name == "preflight":
+        _refuse(store, notifier, run, message, extra)
+        return
     journal.update_run(store, run.id, status="failed", detail=f"{name}: {message}", owner=None)
     log.error("step %s failed: %s", name, message, extra={**extra, "step": name})
     notifier.send(
@@ -124,14 +129,91 @@ def _fail(
             "failover",
             f"[{run.site}] {run.kind} to {run.target} FAILED at {name}",
             f"Run #{run.id} ({run.kind} of {run.site} from {run.source} to {run.target}) stopped "
-            f"at step {name}: {message}. {run.source} is still the active endpoint"
-            + (" (DNS was already switched)" if name in AFTER_SWITCH else "")
-            + ". The next attempt resumes at this step.",
+            f"at step {name}: {message}. {where_things_stand(run, name)} "
+            "The next attempt resumes at this step.",
             site=run.site,
             endpoint=run.target,
             level="failure",
         )
     )
+
+
+def where_things_stand(run: Run, failed_at: str) -> str:
+    """What is true after a run stopped at `failed_at`, in one sentence for a person."""
+    if failed_at == "activate":
+        return (
+            f"DNS was switched to {run.target}; {run.source} is still recorded as the active "
+            "endpoint until this step completes."
+        )
+    if failed_at in ("verify_dns", "notify"):
+        pending = "verification is pending" if failed_at == "verify_dns" else "DNS was verified"
+        return f"DNS was switched and {run.target} is the active endpoint; {pending}."
+    if failed_at == "switch_dns":
+        return (
+            f"{run.source} is still the active endpoint; what DNS holds is in the step's "
+            "detail (and `failover dns show`)."
+        )
+    return f"{run.source} is still the active endpoint and DNS is untouched."
+
+
+def _refuse(
+    store: Store, notifier: Notifier, run: Run, message: str, extra: dict[str, str]
+) -> None:
+    """Preflight failed: nothing was changed, so the run is closed (not left open to resume);
+    an automatic one is tried again by the agent, and notified at most once an hour."""
+    now = time.time()
+    journal.update_run(
+        store,
+        run.id,
+        status=REFUSED,
+        finished=now,
+        detail=f"preflight: {message} (nothing was changed)",
+        owner=None,
+    )
+    log.error("refused at preflight: %s; nothing was changed", message, extra=extra)
+    key = f"refused:{run.site}:{run.target}"
+    last = float(store.get_meta(key) or 0)
+    if run.trigger == "auto" and now - last < REFUSAL_NOTICE_EVERY:
+        return
+    store.set_meta(key, str(now))
+    retry = (
+        "The agent tries again while the outage lasts."
+        if run.trigger == "auto"
+        else f"Run `failover switch {run.site} --to {run.target} --dry-run` to check again."
+    )
+    notifier.send(
+        Event(
+            "failover",
+            f"[{run.site}] {run.kind} to {run.target} refused at preflight",
+            f"Run #{run.id} ({run.kind} of {run.site} from {run.source} to {run.target}) did not "
+            f"start: {message}. Nothing was changed; {run.source} is still the active endpoint. "
+            + retry,
+            site=run.site,
+            endpoint=run.target,
+            level="failure",
+        )
+    )
+
+
+def dry_run(
+    loaded: LoadedConfig, store: Store, plan: RunPlan, options: dict[str, Any] | None = None
+) -> tuple[bool, str]:
+    """The read-only checks of a run (its preflight) without journaling a run: (would it
+    start, what preflight found or why it would fail)."""
+    steps = [
+        {"idx": i, "name": s.name, "title": s.title, "status": "skipped" if s.skip else "pending"}
+        for i, s in enumerate(plan.steps)
+    ]
+    run = Run(
+        0, plan.site, plan.kind, "manual", plan.source, plan.target, "dry-run",
+        time.time(), None, 0, dict(options or {}), None, steps,
+    )  # fmt: skip
+    ctx = StepContext(loaded, store, Notifier([]), run, {}, lambda _msg: None)
+    try:
+        detail, _ = step_impl("preflight")(ctx)
+    except FailoverError as exc:
+        return False, str(exc).replace("\n", "; ")
+    return True, detail
 
 
 def manual_plan(

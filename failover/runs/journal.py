@@ -27,7 +27,8 @@ CREATE TABLE IF NOT EXISTS runs (
     trigger TEXT NOT NULL,       -- auto, manual or schedule (a drill)
     source TEXT NOT NULL,        -- the endpoint active when the run began
     target TEXT NOT NULL,
-    status TEXT NOT NULL,        -- running, failed, done, abandoned; a drill: passed, flunked
+    status TEXT NOT NULL,        -- running, failed, done, abandoned, refused (at preflight);
+                                 -- a drill: passed, flunked
     created REAL NOT NULL,
     finished REAL,
     attempts INTEGER NOT NULL DEFAULT 0,
@@ -235,6 +236,15 @@ def update_run(store: Store, run_id: int, **fields: Any) -> None:
     sets = ", ".join(f"{k}=?" for k in fields)
     with store.transaction() as c:
         c.execute(f"UPDATE runs SET {sets} WHERE id=?", (*fields.values(), run_id))
+
+
+def last_run(store: Store, site: str) -> Run | None:
+    """The site's newest run, whatever its status."""
+    ensure_schema(store)
+    row = store.conn.execute(
+        "SELECT id FROM runs WHERE site=? ORDER BY id DESC LIMIT 1", (site,)
+    ).fetchone()
+    return get_run(store, row[0]) if row else None
 
 
 def last_done_run(store: Store, site: str) -> Run | None:

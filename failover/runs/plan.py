@@ -6,6 +6,7 @@ are skipped, and why; `decide()` says whether the agent should fail over (or bac
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from failover.errors import UnsafePlan, UsageError
@@ -14,6 +15,7 @@ from failover.watch.health import HealthState
 
 if TYPE_CHECKING:
     from failover.config.models import Endpoint, Site
+    from failover.runs.readiness import Readiness
 
 
 def _need_ssh(ep_name: str, ep: Endpoint | None, what: str) -> str | None:
@@ -107,11 +109,16 @@ def plan_run(
             f"DNS is not managed by the tool: point the site's name at {where} yourself"
         )
 
+    ready = (
+        "answers over SSH and passes its standby checks (the site's checks come after the restore)"
+        if restore_skip is None
+        else "passes the site's checks"
+    )
     steps = [
         StepPlan(
             "preflight",
-            f"preflight: {target} passes the site's checks, canaries pass, "
-            "backup fresh enough, DNS provider answers",
+            f"preflight: {target} {ready}, canaries pass, backup fresh enough, "
+            "DNS provider answers",
         ),
         StepPlan("final_backup", f"back up {source} (it took writes)", backup_skip),
     ]
@@ -151,14 +158,16 @@ def plan_run(
 def decide(
     site: Site,
     active: str,
-    health: dict[str, HealthState],
+    health: Mapping[str, HealthState],
     *,
+    ready: Mapping[str, Readiness],
     network_ok: bool,
     now: float,
     last_switch: float | None,
     open_run: bool,
 ) -> Decision:
-    """Whether to switch `site` now."""
+    """Whether to switch `site` now. `ready`: each standby's readiness (readiness.assess):
+    a failover goes to the first ready one in the configured order."""
     policy = site.policy
     if open_run:
         return Decision("none", reason="a run is already open for the site")
@@ -167,20 +176,27 @@ def decide(
     cooling = last_switch is not None and now - last_switch < policy.cooldown
     active_state = health.get(active, HealthState())
     home = site.initial_active
-    if active_state.is_down:
+    if active_state.is_down and _down_while_active(active_state, last_switch, policy.down_after):
         if not policy.auto_failover:
             return Decision("none", reason=f"{active} is down; auto_failover is off")
         if cooling:
             return Decision("none", reason="cooldown since the last switch")
-        healthy = [
+        candidates = [
             name
             for name in site.endpoints
-            if name != active and health.get(name, HealthState()).status == "up"
+            if name != active and name in ready and ready[name].ready
         ]
-        if not healthy:
-            return Decision("alarm", reason=f"{active} is down and no standby is healthy")
+        if not candidates:
+            why = "; ".join(r.line for name, r in ready.items() if name != active)
+            return Decision(
+                "alarm",
+                reason=f"{active} is down and no standby is ready" + (f": {why}" if why else ""),
+            )
         # The configured order of endpoints is the order of preference.
-        return Decision("failover", healthy[0], f"{active} is {active_state.status}")
+        chosen = ready[candidates[0]]
+        return Decision(
+            "failover", chosen.endpoint, f"{active} is {active_state.status}; {chosen.line}"
+        )
     if (
         policy.auto_failback
         and active != home
@@ -190,6 +206,18 @@ def decide(
     ):
         return Decision("failback", home, f"{home} has been up for up_after")
     return Decision("none")
+
+
+def _down_while_active(state: HealthState, last_switch: float | None, down_after: float) -> bool:
+    """A cold standby made active was `down` by the site's checks until it was restored (and
+    is `recovering` for up_after after): that verdict is from before it became active, and it
+    passed the recheck step since. It counts as down only once it has failed continuously
+    for down_after while active."""
+    if last_switch is None or state.outage_start is None or state.outage_start >= last_switch:
+        return True  # an outage of its time as the active endpoint
+    if state.streak_ok is not False or state.streak_start is None or state.last_ts is None:
+        return False
+    return state.last_ts - max(state.streak_start, last_switch) >= down_after
 
 
 def plan_manual(

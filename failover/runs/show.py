@@ -32,10 +32,8 @@ def status_section(loaded: LoadedConfig, store: Store | None, site_name: str) ->
             if failed
             else "in progress (or interrupted; resumes when the agent runs)"
         )
-        out["run"] = {
-            **current.to_dict(),
-            "summary": f"run #{current.id} {current.kind} to {current.target}: {state}",
-        }
+        # Shown once: as a warning (the text lists warnings; "run" keeps the data for --json).
+        out["run"] = current.to_dict()
         warnings.append(f"run #{current.id} ({current.kind} to {current.target}) is open: {state}")
     elif last is not None:
         out["run"] = {

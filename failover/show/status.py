@@ -57,6 +57,9 @@ def gather(
                 "the agent's own network was down in the last round (canaries failed): "
                 "nothing is declared down meanwhile"
             )
+    from failover.watch.worker import running_jobs
+
+    out["jobs"] = running_jobs(loaded.state_path)  # cron mode: what the background worker does
     health = store.all_health() if store else {}
     for site_name, site in config.sites.items():
         row = store.active_endpoint(site_name) if store else None
@@ -95,6 +98,11 @@ def gather(
                     entry["warnings"].append(f"{ep_name} {p['check_name']}: {p['warning']}")
             if ep_name == active and state.is_down:
                 entry["warnings"].append(f"the active endpoint {ep_name} is {state.status}")
+        if store is not None and len(site.endpoints) > 1:
+            from failover.runs.standby import stored_readiness
+
+            for ep_name, ready in stored_readiness(store, site_name, site, active, now).items():
+                entry["endpoints"][ep_name]["readiness"] = ready.to_dict()
         for section in sections:
             extra = section(loaded, store, site_name)
             entry["warnings"] += extra.pop("warnings", [])
@@ -114,6 +122,9 @@ def render_text(data: dict[str, Any]) -> str:
         )
     for warning in data["warnings"]:
         lines.append(f"! {warning}")
+    if data.get("jobs"):
+        running = ", ".join(f"{j['key']} (pid {j['pid']})" for j in data["jobs"])
+        lines.append(f"running in the background: {running}")
     for site_name, site in data["sites"].items():
         lines.append("")
         auto = "auto-failover on" if site["auto_failover"] else "auto-failover off"
@@ -139,6 +150,14 @@ def render_text(data: dict[str, Any]) -> str:
                 )
             )
         lines += _table(rows, indent="  ")
+        for ep_name, ep in site["endpoints"].items():
+            ready = ep.get("readiness")
+            if ready:
+                verdict = "ready" if ready["ready"] else "NOT READY"
+                lines.append(
+                    f"  standby {ep_name}: {verdict} for a failover ({ready['mode']}): "
+                    f"{ready['reason']}"
+                )
         if site.get("backup"):
             lines.append(f"  backup: {_backup_line(site['backup'])}")
         if site.get("dns"):

@@ -25,19 +25,27 @@ log = get_logger("agent")
 
 
 def tick(
-    loaded: LoadedConfig, store: Store, notifier: Notifier, hooks: Sequence[Hook] = ()
+    loaded: LoadedConfig,
+    store: Store,
+    notifier: Notifier,
+    hooks: Sequence[Hook] = (),
+    spawn: Spawn | None = None,
 ) -> RoundResult:
-    """One round for cron: probe everything, then run what the hooks say is due."""
+    """One round for cron: probe everything, then run the hooks. Their long work goes to
+    `spawn`: `failover check` passes a worker.Deferred and starts it detached once the state
+    lock is released; without one it runs inline (tests, tools)."""
     for site_name, site in loaded.config.sites.items():
         store.ensure_active(site_name, site.initial_active)
     result = run_round(loaded.config, store, notifier)
-    run_hooks(HookContext(loaded, store, notifier, result, spawn=inline_spawn(store)), hooks)
+    run_hooks(
+        HookContext(loaded, store, notifier, result, spawn=spawn or inline_spawn(store)), hooks
+    )
     prune(loaded, store)
     return result
 
 
 def inline_spawn(store: Store) -> Spawn:
-    """Under cron: long work runs right here, on the round's own state connection."""
+    """Long work right here, on the round's own state connection (in-process callers)."""
 
     def spawn(key: str, fn: Callable[[Store], None]) -> bool:
         try:

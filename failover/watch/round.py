@@ -9,6 +9,7 @@ is stored as inconclusive and counts neither as up nor down for any site.
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import time
 from collections.abc import Iterable
@@ -19,6 +20,7 @@ from failover.hooks import EndpointOutcome, RoundResult
 from failover.logs import get_logger
 from failover.maintenance import state as maintenance
 from failover.notify import Event, Notifier
+from failover.runs.readiness import Evidence, evidence_key, mode_of, standby_checks
 from failover.store import Store, Transition
 from failover.watch.health import Change, HealthState, network_ok, step
 from failover.watch.probes.engine import run_probes
@@ -31,10 +33,15 @@ CANARY = ""  # the `site` column of canary probes
 # --- one round ---------------------------------------------------------------------------
 
 
+PerEndpoint = dict[tuple[str, str], list[ProbeResult]]
+
+
 def probe_round(
     config: Config, sites: Iterable[str] | None = None
-) -> tuple[float, float, list[ProbeResult], dict[tuple[str, str], list[ProbeResult]]]:
-    """Probe the canaries and every endpoint of `sites` (all by default), concurrently."""
+) -> tuple[float, float, list[ProbeResult], PerEndpoint, PerEndpoint]:
+    """Probe the canaries, every endpoint of `sites` (all by default) with the site's
+    checks, and every endpoint of a site with a cold standby with its standby checks (the
+    evidence of its readiness: failover/runs/readiness.py), all concurrently."""
     names = list(sites) if sites is not None else list(config.sites)
     targets: list[tuple[Any, Any, str, str | None]] = []
     for i, canary in enumerate(config.canaries):
@@ -44,7 +51,16 @@ def probe_round(
         site = config.sites[site_name]
         for ep_name, endpoint in site.endpoints.items():
             for j, check in enumerate(site.checks):
-                targets.append(((site_name, ep_name, j), check, endpoint.address, site.hostname))
+                targets.append(
+                    (
+                        (site_name, ep_name, j),
+                        check.for_endpoint(endpoint),
+                        endpoint.address,
+                        site.hostname,
+                    )
+                )
+    standby_targets = _standby_targets(config, names)
+    targets += standby_targets
     started = time.time()
     t0 = time.monotonic()
     results = run_probes(targets)
@@ -57,7 +73,35 @@ def probe_round(
             per_endpoint[(site_name, ep_name)] = [
                 results[(site_name, ep_name, j)] for j in range(len(site.checks))
             ]
-    return started, duration, canaries, per_endpoint
+    standby: PerEndpoint = {}
+    for key, *_ in standby_targets:
+        standby.setdefault((key[0], key[1]), []).append(results[key])
+    return started, duration, canaries, per_endpoint, standby
+
+
+def _standby_targets(config: Config, names: list[str]) -> list[tuple[Any, Any, str, str | None]]:
+    """The standby checks of every endpoint (with SSH settings) of the sites whose standby
+    is cold and that have somewhere to fail over to."""
+    out: list[tuple[Any, Any, str, str | None]] = []
+    for site_name in names:
+        site = config.sites[site_name]
+        if mode_of(site) != "cold" or len(site.endpoints) < 2:
+            continue
+        for ep_name, endpoint in site.endpoints.items():
+            if endpoint.ssh is None:
+                continue
+            for j, check in enumerate(standby_checks(site, endpoint)):
+                # an ssh check goes where SSH goes (ssh.host when set)
+                address = endpoint.ssh.host if check.type == "ssh" else None
+                out.append(
+                    (
+                        (site_name, ep_name, "standby", j),
+                        check,
+                        address or endpoint.address,
+                        site.hostname,
+                    )
+                )
+    return out
 
 
 def run_round(
@@ -82,7 +126,8 @@ def record_round(
     ts: float,
     duration: float,
     canaries: list[ProbeResult],
-    per_endpoint: dict[tuple[str, str], list[ProbeResult]],
+    per_endpoint: PerEndpoint,
+    standby: PerEndpoint | None = None,
 ) -> RoundResult:
     net_ok = network_ok(config, canaries)
     result = RoundResult(ts=ts, duration=duration, network_ok=net_ok, canaries=canaries)
@@ -107,6 +152,11 @@ def record_round(
         config, store, notifier, sorted({site for site, _ in per_endpoint}), ts
     )
     result.maintenance = {site: active.summary for site, active in quiet.items()}
+    for (site_name, ep_name), results in (standby or {}).items():
+        # The newest evidence only (readiness is about now); inconclusive rounds keep the last.
+        if net_ok:
+            evidence = Evidence.of(ts, results).to_dict()
+            store.set_meta(evidence_key(site_name, ep_name), json.dumps(evidence))
 
     for (site_name, ep_name), results in per_endpoint.items():
         policy = config.sites[site_name].policy

@@ -204,7 +204,7 @@ def test_a_failing_notifier_never_breaks_the_round(tmp_path: Path, site_root: Pa
         time.sleep(1.1)
         proc = failover("check", config=config)
         assert proc.returncode == 0
-        assert "could not be delivered" in proc.stderr
+        assert "not delivered to target 1 (json://)" in proc.stderr
         assert (
             failover_json("status", config=config)["sites"]["shop"]["endpoints"]["primary"][
                 "health"

@@ -210,7 +210,7 @@ def test_no_switch_when_the_standby_is_down_too_and_an_alarm(lab: Lab, tmp_path:
         lab.standby.blackhole()
         lab.primary.blackhole()
         story.wait(
-            lambda: any("NO HEALTHY STANDBY" in t for t in lab.receiver.titles()),
+            lambda: any("NO STANDBY IS READY" in t for t in lab.receiver.titles()),
             60,
             "the no-healthy-standby alarm",
         )
@@ -218,7 +218,7 @@ def test_no_switch_when_the_standby_is_down_too_and_an_alarm(lab: Lab, tmp_path:
         assert story.runs() == []
         assert story.status()["active"] == "primary"
         assert lab.dns_answer() == [lab.primary.ip]
-        alarms = sum("NO HEALTHY STANDBY" in t for t in lab.receiver.titles())
+        alarms = sum("NO STANDBY IS READY" in t for t in lab.receiver.titles())
         assert alarms == 1  # once per outage, not once per round
         # the standby comes back: now it fails over
         lab.standby.heal()

@@ -164,3 +164,25 @@ def test_redaction_and_dump_job():
     job = dump_job("pg_dump shop", ["RESTIC_PASSWORD", "AWS_SECRET_ACCESS_KEY"], ["PGPASSWORD"])
     assert "unset RESTIC_PASSWORD AWS_SECRET_ACCESS_KEY;" in job
     assert "unset PGPASSWORD;" in job and "pg_dump shop" in job
+
+
+def test_extra_paths_are_what_the_snapshot_lacks_under_the_backed_up_paths_only() -> None:
+    from failover.backup.restic_parse import extra_paths, restore_delete_args
+
+    snap = ["/srv", "/srv/site", "/srv/site/index.html", "/srv/site/data", "/srv/site/data/a.csv"]
+    present = [
+        "/srv/site/index.html",
+        "/srv/site/data/a.csv",
+        "/srv/site/data/deleted.csv",  # deleted on the standby during the outage
+        "/srv/site/old",  # a whole directory the snapshot lacks ...
+        "/srv/site/old/x",  # ... goes with what it holds (not listed twice)
+        "/srv/site/cache/c1",  # excluded from the backup: never removed
+        "/srv/site/app.log",  # excluded by a basename pattern
+        "/srv/other/thing",  # outside the backed-up paths: not ours
+    ]
+    got = extra_paths(snap, present, ["/srv/site"], ["/srv/site/cache", "*.log"])
+    assert got == ["/srv/site/data/deleted.csv", "/srv/site/old"]
+    assert extra_paths(snap, ["/srv/site"], ["/srv/site/"], []) == []  # never the root itself
+    assert restore_delete_args("abcd1234", "/srv/site", "/") == [
+        "restore", "abcd1234:/srv/site", "--target", "/srv/site", "--delete",
+    ]  # fmt: skip

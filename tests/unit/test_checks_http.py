@@ -277,3 +277,25 @@ def test_probe_result_is_frozen() -> None:
     assert result.warning is None
     with pytest.raises(AttributeError):
         result.ok = False  # type: ignore[misc]
+
+
+# --- body regular expressions: RE2, linear time ---------------------------------------------
+
+
+def test_body_regex_is_linear_and_rejects_what_re2_cannot_bound() -> None:
+    from failover.config.load import parse_config
+    from failover.errors import ConfigError
+    from failover.watch.probes.regex import search
+
+    assert search(r"<title>Sh.p</title>", "<html><title>Shop</title>")
+    assert not search(r"(a+)+$", "a" * 100_000 + "!")  # Python's re: longer than the universe
+    config = (
+        "sites:\n  shop:\n    hostname: shop.test\n    endpoints:\n"
+        "      primary: {address: 192.0.2.1}\n    checks:\n"
+        "      - {type: http, expect_body_regex: '(a)\\1'}\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        parse_config(config, "f.yaml", env={})
+    (problem,) = info.value.problems
+    assert problem.startswith("f.yaml:7: sites.shop.checks[0].expect_body_regex:")
+    assert "not a valid RE2 pattern" in problem and "backreferences" in problem

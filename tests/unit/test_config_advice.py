@@ -53,7 +53,7 @@ sitse: {}
     )
     assert (
         "f.yaml:7: sites.shop.checks[0]: unknown type 'htps' (did you mean https?): "
-        "expected http, https, tcp, icmp or dns" in text
+        "expected http, https, tcp, icmp, dns or ssh" in text
     )
     assert "sites.shop.checks[1].timout: unknown key (did you mean timeout?)" in text
     assert "sites.shop.policy.intervall: unknown key (did you mean interval?)" in text

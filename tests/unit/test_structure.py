@@ -28,6 +28,7 @@ PURE = (
     "failover.runs.model",
     "failover.runs.plan",
     "failover.runs.drill_rules",
+    "failover.runs.readiness",
     "failover.dns.plan",
     "failover.dns.names",
     "failover.backup.schedule",

@@ -9,10 +9,12 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from failover.errors import FailoverError
 from failover.humanize import duration
 from failover.logs import get_logger
 from failover.notify import Event
 from failover.runs.model import StepContext, StepFailed, StepOut
+from failover.runs.standby import probe_endpoint, probe_readiness
 
 if TYPE_CHECKING:
     from failover.config.load import LoadedConfig
@@ -20,17 +22,6 @@ if TYPE_CHECKING:
 log = get_logger("steps")
 
 # --- helpers ------------------------------------------------------------------------------------
-
-
-def probe_endpoint(loaded: LoadedConfig, site_name: str, endpoint: str) -> list[Any]:
-    """Probe one endpoint with the site's checks, now. Returns the ProbeResults."""
-    from failover.watch.probes.engine import run_probes
-
-    site = loaded.config.sites[site_name]
-    address = site.endpoints[endpoint].address
-    targets = [(i, check, address, site.hostname) for i, check in enumerate(site.checks)]
-    results = run_probes(targets)
-    return [results[i] for i in range(len(site.checks))]
 
 
 def canaries_ok(loaded: LoadedConfig) -> tuple[bool, str]:
@@ -83,9 +74,10 @@ def _output_tail(raw: bytes, lines: int = 20, limit: int = 2000) -> str:
 
 def step_preflight(ctx: StepContext) -> StepOut:
     """Refuse to touch anything unless the move can succeed: the agent's network is fine,
-    the target passes the site's checks (unless a restore will change it first), the
-    snapshot to restore is fresh enough, and the DNS provider answers with values the
-    tool put there."""
+    the target is ready (failover/runs/readiness.py: it passes the site's checks, or, to be
+    restored first, answers over SSH and passes its standby checks), the snapshot to
+    restore is fresh enough, and the DNS provider answers with values the tool put there.
+    Reads only: it changes nothing (a dry run runs it too)."""
     loaded, run, site = ctx.loaded, ctx.run, ctx.site
     facts: list[str] = []
     out: dict[str, Any] = {}
@@ -99,17 +91,14 @@ def step_preflight(ctx: StepContext) -> StepOut:
     if run.target not in site.endpoints:
         facts.append(f"{run.target} is created by this run")
     else:
-        results = probe_endpoint(loaded, run.site, run.target)
-        failing = [f"{r.check}: {r.detail}" for r in results if not r.ok]
-        if failing and not restoring:
-            raise StepFailed(f"{run.target} fails the site's checks: {'; '.join(failing)}")
-        if failing:
-            # A cold standby may serve nothing until it is restored; it must at least be
-            # reachable over SSH, which the restore needs.
-            remote_for(loaded, run.site, run.target).run(["true"], timeout=30)
-            facts.append(f"{run.target} reachable over SSH (checks fail before the restore)")
-        else:
-            facts.append(f"{run.target} passes {len(results)} check(s)")
+        # Ready: warm, it passes the site's checks; restored first (cold), it answers over
+        # SSH and passes its standby checks (the recheck step requires the site's checks).
+        readiness = probe_readiness(
+            loaded, run.site, run.target, mode="cold" if restoring else "warm"
+        )
+        if not readiness.ready:
+            raise StepFailed(f"{run.target} is not ready ({readiness.mode}): {readiness.reason}")
+        facts.append(f"{run.target} {readiness.reason}")
 
     if restoring and not ctx.run.step_planned("final_backup"):
         from failover.backup.run import newest_snapshot
@@ -171,20 +160,45 @@ def step_final_backup(ctx: StepContext) -> StepOut:
 
 
 def step_restore(ctx: StepContext) -> StepOut:
+    """Restore the snapshot onto the target; the backed-up paths there end up equal to it
+    (what the snapshot does not hold is removed, journaled in this step's detail first)."""
     from failover.backup.restore import restore_to_endpoint
+    from failover.runs import journal
 
     snapshot = ctx.data.get("snapshot") or "latest"
     target = ctx.site.failover.restore_target
-    restore_to_endpoint(
+    idx = next(s["idx"] for s in ctx.run.steps if s["name"] == "restore")
+
+    def journal_removal(paths: list[str]) -> None:
+        journal.update_step(
+            ctx.store, ctx.run.id, idx, detail=f"removing {removal_text(paths)} (in progress)"
+        )
+
+    result = restore_to_endpoint(
         ctx.loaded,
         ctx.run.site,
         ctx.run.target,
         snapshot=snapshot,
         target=target,
         progress=ctx.progress,
+        on_remove=journal_removal,
     )
-    short = snapshot[:8] if snapshot != "latest" else snapshot
-    return f"restored snapshot {short} onto {ctx.run.target}:{target}", {}
+    short = snapshot[:8] if snapshot != "latest" else ", ".join(result.snapshots)
+    detail = f"restored snapshot {short} onto {ctx.run.target}:{target}"
+    if result.deletion == "restic --delete":
+        detail += "; restic --delete removed what the snapshot does not hold"
+    elif result.removed:
+        detail += f"; removed {removal_text(result.removed)}"
+    elif result.removed is not None:
+        detail += "; nothing to remove: the restored paths equal the snapshot"
+    return detail, {"removed": result.removed or []}
+
+
+def removal_text(paths: list[str], shown: int = 20) -> str:
+    listed = ", ".join(paths[:shown]) + (
+        f" and {len(paths) - shown} more" if len(paths) > shown else ""
+    )
+    return f"{len(paths)} path(s) the snapshot does not hold: {listed}"
 
 
 def step_after_restore(ctx: StepContext) -> StepOut:
@@ -209,18 +223,25 @@ def step_recheck(ctx: StepContext) -> StepOut:
         time.sleep(interval)
 
 
+SETTLE_PATIENCE = 300.0  # seconds a step waits for an unknown DNS outcome to become known
+VERIFY_PATIENCE = 300.0  # seconds verify_dns keeps retrying before the step fails
+
+
 def step_switch_dns(ctx: StepContext) -> StepOut:
     from failover.dns.apply import switch_site_dns
 
-    result = switch_site_dns(
-        ctx.loaded,
-        ctx.run.site,
-        ctx.run.target,
-        ctx.store,
-        apply=True,
-        verify=False,
-        force=bool(ctx.run.options.get("force")),
-    )
+    try:
+        result = switch_site_dns(
+            ctx.loaded,
+            ctx.run.site,
+            ctx.run.target,
+            ctx.store,
+            apply=True,
+            verify=False,
+            force=bool(ctx.run.options.get("force")),
+        )
+    except FailoverError as exc:
+        return _settle_unknown_switch(ctx, exc)
     applied = result.applied
     outcome = applied.outcome if applied else result.plan.verdict
     if outcome not in ("applied", "noop"):
@@ -238,6 +259,56 @@ def step_switch_dns(ctx: StepContext) -> StepOut:
     }
 
 
+def _settle_unknown_switch(ctx: StepContext, exc: FailoverError) -> StepOut:
+    """The DNS API failed in the middle of the change: it may have been applied. Say so, find
+    out as soon as the provider (or every authoritative server) answers, and go on from what
+    is true: applied -> the run continues (the standby becomes active); not applied -> the
+    step fails with nothing changed."""
+    from failover.dns.apply import outcome_of, settle_unknown
+
+    outcome, switch_id = outcome_of(exc)
+    plan = getattr(exc, "dns_plan", None)
+    if outcome != "unknown" or switch_id is None or plan is None:
+        raise exc
+    run = ctx.run
+    extra = {"site": run.site, "run": str(run.id), "step": "switch_dns"}
+    log.warning("DNS may already point at %s; checking: %s", run.target, exc, extra=extra)
+    ctx.notifier.send(
+        Event(
+            "failover",
+            f"[{run.site}] DNS may already point at {run.target}; checking",
+            f"Run #{run.id}: the DNS provider failed in the middle of the change ({exc}). The "
+            "change may have been applied; the records are read back as soon as the provider "
+            "(or every authoritative server) answers, and the run goes on from what they show.",
+            site=run.site,
+            endpoint=run.target,
+            level="warning",
+        )
+    )
+    settled = settle_unknown(
+        ctx.loaded,
+        run.site,
+        ctx.store,
+        switch_id,
+        plan,
+        patience=SETTLE_PATIENCE,
+        on_wait=ctx.progress,
+    )
+    if settled.outcome != "applied":
+        state = "was not applied" if settled.outcome == "failed" else "was partly applied"
+        raise StepFailed(
+            f"the DNS change {state} ({settled.how} after {settled.seconds:.1f}s); "
+            f"{run.source} still serves the site"
+        )
+    changed = "; ".join(
+        f"{r.key.name} {r.key.rtype} -> {','.join(r.new.values)}" for r in plan.pending
+    )
+    return (
+        f"{changed} (the provider failed mid-change; applied: {settled.how} after "
+        f"{settled.seconds:.1f}s)"
+    ), {"dns_switch_id": switch_id, "dns_settled": time.time()}
+
+
 def step_activate(ctx: StepContext) -> StepOut:
     ctx.store.set_active(ctx.run.site, ctx.run.target)
     # An endpoint made active again is watched (and alarmed about) like any other.
@@ -246,6 +317,10 @@ def step_activate(ctx: StepContext) -> StepOut:
 
 
 def step_verify_dns(ctx: StepContext) -> StepOut:
+    """Every authoritative server serves the target's values. Servers briefly unreachable
+    (or slow to follow) are asked again on a short backoff (from 1 s, doubling, capped at
+    2 s) for up to VERIFY_PATIENCE, so a blip ends in a completed run, not a failed one."""
+    from failover.dns.apply import backoff
     from failover.dns.plan import endpoint_values
     from failover.dns.verify import find_nameservers, parse_servers, verify_dns
     from providers.dns.base import RecordKey, RecordSet
@@ -260,22 +335,33 @@ def step_verify_dns(ctx: StepContext) -> StepOut:
         )
         for r in site.dns.records
     ]
+    started = time.monotonic()
     servers = find_nameservers(site.dns.zone, site.dns.nameservers)
-    report = verify_dns(
-        expected, servers, site.dns.verify_deadline, resolvers=parse_servers(site.dns.resolvers)
-    )
-    if not report.ok:
-        raise StepFailed(
-            "not every authoritative server serves the new values within "
-            f"{site.dns.verify_deadline:g}s: "
-            + "; ".join(
-                f"{a.server} {a.name}: {a.error or ','.join(a.values or []) or '-'}"
-                for a in report.failing
-            )
+    delays = backoff()
+    while True:
+        report = verify_dns(
+            expected, servers, site.dns.verify_deadline, resolvers=parse_servers(site.dns.resolvers)
         )
+        if report.ok:
+            break
+        failing = "; ".join(
+            f"{a.server} {a.name}: {a.error or ','.join(a.values or []) or '-'}"
+            for a in report.failing
+        )
+        delay = next(delays)
+        if time.monotonic() - started + delay > VERIFY_PATIENCE:
+            raise StepFailed(
+                "not every authoritative server serves the new values after "
+                f"{time.monotonic() - started:.0f}s: {failing}"
+            )
+        ctx.progress(
+            f"not every authoritative server serves {ctx.run.target} yet ({failing}); again in {delay:g}s"
+        )
+        log.info("verification pending: %s", failing, extra={"site": ctx.run.site})
+        time.sleep(delay)
     return (
         f"{len(servers)} authoritative server(s) serve {ctx.run.target} "
-        f"(after {report.seconds:.1f}s)"
+        f"(after {time.monotonic() - started:.1f}s)"
     ), {"dns_verified": time.time()}
 
 

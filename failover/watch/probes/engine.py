@@ -22,12 +22,13 @@ from failover.watch.probes.dns import probe_dns
 from failover.watch.probes.http import probe_http
 from failover.watch.probes.icmp import probe_icmp
 from failover.watch.probes.result import ProbeResult, secs
+from failover.watch.probes.ssh import probe_ssh
 from failover.watch.probes.tcp import probe_tcp
 
 if TYPE_CHECKING:
-    from failover.config.models import DnsCheck, HttpCheck, IcmpCheck, TcpCheck
+    from failover.config.models import DnsCheck, HttpCheck, IcmpCheck, SshCheck, TcpCheck
 
-    AnyCheck = HttpCheck | TcpCheck | IcmpCheck | DnsCheck
+    AnyCheck = HttpCheck | TcpCheck | IcmpCheck | DnsCheck | SshCheck
 
 K = TypeVar("K", bound=Hashable)
 
@@ -50,6 +51,8 @@ async def probe(check: AnyCheck, address: str, hostname: str | None) -> ProbeRes
                 return await probe_icmp(check, address, state)
             if check.type == "dns":
                 return await probe_dns(check, address, state)
+            if check.type == "ssh":
+                return await probe_ssh(check, address, state)
             return ProbeResult(label, False, None, f"unknown check type {check.type!r}")
     except TimeoutError:
         phase = f" ({state.phase})" if state.phase else ""

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import ssl
 import time
 from datetime import UTC, datetime
@@ -237,6 +236,13 @@ async def _read_body(
     return bytes(out[:limit]), False
 
 
+def _regex_matches(pattern: str, text: str) -> bool:
+    """RE2: linear in the body whatever the pattern (see regex.py)."""
+    from failover.watch.probes.regex import search
+
+    return search(pattern, text)
+
+
 async def probe_http(
     check: HttpCheck, address: str, hostname: str | None, state: ProbeState
 ) -> ProbeResult:
@@ -308,7 +314,9 @@ async def probe_http(
                 http_status=head.status,
                 cert_expiry=expiry,
             )
-        if check.expect_body_regex is not None and not re.search(check.expect_body_regex, text):
+        if check.expect_body_regex is not None and not _regex_matches(
+            check.expect_body_regex, text
+        ):
             return ProbeResult(
                 label,
                 False,

@@ -568,3 +568,50 @@ def test_many_concurrent_pings_lose_nothing() -> None:
     failed = [r.detail for r in results.values() if not r.ok]
     assert failed == []
     assert all(r.detail.startswith("2/2 replies") for r in results.values())
+
+
+def test_http_backtracking_regex_cannot_freeze_the_round(
+    raw_server: Callable[..., RawServer],
+) -> None:
+    """`(a+)+$` against 32 a's and a '!' takes Python's re minutes of backtracking (the round,
+    and the state lock with it, froze past every deadline): RE2 answers in linear time and
+    the probe fails with a clear detail well within its own timeout. Run in a child process
+    so that a regression fails this test instead of hanging the suite."""
+    body = b"a" * 32 + b"!"
+    server = raw_server(
+        b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
+    )
+    code = (
+        "import time\n"
+        "from failover.config.models import HttpCheck\n"
+        "from failover.watch.probes.engine import run_probes\n"
+        f"check = HttpCheck(type='http', port={server.port}, timeout=2, "
+        "expect_body_regex='(a+)+$')\n"
+        "t = time.monotonic()\n"
+        "r = run_probes([('k', check, '127.0.0.1', 'shop.test')])['k']\n"
+        "print(r.ok, '|', r.detail, '|', round(time.monotonic() - t, 3))\n"
+    )
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=30
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("the probe with a backtracking regex did not finish within 30 s")
+    assert done.returncode == 0, done.stderr
+    ok, detail, _seconds = (part.strip() for part in done.stdout.split("|"))
+    assert ok == "False"
+    assert detail == "body does not match /(a+)+$/"
+
+
+def test_ssh_probe_wants_the_servers_banner(raw_server: Callable[..., RawServer]) -> None:
+    from failover.config.models import SshCheck
+
+    sshd = raw_server(b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n", at_once=True)
+    result = one(SshCheck(type="ssh", port=sshd.port, timeout=2))
+    assert result.ok and result.detail.startswith("SSH-2.0-OpenSSH_9.2p1 Debian-2 in "), result
+    assert result.check == f"ssh:{sshd.port}"
+    smtp = raw_server(b"220 mail.example ESMTP\r\n", at_once=True)
+    result = one(SshCheck(type="ssh", port=smtp.port, timeout=2))
+    assert not result.ok and result.detail == "connection closed before an SSH banner"
+    refused = one(SshCheck(type="ssh", port=free_port(), timeout=2))
+    assert not refused.ok and refused.detail == "connection refused"
