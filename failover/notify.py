@@ -27,7 +27,16 @@ log = get_logger("notify")
 
 DELIVERY_TIMEOUT = 60  # seconds for one notification to all its targets
 
-EVENTS = ("down", "recovered", "agent_offline", "agent_online", "failover", "backup", "warning")
+EVENTS = (
+    "down",
+    "recovered",
+    "agent_offline",
+    "agent_online",
+    "failover",
+    "backup",
+    "warning",
+    "coordination",
+)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   pdns-server pdns-backend-sqlite3 bind9 bind9utils restic openssh-server openssh-client
   sqlite3 nftables iproute2 iputils-ping postgresql procps
+  etcd-server etcd-client
 )
 # Debian's python3 makes virtual environments only with python3-venv installed.
 if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
@@ -33,7 +34,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   rm -f /usr/sbin/policy-rc.d
 fi
 # Debian starts these on install where it can; the tests run their own instances.
-for svc in pdns named bind9 ssh postgresql; do
+for svc in pdns named bind9 ssh postgresql etcd; do
   (command -v systemctl >/dev/null && systemctl stop "$svc" 2>/dev/null) || true
 done
 

@@ -12,7 +12,7 @@ import types
 
 import typer
 
-from failover.cli import backup, dns, migrate, report, runs, watch
+from failover.cli import backup, coordination, dns, migrate, report, runs, watch
 from failover.cli.context import G
 from failover.errors import ExitCode, FailoverError, UsageError
 
@@ -40,12 +40,20 @@ def _global_options(
     debug: bool = typer.Option(False, "--debug", help="Debug logs and tracebacks."),
     log_format: str = typer.Option("text", "--log-format", help="Log lines: text or json."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings and errors in the log."),
+    watcher: str | None = typer.Option(
+        None,
+        "--watcher",
+        envvar="FAILOVER_WATCHER",
+        help="This machine's watcher name (with a coordination section) [default: "
+        "`watcher:` in watcher.yaml beside the config].",
+    ),
 ) -> None:
     from failover.logs import setup_logging
 
     if log_format not in ("text", "json"):
         raise UsageError(f"--log-format: expected text or json, got {log_format!r}")
     G.config_path, G.debug, G.log_format = config, debug, log_format
+    G.watcher = watcher
     setup_logging(log_format, logging.WARNING if quiet else logging.INFO, debug)
 
 
@@ -60,6 +68,7 @@ app.add_typer(backup.backup_app, name="backup")
 app.command()(runs.switch)
 app.command("migrate")(migrate.migrate)
 app.add_typer(runs.runs_app, name="runs")
+app.add_typer(coordination.coordination_app, name="coordination")
 app.command()(report.report)
 
 

@@ -21,6 +21,7 @@ class Globals:
     config_path: str | None = None
     debug: bool = False
     log_format: str = "text"
+    watcher: str | None = None  # --watcher: this machine's name in a coordination group
 
 
 G = Globals()
@@ -31,7 +32,7 @@ def load() -> LoadedConfig:
     from failover.config.load import load_config
     from failover.logs import get_logger
 
-    loaded = load_config(G.config_path)
+    loaded = load_config(G.config_path, watcher=G.watcher)
     log = get_logger("config")
     for warning in loaded.warnings:
         log.warning(warning)

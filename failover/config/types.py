@@ -57,13 +57,23 @@ Duration = Annotated[
 class Secret:
     """A resolved secret. Its repr and str never show the value; `reveal()` does."""
 
-    __slots__ = ("_value", "source")
+    __slots__ = ("_value", "absent", "source")
 
-    def __init__(self, value: str, source: str) -> None:
+    def __init__(self, value: str, source: str, absent: bool = False) -> None:
         self._value = value
         self.source = source  # "${NAME}", "file:/path" or "inline": safe to show
+        # Not available on this machine: a voter-only watcher's config names credentials
+        # that it must not hold (coordination.watchers.NAME.can_act: false).
+        self.absent = absent
 
     def reveal(self) -> str:
+        if self.absent:
+            from failover.errors import UsageError
+
+            raise UsageError(
+                f"the secret {self.source} is not available on this watcher (can_act: false): "
+                "it votes only and never acts"
+            )
         return self._value
 
     def __repr__(self) -> str:
@@ -109,6 +119,8 @@ def _resolve_secret(value: Any, info: ValidationInfo) -> Secret:
     if m := _ENV_REF.match(value):
         name = m.group(1)
         if name not in env:
+            if context.get("absent_secrets"):
+                return Secret("", f"${{{name}}}", absent=True)
             raise PydanticCustomError(
                 "secret", "environment variable {name} is not set", {"name": name}
             )
@@ -123,6 +135,8 @@ def _resolve_secret(value: Any, info: ValidationInfo) -> Secret:
             text = path.read_text(encoding="utf-8")
             mode = path.stat().st_mode
         except OSError as exc:
+            if context.get("absent_secrets"):
+                return Secret("", f"file:{path}", absent=True)
             raise PydanticCustomError(
                 "secret",
                 "cannot read secret file {path}: {err}",
