@@ -55,14 +55,14 @@ def check(
     ),
 ) -> None:
     """Probe every endpoint once (for cron), record the evidence, notify on changes."""
-    from failover.cli.stages import round_hooks
+    from failover.cli.stages import watch_stages
     from failover.notify import Notifier
     from failover.watch.daemon import tick
 
     loaded = load()
     with open_store(loaded, lock=True) as store:
-        notifier = Notifier(loaded.config.notify)
-        result = tick(loaded, store, notifier, round_hooks())
+        hooks, notifier = watch_stages(loaded, Notifier(loaded.config.notify), store)
+        result = tick(loaded, store, notifier, hooks)
         notifier.flush(30)
         active = {
             name: store.active_or(name, site.initial_active)
@@ -80,7 +80,8 @@ def agent(
     ),
 ) -> None:
     """Run as a daemon: probe on schedule; SIGTERM/SIGINT stop, SIGHUP reloads the config."""
-    from failover.cli.stages import round_hooks
+    from failover.cli.context import G
+    from failover.cli.stages import watch_stages
     from failover.config.load import LoadedConfig, load_config
     from failover.notify import Notifier
     from failover.watch.daemon import Agent
@@ -89,13 +90,14 @@ def agent(
     path = loaded.path
 
     def reload() -> LoadedConfig:
-        new = load_config(path)
+        new = load_config(path, watcher=G.watcher)
         if new.state_path != loaded.state_path:
             raise UsageError("the state path cannot change on reload; restart the agent")
         return new
 
     with open_store(loaded, lock=True) as store:
-        daemon = Agent(loaded, store, Notifier(loaded.config.notify), reload, round_hooks())
+        hooks, notifier = watch_stages(loaded, Notifier(loaded.config.notify), store, starting=True)
+        daemon = Agent(loaded, store, notifier, reload, hooks)
         daemon.install_signal_handlers()
         raise typer.Exit(daemon.run(max_rounds=max_rounds))
 

@@ -114,7 +114,7 @@ class EtcdCoordinator(Coordinator):
         self._token = str(answer.get("token") or "") or None
 
     def _connection(self, timeout: float) -> http.client.HTTPConnection:
-        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
+        conn: http.client.HTTPConnection | None = getattr(self._local, "http", None)
         endpoint = self.endpoints[self._current]
         if conn is None or getattr(self._local, "endpoint", None) != endpoint:
             self._drop()
@@ -123,17 +123,17 @@ class EtcdCoordinator(Coordinator):
                 http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
             )
             conn = cls(url.hostname or "", url.port or 2379, timeout=timeout)
-            self._local.conn, self._local.endpoint = conn, endpoint
+            self._local.http, self._local.endpoint = conn, endpoint
         conn.timeout = timeout
         if conn.sock is not None:
             conn.sock.settimeout(timeout)
         return conn
 
     def _drop(self) -> None:
-        conn = getattr(self._local, "conn", None)
+        conn = getattr(self._local, "http", None)
         if conn is not None:
             conn.close()
-            self._local.conn = None
+            self._local.http = None
 
     def close(self) -> None:
         self._drop()

@@ -31,6 +31,8 @@ PURE = (
     "failover.backup.parts",
     "failover.backup.restic_parse",
     "failover.show.uptime",
+    "failover.coordination.quorum",
+    "failover.coordination.lease",
 )
 FORBIDDEN_TOP = {
     "sqlite3", "subprocess", "asyncio", "ssl", "boto3", "botocore", "libcloud", "apprise",
