@@ -631,7 +631,10 @@ class Session:
         """Tell the owner (leader only) when the group calls an endpoint down, and when it
         is up again after that. Returns whether a down notice stands."""
         if self.notifier is None or not self.is_leader():
-            return notified_down
+            # a follower assumes the leader told: it takes over without telling twice
+            if group.status == "down":
+                return True
+            return False if group.status == "up" else notified_down
         if group.status == "down" and not notified_down:
             self.notifier.send(
                 Event(

@@ -116,3 +116,29 @@ def _watcher_text(w: dict[str, Any]) -> str:
         if w.get("age") is not None
         else f"{w['watcher']} {verdict}"
     )
+
+
+def incident_events(
+    store: Store, site: str, endpoint: str, start: float, end: float
+) -> list[dict[str, Any]]:
+    """For `report`: what each watcher saw of `endpoint` and when the group decided, from a
+    little before the incident's first failure to its end; and the leader's changes."""
+    out: list[dict[str, Any]] = []
+    for e in cjournal.events(store, site, since=start - 60, until=end + 60):
+        if e["endpoint"] not in (endpoint, ""):
+            continue
+        if e["kind"] == "watcher":
+            text = f"watcher {e['watcher']} sees {endpoint} {e['verdict']} ({e['health']})"
+        elif e["kind"] == "group":
+            seen = "; ".join(
+                f"{k}: {', '.join(e[k])}" for k in ("down", "up", "unknown", "stale") if e.get(k)
+            )
+            text = f"the group calls {endpoint} {str(e['status']).upper()} ({seen})"
+        elif e["kind"] == "leader":
+            text = f"leader: {e.get('holder') or 'none'} (epoch {e.get('epoch')})"
+        elif e["kind"] == "engine":
+            text = "coordination engine " + ("answers again" if e.get("ok") else "lost")
+        else:
+            continue
+        out.append({"ts": e["ts"], "kind": e["kind"], "text": text, "detail": e})
+    return out

@@ -107,6 +107,12 @@ def build_report(
                     inc["user_facing_downtime"] = served - row["first_failure"]
             if inc["user_facing_downtime"] is None and row["recovered"] is not None:
                 inc["user_facing_downtime"] = row["recovered"] - row["first_failure"]
+            if config.coordination is not None:  # which watchers saw what, when the group decided
+                from failover.coordination.show import incident_events
+
+                inc["group"] = incident_events(
+                    store, name, row["endpoint"], row["first_failure"], end
+                )
             incidents.append(inc)
         endpoints: dict[str, Any] = {}
         for ep in s.endpoints:
@@ -202,6 +208,7 @@ def render_markdown(report: dict[str, Any]) -> str:
                             + (f": {st['detail']}" if st["detail"] else ""),
                         )
                     )
+            events += [(e["ts"], e["text"]) for e in inc.get("group", [])]
             if inc.get("standby_serving"):
                 events.append(
                     (inc["standby_serving"], "every authoritative nameserver serves the standby")

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support import require_binary, stop_process, wait_for
-from tests.support.cli import REPO, failover
+from tests.support.cli import REPO
 from tests.support.dns_servers import PowerDnsServer
 from tests.support.lab import SITE, ZONE, Lab
 from tests.support.netns import SUBNET, NetnsHost, _run
@@ -80,38 +80,74 @@ class ReachablePowerDns(PowerDnsServer):
     def changes(self) -> list[str]:
         """The zone changes PowerDNS received (PATCH requests in its log)."""
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        return [line for line in text.splitlines() if '"PATCH /api/v1/servers/localhost/zones/' in line]
+        return [
+            line for line in text.splitlines() if '"PATCH /api/v1/servers/localhost/zones/' in line
+        ]
 
 
 class Agent:
     """One watcher's `failover agent`, in its own namespace."""
 
-    def __init__(self, name: str, net: NetnsHost, config: Path, env: dict[str, str], log: Path, hide: Sequence[Path]) -> None:
-        self.name, self.net, self.config, self.env, self.log, self.hide = name, net, config, env, log, hide
+    def __init__(
+        self,
+        name: str,
+        net: NetnsHost,
+        config: Path,
+        env: dict[str, str],
+        log: Path,
+        hide: Sequence[Path],
+    ) -> None:
+        self.name, self.net, self.config, self.env, self.log, self.hide = (
+            name,
+            net,
+            config,
+            env,
+            log,
+            hide,
+        )
         self.proc: subprocess.Popen[bytes] | None = None
 
     def argv(self, *args: str) -> list[str]:
-        command = [sys.executable, "-m", "failover", "--config", str(self.config), "--watcher", self.name, *args]
+        command = [
+            sys.executable,
+            "-m",
+            "failover",
+            "--config",
+            str(self.config),
+            "--watcher",
+            self.name,
+            *args,
+        ]
         if not self.hide:
             return self.net.exec_argv(command)
         mounts = " && ".join(f"mount -t tmpfs -o size=1m fot-hidden {_q(p)}" for p in self.hide)
         script = f"{mounts} && exec {' '.join(_q(c) for c in command)}"
         unshare = require_binary("unshare")
-        return self.net.exec_argv([unshare, "--mount", "--propagation", "private", "sh", "-c", script])
+        return self.net.exec_argv(
+            [unshare, "--mount", "--propagation", "private", "sh", "-c", script]
+        )
 
     def start(self) -> None:
         env = {**os.environ, **self.env, "PYTHONPATH": str(REPO)}
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
-                self.argv("agent"), stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO,
+                self.argv("agent"),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=REPO,
                 stdin=subprocess.DEVNULL,
             )
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, **self.env, "PYTHONPATH": str(REPO)}
-        proc = subprocess.run(self.argv(*args), capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
+        proc = subprocess.run(
+            self.argv(*args), capture_output=True, text=True, env=env, cwd=REPO, timeout=120
+        )
         if check and proc.returncode != 0:
-            raise AssertionError(f"{self.name}: failover {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+            raise AssertionError(
+                f"{self.name}: failover {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+            )
         return proc
 
     @property
@@ -142,7 +178,9 @@ class Agent:
 
 
 class QuorumLab:
-    def __init__(self, engine: str = "s3", watchers: Sequence[str] = ("a", "b", "c"), voter: str | None = "c") -> None:
+    def __init__(
+        self, engine: str = "s3", watchers: Sequence[str] = ("a", "b", "c"), voter: str | None = "c"
+    ) -> None:
         self.engine = engine
         self.watchers = list(watchers)
         self.voter = voter
@@ -152,6 +190,7 @@ class QuorumLab:
         self.pdns: ReachablePowerDns | None = None
         self.etcd: Any = None
         self.agents: dict[str, Agent] = {}
+        self.scenario = "main"
         self._stack = contextlib.ExitStack()
 
     # -- life cycle --
@@ -179,7 +218,9 @@ class QuorumLab:
         for net in [*self.nets.values(), lab.primary.net, lab.standby.net, lab.canary]:
             net.run(["ip", "route", "add", str(SUBNET), "via", net.host_ip])
             _run(["sysctl", "-q", "-w", f"net.ipv4.conf.{net.host_if}.forwarding=1"])
-        self.pdns = ReachablePowerDns(svc, zone=ZONE, records={(f"shop.{ZONE}", "A"): ([lab.primary.ip], 60)})
+        self.pdns = ReachablePowerDns(
+            svc, zone=ZONE, records={(f"shop.{ZONE}", "A"): ([lab.primary.ip], 60)}
+        )
         self._stack.callback(self.pdns.cleanup)
         self.pdns.start()
         lab.pdns = self.pdns  # the lab's config and env() now include DNS
@@ -190,8 +231,18 @@ class QuorumLab:
         lab.s3.create_bucket(COORD_BUCKET)
         for name, net in self.nets.items():
             forwarder = net.popen(
-                [sys.executable, "-m", "tests.support.forward", "--listen", f"127.0.0.1:{lab.s3.s3_port}", "--unix", str(lab.s3.s3_socket)],
-                cwd=str(REPO), env={**os.environ, "PYTHONPATH": str(REPO)}, stdin=subprocess.DEVNULL,
+                [
+                    sys.executable,
+                    "-m",
+                    "tests.support.forward",
+                    "--listen",
+                    f"127.0.0.1:{lab.s3.s3_port}",
+                    "--unix",
+                    str(lab.s3.s3_socket),
+                ],
+                cwd=str(REPO),
+                env={**os.environ, "PYTHONPATH": str(REPO)},
+                stdin=subprocess.DEVNULL,
             )
             assert forwarder.poll() is None, name
         if self.engine == "etcd":
@@ -201,14 +252,33 @@ class QuorumLab:
             self._stack.callback(self.etcd.stop)
             self.etcd.start()
         for name, net in self.nets.items():
-            wait_for(lambda net=net: net.run([sys.executable, "-c", f"import socket; socket.create_connection(('127.0.0.1', {lab.s3.s3_port}), 1).close(); socket.create_connection(('{svc}', {self.pdns.api_port}), 1).close(); socket.create_connection(('{lab.primary.ip}', 22), 1).close()"], check=False).returncode == 0, 15, f"{name}'s paths to S3, PowerDNS and the primary")
+            wait_for(
+                lambda net=net: (
+                    net.run(
+                        [
+                            sys.executable,
+                            "-c",
+                            f"import socket; socket.create_connection(('127.0.0.1', {lab.s3.s3_port}), 1).close(); socket.create_connection(('{svc}', {self.pdns.api_port}), 1).close(); socket.create_connection(('{lab.primary.ip}', 22), 1).close()",
+                        ],
+                        check=False,
+                    ).returncode
+                    == 0
+                ),
+                15,
+                f"{name}'s paths to S3, PowerDNS and the primary",
+            )
 
     def stop(self) -> None:
         for agent in self.agents.values():
             with contextlib.suppress(Exception):
                 agent.stop()
         errors: list[BaseException] = []
-        for action in (self._stack.close, *[n.destroy for n in self.nets.values()], self.services.destroy, self.lab.stop):
+        for action in (
+            self._stack.close,
+            *[n.destroy for n in self.nets.values()],
+            self.services.destroy,
+            self.lab.stop,
+        ):
             try:
                 action()
             except BaseException as exc:
@@ -225,7 +295,14 @@ class QuorumLab:
     # -- the watchers --
 
     def coordination(self, **overrides: Any) -> dict[str, Any]:
-        watchers = {w: ({"can_act": False, "description": "voter only"} if w == self.voter else {"description": f"watcher {w}"}) for w in self.watchers}
+        watchers = {
+            w: (
+                {"can_act": False, "description": "voter only"}
+                if w == self.voter
+                else {"description": f"watcher {w}"}
+            )
+            for w in self.watchers
+        }
         section: dict[str, Any] = {
             "engine": self.engine,
             "watchers": watchers,
@@ -237,14 +314,18 @@ class QuorumLab:
             assert self.lab.s3 is not None
             section["s3"] = {
                 "bucket": COORD_BUCKET,
-                "prefix": f"group-{self.lab.id}/",
+                "prefix": f"group-{self.lab.id}-{self.scenario}/",
                 "endpoint_url": f"http://127.0.0.1:{self.lab.s3.s3_port}",
                 "access_key_id": "${FOT_COORD_KEY}",
                 "secret_access_key": "${FOT_COORD_SECRET}",
                 "timeout": "2s",
             }
         else:
-            section["etcd"] = {"endpoints": self.etcd.endpoints_on(self.services.host_ip), "timeout": "1s"}
+            section["etcd"] = {
+                "endpoints": self.etcd.endpoints_on(self.services.host_ip),
+                "prefix": f"group-{self.lab.id}-{self.scenario}/",
+                "timeout": "1s",
+            }
         section.update(overrides)
         return section
 
@@ -253,9 +334,14 @@ class QuorumLab:
         out = {}
         coordination = overrides.pop("coordination", {})
         for w in self.watchers:
-            d = self.lab.dir / "watchers" / w
+            d = self.dir(w)
             d.mkdir(parents=True, exist_ok=True)
-            out[w] = self.lab.write_config(d / "failover.yaml", state=str(d / "state.db"), coordination=self.coordination(**coordination), **overrides)
+            out[w] = self.lab.write_config(
+                d / "failover.yaml",
+                state=str(d / "state.db"),
+                coordination=self.coordination(**coordination),
+                **overrides,
+            )
         return out
 
     def env(self, watcher: str) -> dict[str, str]:
@@ -272,7 +358,9 @@ class QuorumLab:
         configs = self.write_configs(**overrides)
         for w in self.watchers:
             hide = [self.lab.secrets_dir, self.lab.key.parent] if w == self.voter else []
-            self.agents[w] = Agent(w, self.nets[w], configs[w], self.env(w), self.lab.dir / "watchers" / w / "agent.log", hide)
+            self.agents[w] = Agent(
+                w, self.nets[w], configs[w], self.env(w), self.dir(w) / "agent.log", hide
+            )
         return self.agents
 
     def start_agents(self, **overrides: Any) -> dict[str, Agent]:
@@ -281,8 +369,52 @@ class QuorumLab:
             agent.start()
         return agents
 
+    def dir(self, watcher: str) -> Path:
+        return self.lab.dir / "watchers" / self.scenario / watcher
+
     def state(self, watcher: str) -> Path:
-        return self.lab.dir / "watchers" / watcher / "state.db"
+        return self.dir(watcher) / "state.db"
+
+    def new_scenario(self, name: str) -> None:
+        """A clean start on the same lab: agents stopped, outages healed, DNS back on the
+        primary, fresh state for every watcher and a fresh prefix in the engine."""
+        from tests.support.lab import HOSTNAME
+
+        for agent in self.agents.values():
+            agent.stop()
+        self.agents = {}
+        for w in self.watchers:
+            self.heal_partition(w)
+        self.lab.primary.heal()
+        self.lab.standby.heal()
+        self.lab.primary.start_web(self.lab.cert)
+        self.lab.standby.start_web(self.lab.cert)
+        assert self.pdns is not None
+        self.pdns.set_records(HOSTNAME, "A", [self.lab.primary.ip])
+        if self.etcd is not None:
+            for i in range(self.etcd.size):
+                self.etcd.start_member(i)
+            self.etcd.wait_healthy()
+        assert self.lab.s3 is not None
+        if self.lab.s3.proc is None:
+            self.lab.s3.start()
+        self.scenario = name
+        self._changes_base = len(self._watcher_changes())
+        self._titles_base = len(self.lab.receiver.messages)
+
+    def titles(self) -> list[str]:
+        """The notifications' titles since the scenario began."""
+        return self.lab.receiver.titles()[getattr(self, "_titles_base", 0) :]
+
+    def _watcher_changes(self) -> list[str]:
+        assert self.pdns is not None
+        ours = f" {self.services.host_ip}:"  # the test's own resets come from there
+        return [line for line in self.pdns.changes() if ours not in line]
+
+    def zone_changes(self) -> list[str]:
+        """The zone changes PowerDNS received from the watchers since the scenario began
+        (its own log, which names the address each came from)."""
+        return self._watcher_changes()[getattr(self, "_changes_base", 0) :]
 
     def db(self, watcher: str, query: str, *args: Any) -> list[tuple[Any, ...]]:
         import sqlite3
@@ -299,11 +431,10 @@ class QuorumLab:
             conn.close()
 
     def status(self, watcher: str) -> dict[str, Any]:
+        """`failover status --json` on the watcher's machine (its namespaces)."""
         import json
 
-        env = {**self.env(watcher)}
-        proc = failover("--watcher", watcher, "status", "--json", config=self.agents[watcher].config, env=env)
-        assert proc.returncode == 0, proc.stderr
+        proc = self.agents[watcher].cli("status", "--json")
         data: dict[str, Any] = json.loads(proc.stdout)["sites"][SITE]
         return data
 
@@ -331,7 +462,9 @@ class QuorumLab:
             wait_for(predicate, timeout, what, interval=0.25)
         except TimeoutError:
             logs = "\n".join(f"--- {w} ---\n{a.tail()}" for w, a in self.agents.items())
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}\nnotifications: {self.lab.receiver.titles()}\n{logs}") from None
+            raise AssertionError(
+                f"timed out after {timeout}s waiting for {what}\nnotifications: {self.lab.receiver.titles()}\n{logs}"
+            ) from None
 
     def leader(self) -> str | None:
         """The watcher whose own view says it is the leader, from its state."""
