@@ -53,7 +53,10 @@ def test_the_quorum_counts_configured_watchers_not_reachable_ones() -> None:
 
 @given(st.lists(st.sampled_from(["up", "down", "unknown", "stale"]), min_size=3, max_size=3))
 def test_down_for_the_group_exactly_when_the_rule_says(kinds: list[str]) -> None:
-    verdicts = [v(n, k if k != "stale" else "down", fresh=k != "stale") for n, k in zip(W, kinds)]
+    verdicts = [
+        v(n, k if k != "stale" else "down", fresh=k != "stale")
+        for n, k in zip(W, kinds, strict=True)
+    ]
     status = group_verdict(RULE, W, verdicts).status
     assert (status == "down") == (kinds.count("down") >= 2 and kinds.count("up") == 0)
     assert (status == "up") == (kinds.count("up") >= 2)
@@ -180,7 +183,7 @@ def test_a_voter_only_watcher_must_hold_no_credentials(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="FOT_T_DNS is not set"):
         parse_config(text, "f.yaml", env=ENGINE_ENV, watcher="home")
     # the engine's own keys are needed even by a voter
-    with pytest.raises(ConfigError, match="coordination.s3.secret_access_key"):
+    with pytest.raises(ConfigError, match=r"coordination\.s3\.secret_access_key"):
         parse_config(text, "f.yaml", env={"FOT_T_KEY": "k"}, watcher="cheap")
 
 
