@@ -2,10 +2,12 @@
 
 The gateway answers on every member's client port (`/v3/kv/range`, `/v3/kv/txn`,
 `/v3/lease/grant|keepalive|revoke`; keys and values base64): plain HTTP/1.1 with the
-standard library, no client package. Measured against the maintained gRPC clients (see
-README "Several watchers"), it costs no import time or memory (grpcio + protobuf add tens
-of MB to the agent and ~0.2 s to its start) at about a millisecond per request on loopback;
-and the old `etcd3` package does not import with current protobuf.
+standard library, no client package. Chosen by measurement against a maintained gRPC client
+(etcd-sdk-python 0.0.7 with grpcio 1.85, 3-member etcd 3.4.23 on loopback, 300 requests
+each): the same latency (put 1.9 ms vs 1.7 ms, linearizable get 0.9 ms vs 0.9 ms), but the
+gRPC client adds about 30 MB to the process (8.7 MB bare Python -> 38.4 MB; the agent's
+whole budget is 35 MB) and two compiled dependencies; the old `etcd3` package does not
+import with current protobuf.
 
 - reads are linearizable (etcd's default; never `serializable`): with one member of three
   left, reads and writes time out instead of returning stale data;
