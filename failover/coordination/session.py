@@ -816,6 +816,14 @@ def start_session(loaded: LoadedConfig, store: Store | None, *, starting: bool) 
     conditional writes first; refuse to start when it does not (NotHonoured). An engine
     that does not answer yet is not a refusal: the rounds alarm and retry."""
     session = Session(loaded)
+    if store is not None:
+        # a lease this machine held (the last cron run): the round's own notices pass
+        # while it cannot have lapsed; the round renews or drops it
+        held = cjournal.load_state(store).get("lease")
+        try:
+            session.lease = Lease(**held) if held else None
+        except TypeError:
+            session.lease = None
     if starting:
         try:
             session.selftest(store, force=True)
