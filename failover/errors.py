@@ -111,3 +111,8 @@ class BackupError(FailoverError):
 
 class RemoteError(FailoverError):
     pass
+
+
+class LostLeadership(FailoverError):
+    """This watcher may no longer act for its coordination group (its lease lapsed, or
+    another leader took over): a run stops where it is, for the leader to resume."""

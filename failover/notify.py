@@ -43,6 +43,7 @@ EVENTS = (
     "warning",
     "drill",
     "maintenance",
+    "coordination",
 )
 
 

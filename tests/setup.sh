@@ -12,6 +12,7 @@ APT_PACKAGES=(
   sqlite3 nftables iproute2 iputils-ping postgresql procps
   chromium prometheus
   systemd util-linux  # systemd-analyze checks the shipped units; setpriv runs the agent hardened
+  etcd-server etcd-client
 )
 # chromium: pages and reports are opened headless, as a person sees them; prometheus:
 # its promtool checks and unit-tests the alert rules in examples/prometheus/.
@@ -37,7 +38,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   rm -f /usr/sbin/policy-rc.d
 fi
 # Debian starts these on install where it can; the tests run their own instances.
-for svc in pdns named bind9 ssh postgresql prometheus; do
+for svc in pdns named bind9 ssh postgresql prometheus etcd; do
   (command -v systemctl >/dev/null && systemctl stop "$svc" 2>/dev/null) || true
 done
 

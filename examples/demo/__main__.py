@@ -10,6 +10,7 @@ declared down. Then the status, the run and the report; the metrics Prometheus s
 the HTML report with its charts and the status page published to S3.
 
     examples/demo/run.sh            # as root; or: python3 -m examples.demo
+    examples/demo/run.sh --watchers # three watchers deciding together; one is partitioned
 """
 
 from __future__ import annotations
@@ -103,12 +104,61 @@ def _rto(fo: Failover, kind: str) -> float:
     return float(recheck["finished"]) - float(run["created"])
 
 
+def watchers_demo() -> int:
+    """Three watchers in three network namespaces decide together through S3 (SeaweedFS,
+    conditional writes): one of them loses its path to the primary, and nothing fails over;
+    then the primary falls over for everyone, and the leader alone fails over."""
+    from tests.support.lab import HOSTNAME
+    from tests.support.quorum_lab import QuorumLab
+
+    say(
+        "building the lab: primary and standby, PowerDNS, S3 (SeaweedFS) and three watchers, "
+        "each in its own network namespace (a and b may act, c votes only)"
+    )
+    with QuorumLab("s3") as q:
+        agents = q.start_agents(backup=None, failover={"standby": "warm", "after_restore": []})
+        wait(q.all_up, 60, "every watcher to see both endpoints up")
+        wait(lambda: q.leader() is not None, 30, "a leader")
+        leader = q.leader() or "a"
+        other = "b" if leader == "a" else "a"
+        time.sleep(2)
+        show(agents[leader].cli("status").stdout)
+
+        say(f"watcher {other}'s own path to the primary breaks (nftables in its namespace)")
+        q.partition(other)
+        time.sleep(8)  # well past down_after for that watcher
+        show(agents[other].cli("status").stdout)
+        show(f"runs started by anyone: {sum(len(q.runs(w)) for w in q.watchers)}")
+        show(f"PowerDNS answers {HOSTNAME} A {', '.join(q.lab.dns_answer())} (the primary)")
+
+        say(
+            f"the path is repaired; then the primary falls over for everyone ({time.strftime('%H:%M:%S')})"
+        )
+        q.heal_partition(other)
+        wait(q.all_up, 30, "every watcher to see the primary up again")
+        cut = time.monotonic()
+        q.lab.primary.blackhole()
+        wait(lambda: q.lab.dns_answer() == [q.lab.standby.ip], 60, "the group's failover")
+        show(f"DNS serves the standby {time.monotonic() - cut:.1f}s after the cut")
+        time.sleep(2)
+        show(agents[other].cli("status").stdout)
+        say("notifications (only the leader sends them)")
+        for title in q.titles():
+            show(f"- {title}")
+        say("the report as the voter-only watcher c saw it")
+        show(agents["c"].cli("report").stdout)
+    say("done: the lab is removed")
+    return 0
+
+
 def main() -> int:
     from tests.support.lab import HOSTNAME, Lab
 
     if os.geteuid() != 0:
         print("the demonstration needs root (network namespaces)", file=sys.stderr)
         return 2
+    if "--watchers" in sys.argv[1:]:
+        return watchers_demo()
     say(
         "building the lab: two VPSes (network namespaces with sshd and a web server), "
         "PowerDNS, an S3 repository (SeaweedFS), a notification receiver"

@@ -14,6 +14,7 @@ import typer
 
 from failover.cli import (
     backup,
+    coordination,
     dns,
     doctor,
     drill,
@@ -76,12 +77,21 @@ def _global_options(
         callback=_show_version,
         help="Print the version and exit.",
     ),
+    watcher: str | None = typer.Option(
+        None,
+        "--watcher",
+        envvar="FAILOVER_WATCHER",
+        metavar="NAME",
+        help="This machine's watcher name (with a coordination section) [default: "
+        "`watcher:` in watcher.yaml beside the config].",
+    ),
 ) -> None:
     from failover.logs import setup_logging
 
     if log_format not in ("text", "json"):
         raise UsageError(f"--log-format: expected text or json, got {log_format!r}")
     G.config_path, G.debug, G.log_format = config, debug, log_format
+    G.watcher = watcher
     setup_logging(log_format, logging.WARNING if quiet else logging.INFO, debug)
 
 
@@ -99,6 +109,7 @@ app.command()(runs.switch)
 app.command("migrate")(migrate.migrate)
 app.command("drill")(drill.drill)
 app.add_typer(runs.runs_app, name="runs")
+app.add_typer(coordination.coordination_app, name="coordination")
 app.command()(report.report)
 app.add_typer(status_page.status_page_app, name="status-page")
 app.command()(doctor.doctor)

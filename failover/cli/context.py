@@ -22,6 +22,7 @@ class Globals:
     config_path: str | None = None
     debug: bool = False
     log_format: str = "text"
+    watcher: str | None = None  # --watcher: this machine's name in a coordination group
 
 
 G = Globals()
@@ -36,7 +37,7 @@ def load(*, log_warnings: bool = True) -> LoadedConfig:
     from failover.config.load import load_config
     from failover.logs import get_logger
 
-    loaded = load_config(G.config_path)
+    loaded = load_config(G.config_path, watcher=G.watcher)
     if log_warnings:
         log = get_logger("config")
         for warning in loaded.warnings:

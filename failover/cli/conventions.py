@@ -2,7 +2,7 @@
 command follows them without thinking about it:
 
 - global options anywhere: `failover validate -c FILE` is `failover -c FILE validate`
-  (`--config/-c`, `--debug`, `--log-format`, `--quiet/-q` are moved in front of the
+  (`--config/-c`, `--debug`, `--log-format`, `--watcher`, `--quiet/-q` are moved in front of the
   command before click parses; an option value that looks like one is left alone);
 - metavars are names (`SITE`, `ENDPOINT`, `PATH`, `DURATION`): an argument's is its name,
   an option's its `metavar=` or its name, never a Python type;
@@ -20,7 +20,7 @@ from typing import Any
 from typer.core import TyperGroup
 
 # The root's options: the ones that take a value, and the flags.
-GLOBAL_WITH_VALUE = ("--config", "-c", "--log-format")
+GLOBAL_WITH_VALUE = ("--config", "-c", "--log-format", "--watcher")
 GLOBAL_FLAGS = ("--debug", "--quiet", "-q")
 EXAMPLES_HEADINGS = ("Examples:", "Example:")
 

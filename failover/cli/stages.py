@@ -5,6 +5,12 @@ heartbeat, the metrics and the status page.
 
 Each area's module is imported only when a site uses it, so that `failover check` and
 `failover status` stay fast for configs without backups or DNS.
+
+With a `coordination:` section (several watchers), `watch_stages()` puts the group first:
+after each round this watcher publishes its verdicts and reads the group's; only the
+leader runs the backups, the runs (on the group's verdicts) and the warm refresh; a
+voter-only watcher (can_act: false) runs none of what needs credentials; only the leader
+notifies. Without the section none of that is imported.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from failover.config.load import LoadedConfig
     from failover.hooks import Hook, HookContext
+    from failover.notify import Notifier
     from failover.show.status import SiteSection
     from failover.store import Store
 
@@ -33,9 +40,62 @@ def round_hooks() -> list[Hook]:
     ]
 
 
+def watch_stages(
+    loaded: LoadedConfig,
+    notifier: Notifier,
+    store: Store | None = None,
+    *,
+    starting: bool = False,
+) -> tuple[list[Hook], Notifier]:
+    """The hooks and the notifier for `check` and `agent`: round_hooks() alone, or, with a
+    coordination section, the group's (`starting`: the agent proves the engine first)."""
+    if loaded.config.coordination is None:
+        return round_hooks(), notifier
+    from failover.coordination.session import LeaderNotifier, start_session
+
+    session = start_session(loaded, store, starting=starting)
+
+    def coordination_hook(ctx: HookContext) -> None:
+        session.round(ctx)
+
+    def leader_only(hook: Hook) -> Hook:
+        def gated(ctx: HookContext) -> None:
+            if session.may_act():
+                hook(ctx)
+
+        gated.__name__ = getattr(hook, "__name__", "hook")
+        return gated
+
+    def group_runs_hook(ctx: HookContext) -> None:
+        from failover.runs.auto import failover_hook
+
+        failover_hook(ctx, group=session)
+
+    hooks: list[Hook] = [coordination_hook]
+    if session.can_act:  # a voter-only watcher holds no credentials for these
+        hooks += [
+            leader_only(_backup_hook),
+            group_runs_hook,
+            leader_only(_drill_hook),
+            leader_only(_warm_refresh_hook),
+            _dns_refresh_hook,
+        ]
+    # every watcher pings its own heartbeat and serves its own metrics; the leader alone
+    # reminds (through the leader's notifier) and publishes the status page
+    hooks += [_heartbeat_hook, _reminder_hook, _metrics_hook, leader_only(_status_page_hook)]
+    return hooks, LeaderNotifier(notifier, session)
+
+
 def status_sections() -> list[SiteSection]:
     """The per-site sections of `failover status` beyond health: backups, DNS, runs."""
-    return [_maintenance_section, _backup_section, _dns_section, _runs_section, _drill_section]
+    return [
+        _maintenance_section,
+        _backup_section,
+        _dns_section,
+        _runs_section,
+        _drill_section,
+        _coordination_section,
+    ]
 
 
 def _backup_hook(ctx: HookContext) -> None:
@@ -133,3 +193,11 @@ def _drill_section(loaded: LoadedConfig, store: Store | None, site: str) -> dict
     from failover.runs.drill import status_section
 
     return status_section(loaded, store, site)
+
+
+def _coordination_section(loaded: LoadedConfig, store: Store | None, site: str) -> dict[str, Any]:
+    if loaded.config.coordination is None:
+        return {}
+    from failover.coordination.show import status_section as coordination_section
+
+    return coordination_section(loaded, store, site)

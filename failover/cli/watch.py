@@ -147,7 +147,7 @@ def check(
       * * * * * root failover --quiet check        # /etc/cron.d/failover
       failover check --json --strict                # for a monitoring system: exit 5 if down
     """
-    from failover.cli.stages import round_hooks
+    from failover.cli.stages import watch_stages
     from failover.errors import StateLocked
     from failover.logs import get_logger
     from failover.notify import Notifier
@@ -171,11 +171,12 @@ def check(
             emit_json({"skipped": True, "reason": "another check is in its round",
                        "holder_pid": exc.holder_pid})  # fmt: skip
         return
-    notifier = Notifier(loaded.config.notify, loaded.config.sites)
+    base = Notifier(loaded.config.notify, loaded.config.sites)
     deferred = Deferred()
     with store:
         log_config_warnings(loaded, store)
-        result = tick(loaded, store, notifier, round_hooks(), spawn=deferred)
+        hooks, notifier = watch_stages(loaded, base, store)  # with coordination: the group's
+        result = tick(loaded, store, notifier, hooks, spawn=deferred)
         active = {
             name: store.active_or(name, site.initial_active)
             for name, site in loaded.config.sites.items()
@@ -205,7 +206,8 @@ def agent(
       systemctl enable --now failover-agent       # examples/systemd/failover-agent.service
       failover agent --log-format json
     """
-    from failover.cli.stages import round_hooks
+    from failover.cli.context import G
+    from failover.cli.stages import watch_stages
     from failover.config.load import load_config
     from failover.notify import Notifier
     from failover.show.metrics import serve_metrics
@@ -217,15 +219,17 @@ def agent(
     with open_store(loaded, lock=True, role="agent") as store, serve_metrics(loaded):
 
         def reload() -> LoadedConfig:
-            new = load_config(path)
+            new = load_config(path, watcher=G.watcher)
             if new.state_path != loaded.state_path:
                 raise UsageError("the state path cannot change on reload; restart the agent")
             log_config_warnings(new, store)
             return new
 
         log_config_warnings(loaded, store)
-        notifier = Notifier(loaded.config.notify, loaded.config.sites)
-        daemon = Agent(loaded, store, notifier, reload, round_hooks())
+        hooks, notifier = watch_stages(
+            loaded, Notifier(loaded.config.notify, loaded.config.sites), store, starting=True
+        )
+        daemon = Agent(loaded, store, notifier, reload, hooks)
         daemon.install_signal_handlers()
         raise typer.Exit(daemon.run(max_rounds=max_rounds))
 

@@ -36,6 +36,8 @@ class LoadedConfig:
     # `check` and the agent log it once per change of the config
     advice: list[str] = field(default_factory=list)
     digest: str = ""  # of the config's text: tells one version of the config from another
+    # coordination: this machine's watcher (--watcher, $FAILOVER_WATCHER, the watcher file)
+    watcher: str | None = None
 
     @property
     def state_path(self) -> Path:
@@ -71,16 +73,31 @@ def find_config(explicit: str | os.PathLike[str] | None) -> Path:
 
 
 def parse_config(
-    text: str, filename: str, *, base_dir: Path | None = None, env: dict[str, str] | None = None
+    text: str,
+    filename: str,
+    *,
+    base_dir: Path | None = None,
+    env: dict[str, str] | None = None,
+    watcher: str | None = None,
 ) -> LoadedConfig:
     data, lines = load_yaml(text, filename)
     if not isinstance(data, dict):
         raise ConfigError([f"{filename}:1: (top): the config must be a mapping of keys"])
     warnings: list[str] = []
+    environ = os.environ if env is None else env
+    identity = None
+    if "coordination" in data:
+        from failover.config.coordination import resolve_watcher
+
+        identity, problems = resolve_watcher(data["coordination"], base_dir, watcher, environ)
+        if problems:
+            raise ConfigError(problems)
+    voter_only = identity is not None and not identity.can_act
     context = {
-        "env": os.environ if env is None else env,
+        "env": environ,
         "warnings": warnings,
         "base_dir": base_dir,
+        "absent_secrets": voter_only,  # it must not hold them: checked below
     }
     try:
         config = Config.model_validate(data, context=context)
@@ -89,17 +106,50 @@ def parse_config(
     unusable = [format_problem(lines, path, why) for path, why in _unusable_paths(config, ())]
     if unusable:
         raise ConfigError(unusable)
+    if voter_only and identity is not None:
+        _check_voter_only(config, lines, identity.name)
     for path in _inline_secrets(config, ()):
         warnings.append(
             format_problem(lines, path, "secret written inline; prefer ${ENV_VAR} or file:/path")
         )
-    return LoadedConfig(config=config, path=Path(filename), lines=lines, warnings=warnings)
+    return LoadedConfig(
+        config=config,
+        path=Path(filename),
+        lines=lines,
+        warnings=warnings,
+        watcher=identity.name if identity else None,
+    )
 
 
-def load_config(explicit: str | os.PathLike[str] | None = None) -> LoadedConfig:
+def _check_voter_only(config: Config, lines: LineMap, name: str) -> None:
+    """A watcher with can_act: false holds no credentials to move the site, and the
+    engine's own credentials are there."""
+    from failover.config.coordination import engine_secrets_missing, held_credentials
+
+    assert config.coordination is not None
+    problems = [
+        format_problem(
+            lines,
+            path,
+            f"watcher {name} has can_act: false, but {what}: a voter-only watcher must not "
+            "hold DNS, SSH or restic credentials",
+        )
+        for path, what in held_credentials(config)
+    ]
+    problems += [
+        format_problem(lines, path, what)
+        for path, what in engine_secrets_missing(config.coordination)
+    ]
+    if problems:
+        raise ConfigError(problems)
+
+
+def load_config(
+    explicit: str | os.PathLike[str] | None = None, watcher: str | None = None
+) -> LoadedConfig:
     path = find_config(explicit)
     text = read_config_text(path)
-    loaded = parse_config(text, str(path), base_dir=path.parent.resolve())
+    loaded = parse_config(text, str(path), base_dir=path.parent.resolve(), watcher=watcher)
     if _has_secrets(loaded.config):
         warn_if_world_readable(path, "config file (it holds secrets)", loaded.warnings)
     for key_path in sorted(_key_files(loaded.config)):

@@ -13,6 +13,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from failover.config.backup import BackupSet
 from failover.config.base import Model, Name
 from failover.config.compute import ComputeTemplate
+from failover.config.coordination import Coordination
 from failover.config.dns import DnsProviderConfig, SiteDns, check_value, located_error
 from failover.config.drill import Drill
 from failover.config.heartbeat import Ping
@@ -506,6 +507,7 @@ class NotifyTarget(Model):
                 "warning",
                 "drill",
                 "maintenance",
+                "coordination",
             ]
         ]
         | None
@@ -582,6 +584,11 @@ class Config(Model):
         None,
         description="A static status page published to an S3-compatible bucket; off when unset.",
     )
+    coordination: Coordination | None = Field(
+        None,
+        description="Several watchers in different places decide together and one leader "
+        "acts, through an S3 bucket or an etcd cluster; unset: this agent decides alone.",
+    )
     sites: dict[Name, Site] = Field(description="The sites to watch, by name.", min_length=1)
 
     @model_validator(mode="after")
@@ -591,6 +598,18 @@ class Config(Model):
         if unknown:
             raise located_error(
                 ("status_page", "sites"), f"not a site of this config: {', '.join(unknown)}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_round(self) -> Config:
+        c = self.coordination
+        fastest = min(s.policy.interval for s in self.sites.values())
+        if c is not None and c.lease_ttl - c.margin <= fastest:
+            raise located_error(
+                ("coordination", "lease_ttl"),
+                f"lease_ttl minus its margin ({c.lease_ttl - c.margin:g}s) must be longer "
+                f"than the fastest site interval ({fastest:g}s): the leader renews once a round",
             )
         return self
 

@@ -46,13 +46,23 @@ Duration = Annotated[
 class Secret:
     """A resolved secret. Its repr and str never show the value; `reveal()` does."""
 
-    __slots__ = ("_value", "source")
+    __slots__ = ("_value", "absent", "source")
 
-    def __init__(self, value: str, source: str) -> None:
+    def __init__(self, value: str, source: str, absent: bool = False) -> None:
         self._value = value
         self.source = source  # "${NAME}", "file:/path" or "inline": safe to show
+        # Not available on this machine: a voter-only watcher's config names credentials
+        # that it must not hold (coordination.watchers.NAME.can_act: false).
+        self.absent = absent
 
     def reveal(self) -> str:
+        if self.absent:
+            from failover.errors import UsageError
+
+            raise UsageError(
+                f"the secret {self.source} is not available on this watcher (can_act: false): "
+                "it votes only and never acts"
+            )
         return self._value
 
     def __repr__(self) -> str:
@@ -98,12 +108,20 @@ def _resolve_secret(value: Any, info: ValidationInfo) -> Secret:
     if m := _ENV_REF.match(value):
         name = m.group(1)
         if name not in env:
+            if context.get("absent_secrets"):
+                return Secret("", f"${{{name}}}", absent=True)
             raise PydanticCustomError(
                 "secret", "environment variable {name} is not set", {"name": name}
             )
         return _known(env[name], f"${{{name}}}")
     if value.startswith("file:"):
-        path, text, mode = _read_secret_file(value[len("file:") :], context.get("base_dir"))
+        raw = value[len("file:") :]
+        try:
+            path, text, mode = _read_secret_file(raw, context.get("base_dir"))
+        except PydanticCustomError:
+            if context.get("absent_secrets"):  # a voter-only watcher: it holds none
+                return Secret("", f"file:{raw}", absent=True)
+            raise
         if warnings is not None and readable_by_others(mode):
             warnings.append(f"secret file {path} is readable by others (chmod 600 it)")
         return _known(text.rstrip("\r\n"), f"file:{path}")

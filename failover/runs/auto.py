@@ -24,6 +24,7 @@ from failover.watch.health import HealthState
 
 if TYPE_CHECKING:
     from failover.config.models import Site
+    from failover.coordination.session import Session
     from failover.hooks import HookContext
     from failover.store import Store
 
@@ -32,10 +33,14 @@ log = get_logger("runbook")
 RETRY_BACKOFF = 30.0  # seconds between automatic retries of a failed run
 
 
-def failover_hook(ctx: HookContext) -> None:
-    """After each round: resume or retry runs, decide on failover, alarm, fence."""
+def failover_hook(ctx: HookContext, group: Session | None = None) -> None:
+    """After each round: resume or retry runs, decide on failover, alarm, fence.
+
+    With a coordination `group`, only its leader acts, on the group's verdicts."""
     loaded, store = ctx.loaded, ctx.store
     journal.ensure_schema(store)
+    if group is not None and not group.may_act():
+        return
     result = ctx.result
     network_ok = result.network_ok if result is not None else _last_network_ok(store)
     now = time.time()
@@ -54,15 +59,20 @@ def failover_hook(ctx: HookContext) -> None:
             and not existing.owner_alive
         )
         if existing is not None and not parked:
-            _resume_if_due(ctx, existing, now)
+            _resume_if_due(ctx, existing, now, group)
             continue
         if maintenance.current(loaded.config, store, site_name, now) is not None:
             continue  # in maintenance: nothing fails over, fails back or alarms
         row = store.active_endpoint(site_name)
         active = row["active"] if row else site.initial_active
-        health = {
-            ep: HealthState.from_dict(store.health_state(site_name, ep)) for ep in site.endpoints
-        }
+        health = (
+            group.health(site_name)
+            if group is not None
+            else {
+                ep: HealthState.from_dict(store.health_state(site_name, ep))
+                for ep in site.endpoints
+            }
+        )
         ready = stored_readiness(store, site_name, site, active, now)
         decision = decide(
             site,
@@ -87,9 +97,9 @@ def failover_hook(ctx: HookContext) -> None:
             )
             existing = None
         if existing is not None:
-            _resume_if_due(ctx, existing, now)  # only an outage overrides it: remind a person
+            _resume_if_due(ctx, existing, now, group)  # only an outage overrides: remind a person
         elif decision.action in ("failover", "failback") and decision.target:
-            _start_auto(ctx, site_name, site, active, decision)
+            _start_auto(ctx, site_name, site, active, decision, group)
         if decision.action == "alarm":
             _alarm_no_standby(ctx, site_name, active, health, ready)
         _fence_if_back(ctx, site_name, site, active, health)
@@ -114,7 +124,12 @@ def _last_network_ok(store: Store) -> bool:
 
 
 def _start_auto(
-    ctx: HookContext, site_name: str, site: Site, active: str, decision: Decision
+    ctx: HookContext,
+    site_name: str,
+    site: Site,
+    active: str,
+    decision: Decision,
+    group: Session | None = None,
 ) -> None:
     kind: Kind = "failover" if decision.action == "failover" else "failback"
     assert decision.target is not None
@@ -128,7 +143,13 @@ def _start_auto(
         return  # refused at preflight a moment ago: try again after the backoff
     try:
         plan = plan_run(site_name, site, kind, active, decision.target)
-        run = journal.start_run(ctx.store, plan, "auto")
+        options = {}
+        if group is not None:
+            uid = group.commit_start(ctx.store, site_name, plan, decision)
+            if uid is None:
+                return  # the group did not let it start (another run, or no lease)
+            options["group_run"] = uid
+        run = journal.start_run(ctx.store, plan, "auto", options)
     except FailoverError as exc:
         log.error("cannot start the %s: %s", kind, exc, extra={"site": site_name})
         return
@@ -154,21 +175,23 @@ def _start_auto(
             level="warning",
         )
     )
-    _spawn_execute(ctx, run)
+    _spawn_execute(ctx, run, group)
 
 
-def _spawn_execute(ctx: HookContext, run: Run) -> None:
+def _spawn_execute(ctx: HookContext, run: Run, group: Session | None = None) -> None:
     loaded, notifier = ctx.loaded, ctx.notifier
+    uid = run.options.get("group_run")
+    guard = group.guard(run.site, uid) if group is not None and uid else None
 
     def work(store: Store) -> None:
         fresh = journal.get_run(store, run.id)
         if fresh is not None and fresh.status in OPEN:
-            engine.execute(loaded, store, notifier, fresh)
+            engine.execute(loaded, store, notifier, fresh, guard=guard)
 
     ctx.spawn(f"run-{run.site}", work)
 
 
-def _resume_if_due(ctx: HookContext, run: Run, now: float) -> None:
+def _resume_if_due(ctx: HookContext, run: Run, now: float, group: Session | None = None) -> None:
     max_attempts = (
         ctx.loaded.config.sites[run.site].failover.max_attempts
         if run.site in ctx.loaded.config.sites
@@ -179,7 +202,7 @@ def _resume_if_due(ctx: HookContext, run: Run, now: float) -> None:
     if run.status == "running":
         # Interrupted (its process died), or executed by our own worker, which spawn()
         # does not start twice.
-        _spawn_execute(ctx, run)
+        _spawn_execute(ctx, run, group)
         return
     if run.trigger != "auto" or run.attempts >= max_attempts:
         _notify_once(
@@ -205,7 +228,7 @@ def _resume_if_due(ctx: HookContext, run: Run, now: float) -> None:
             max_attempts,
             extra={"site": run.site},
         )
-        _spawn_execute(ctx, run)
+        _spawn_execute(ctx, run, group)
 
 
 def _notify_once(ctx: HookContext, key: str, event: Event) -> None:

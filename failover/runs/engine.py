@@ -8,9 +8,9 @@ import dataclasses
 import os
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from failover.errors import FailoverError, UsageError
+from failover.errors import FailoverError, LostLeadership, UsageError
 from failover.logs import get_logger
 from failover.notify import Event, Notifier
 from failover.runs import journal
@@ -31,17 +31,45 @@ REFUSED = "refused"  # a run whose preflight failed: nothing was changed, the ru
 REFUSAL_NOTICE_EVERY = 3600.0  # seconds: automatic runs refused again are only logged
 
 
+class StepGuard(Protocol):
+    """With a coordination group: `before` raises LostLeadership when this watcher may no
+    longer act (renewing its lease first before an irreversible step); `after` records the
+    run's progress as a group fact (and raises LostLeadership when another leader has)."""
+
+    def before(self, run: Run, step: str) -> None: ...
+
+    def after(self, run: Run) -> None: ...
+
+
 def execute(
     loaded: LoadedConfig,
     store: Store,
     notifier: Notifier,
     run: Run,
     progress: Callable[[str], None] | None = None,
+    guard: StepGuard | None = None,
 ) -> Run:
     """Run (or resume) `run` from its first unfinished step. Returns the run as it ended.
 
     A failing step marks the run failed, notifies, and stops; calling execute() again
     retries from that step."""
+    try:
+        return _execute(loaded, store, notifier, run, progress, guard)
+    except LostLeadership as exc:
+        # Not a failure of the run: the group's leader carries it on from here.
+        journal.update_run(store, run.id, status="failed", detail=f"stopped: {exc}", owner=None)
+        log.warning("run stopped: %s", exc, extra={"site": run.site, "run": str(run.id)})
+        return journal.get_run(store, run.id) or run
+
+
+def _execute(
+    loaded: LoadedConfig,
+    store: Store,
+    notifier: Notifier,
+    run: Run,
+    progress: Callable[[str], None] | None,
+    guard: StepGuard | None,
+) -> Run:
     journal.ensure_schema(store)
     if run.site not in loaded.config.sites:
         raise UsageError(f"run #{run.id} is for site {run.site}, which the config no longer has")
@@ -62,6 +90,8 @@ def execute(
             return journal.get_run(store, run.id) or run
         idx, name = step["idx"], step["name"]
         impl = step_impl(name)
+        if guard is not None:
+            guard.before(run, name)
         if data.get("endpoint") and run.target not in loaded.config.sites[run.site].endpoints:
             loaded = with_new_endpoint(loaded, run.site, run.target, data["endpoint"])
         journal.update_step(
@@ -85,21 +115,30 @@ def execute(
             raise
         except FailoverError as exc:
             _fail(loaded, store, notifier, run, idx, name, str(exc), extra)
-            return journal.get_run(store, run.id) or run
+            return _after(store, run, guard)
         except Exception as exc:  # a bug or an unexpected SDK error: still journaled
             _fail(loaded, store, notifier, run, idx, name, describe_exception(exc), extra)
-            return journal.get_run(store, run.id) or run
+            return _after(store, run, guard)
         data.update(out)
         journal.update_step(
             store, run.id, idx, status="done", finished=time.time(), detail=detail, data=out
         )
         say(f"[{name}] done: {detail}")
         log.info("step %s done: %s", name, detail, extra={**extra, "step": name})
+        if guard is not None:
+            guard.after(journal.get_run(store, run.id) or run)
     if journal.close_run(store, run.id, done_status(run.kind), data.get("run_detail")):
         log.info("%s to %s complete", run.kind, run.target, extra=extra)
     else:
         log.warning("run #%d was abandoned while its last step ran", run.id, extra=extra)
-    return journal.get_run(store, run.id) or run
+    return _after(store, run, guard)
+
+
+def _after(store: Store, run: Run, guard: StepGuard | None) -> Run:
+    current = journal.get_run(store, run.id) or run
+    if guard is not None:
+        guard.after(current)
+    return current
 
 
 def _fail(

@@ -76,6 +76,12 @@ def build_report(
             _incident(store, name, dict(row), site_runs, now)
             for row in store.incidents(name, since)
         ]
+        if config.coordination is not None:  # which watchers saw what, when the group decided
+            from failover.coordination.show import incident_events as group_events
+
+            for inc in incidents:
+                end = inc["recovered"] or now
+                inc["group"] = group_events(store, name, inc["endpoint"], inc["first_failure"], end)
         if charts:
             for inc in incidents:
                 end = inc["recovered"] or now
@@ -338,7 +344,8 @@ def render_markdown(report: dict[str, Any]) -> str:
             state = "ongoing" if inc["ongoing"] else f"{duration(inc['outage_seconds'])}"
             lines += [f"### Incident {n}: {inc['endpoint']} down ({state})", ""]
             lines += ["| time | event |", "|---|---|"]
-            lines += [f"| {local_time(e['ts'])} | {e['text']} |" for e in inc["events"]]
+            events = sorted([*inc["events"], *inc.get("group", [])], key=lambda e: e["ts"])
+            lines += [f"| {local_time(e['ts'])} | {e['text']} |" for e in events]
             lines.append("")
             lines += _evidence_lines(inc)
             lines.append("")

@@ -177,6 +177,7 @@ def render_text(data: dict[str, Any]) -> str:
                 continue
             if isinstance(value, dict) and "summary" in value:
                 lines.append(f"  {key}: {value['summary']}")
+                lines += [f"    {line}" for line in value.get("lines", [])]
         for warning in site["warnings"]:
             lines.append(f"  ! {warning}")
     return "\n".join(lines).lstrip("\n")

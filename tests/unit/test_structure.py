@@ -43,6 +43,8 @@ PURE = (
     "failover.maintenance.window",
     "failover.doctor.report",
     "failover.config.advice",
+    "failover.coordination.quorum",
+    "failover.coordination.lease",
 )
 FORBIDDEN_TOP = {
     "sqlite3", "subprocess", "asyncio", "ssl", "boto3", "botocore", "libcloud", "apprise",
