@@ -38,8 +38,8 @@ log = get_logger("worker")
 
 Job = tuple[str, Callable[["Store"], None]]
 # Short by design (bounded by their own timeout): run by `check` itself once the state lock
-# is released, not worth a worker process.
-INLINE_KEYS = ("heartbeat",)
+# is released, not worth a worker process (an upload of the status page, a heartbeat).
+INLINE_KEYS = ("heartbeat", "status-page")
 LOG_LIMIT = 1 << 20  # bytes of worker.log kept before it is rotated to worker.log.1
 NOTIFY_GRACE = 5.0  # seconds beyond the notifier's bound to wait for the round's notices
 
