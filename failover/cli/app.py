@@ -6,15 +6,35 @@ one-line message unless --debug asks for the traceback.
 
 from __future__ import annotations
 
-import logging
+import importlib
 import sys
 import types
+from collections.abc import Sequence
 
 import typer
 
-from failover.cli import backup, dns, migrate, report, runs, watch
 from failover.cli.context import G
 from failover.errors import ExitCode, FailoverError, UsageError
+
+# The commands in the order of `failover --help`: name -> "module:function" (a command) or
+# "module:typer_app" (a group). A command's module is imported only when it runs (or for
+# --help and unknown names, which need them all): `failover check` does not import what
+# `migrate` or `backup` need.
+COMMANDS: dict[str, str] = {
+    "validate": "failover.cli.watch:validate",
+    "init": "failover.cli.watch:init",
+    "check": "failover.cli.watch:check",
+    "agent": "failover.cli.watch:agent",
+    "status": "failover.cli.watch:status",
+    "dns": "failover.cli.dns:dns_app",
+    "backup": "failover.cli.backup:backup_app",
+    "switch": "failover.cli.runs:switch",
+    "migrate": "failover.cli.migrate:migrate",
+    "runs": "failover.cli.runs:runs_app",
+    "report": "failover.cli.report:report",
+}
+# Global options that take a value (the command name is the first word after these).
+_VALUE_OPTIONS = ("--config", "-c", "--log-format")
 
 app = typer.Typer(
     name="failover",
@@ -41,6 +61,8 @@ def _global_options(
     log_format: str = typer.Option("text", "--log-format", help="Log lines: text or json."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings and errors in the log."),
 ) -> None:
+    import logging
+
     from failover.logs import setup_logging
 
     if log_format not in ("text", "json"):
@@ -49,23 +71,41 @@ def _global_options(
     setup_logging(log_format, logging.WARNING if quiet else logging.INFO, debug)
 
 
-# The order here is the order of `failover --help`.
-app.command()(watch.validate)
-app.command()(watch.init)
-app.command()(watch.check)
-app.command()(watch.agent)
-app.command()(watch.status)
-app.add_typer(dns.dns_app, name="dns")
-app.add_typer(backup.backup_app, name="backup")
-app.command()(runs.switch)
-app.command("migrate")(migrate.migrate)
-app.add_typer(runs.runs_app, name="runs")
-app.command()(report.report)
+def command_named(argv: Sequence[str]) -> str | None:
+    """The command `argv` runs (its first word after the global options), or None."""
+    args = iter(argv)
+    for arg in args:
+        if arg == "--":
+            return next(args, None)
+        if arg in _VALUE_OPTIONS:
+            next(args, None)
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
+def register(names: Sequence[str]) -> None:
+    """Add these commands (in --help order) to the app, importing their modules now."""
+    for name in COMMANDS:
+        if name not in names or name in _registered:
+            continue
+        module, _, attr = COMMANDS[name].partition(":")
+        target = getattr(importlib.import_module(module), attr)
+        if isinstance(target, typer.Typer):
+            app.add_typer(target, name=name)
+        else:
+            app.command(name)(target)
+        _registered.add(name)
+
+
+_registered: set[str] = set()
 
 
 def run(argv: list[str]) -> int:
     debug = "--debug" in argv
+    name = command_named(argv)
     try:
+        register([name] if name in COMMANDS else list(COMMANDS))
         rc = app(args=argv, prog_name="failover", standalone_mode=False)
         if isinstance(rc, int):  # click returns typer.Exit's code when not standalone
             return rc
