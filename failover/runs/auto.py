@@ -10,10 +10,9 @@ from typing import TYPE_CHECKING
 from failover.errors import FailoverError
 from failover.logs import get_logger
 from failover.notify import Event
-from failover.runs import engine, journal
+from failover.runs import journal
 from failover.runs.model import OPEN, Decision, Kind, Run
 from failover.runs.plan import decide, plan_run, resume_command
-from failover.runs.steps.common import run_commands
 from failover.watch.health import HealthState
 
 if TYPE_CHECKING:
@@ -124,6 +123,8 @@ def _spawn_execute(ctx: HookContext, run: Run) -> None:
     def work(store: Store) -> None:
         fresh = journal.get_run(store, run.id)
         if fresh is not None and fresh.status in OPEN:
+            from failover.runs import engine  # the steps and their SDKs: only for a run
+
             engine.execute(loaded, store, notifier, fresh)
 
     ctx.spawn(f"run-{run.site}", work)
@@ -225,6 +226,8 @@ def _fence_if_back(
         outcome = "no fence commands configured"
         if commands:
             try:
+                from failover.runs.steps.common import run_commands
+
                 run_commands(loaded, site_name, old, commands)
                 outcome = f"ran {len(commands)} fence command(s)"
             except FailoverError as exc:

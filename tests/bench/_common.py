@@ -32,3 +32,53 @@ def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
     return (int(fields[11]) + int(fields[12])) / ticks  # utime + stime
+
+
+CACHE = Path(os.environ.get("FAILOVER_BENCH_CACHE") or Path.home() / ".cache" / "failover-bench")
+
+
+def peer_venv(name: str, packages: list[str]) -> Path:
+    """A virtual environment of the peer's own under the bench cache (not the repository),
+    with `packages` installed by pip the first time; returns its bin directory."""
+    import subprocess
+
+    venv = CACHE / name
+    marker = venv / ".installed"
+    wanted = " ".join(packages)
+    if not marker.exists() or marker.read_text() != wanted:
+        print(f"installing {wanted} into {venv} ...", file=sys.stderr)
+        venv.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+        subprocess.run(
+            [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", *packages], check=True
+        )
+        marker.write_text(wanted)
+    return venv / "bin"
+
+
+def compile_project() -> None:
+    """Byte-compile the project, as `pip install` does for an installed copy: without it
+    (PYTHONDONTWRITEBYTECODE in some environments) every run would compile our sources."""
+    import compileall
+
+    for package in ("failover", "providers"):
+        compileall.compile_dir(str(REPO / package), quiet=1)
+
+
+def load_line() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} cores"
+
+
+def ratio_summary(tool: list[float], peer: list[float]) -> str:
+    """Ratios of interleaved runs (tool / peer, run by run): median (min–max)."""
+    pairs = sorted(t / p for t, p in zip(tool, peer, strict=True))
+    return f"{statistics.median(pairs):.2f} ({pairs[0]:.2f}–{pairs[-1]:.2f})"
+
+
+def ms_summary(values: list[float]) -> str:
+    """median (min–max) in ms."""
+    return (
+        f"{statistics.median(values) * 1000:.0f} ms "
+        f"({min(values) * 1000:.0f}–{max(values) * 1000:.0f})"
+    )
