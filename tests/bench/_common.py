@@ -82,3 +82,34 @@ def ms_summary(values: list[float]) -> str:
         f"{statistics.median(values) * 1000:.0f} ms "
         f"({min(values) * 1000:.0f}–{max(values) * 1000:.0f})"
     )
+
+
+def installed_failover() -> str:
+    """The python of an installed copy of this checkout (`pip install .`, as the README's
+    Install section does), in a virtual environment under the bench cache: what users run,
+    byte-compiled, without the development checkout's editable-install hook on sys.path.
+    Dependencies are installed the first time; the project itself again on every call."""
+    import subprocess
+
+    venv = CACHE / "failover-installed"
+    python = venv / "bin" / "python"
+    if not (venv / ".deps").exists():
+        print(f"installing failover with its dependencies into {venv} ...", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", str(REPO)], check=True)
+        (venv / ".deps").write_text("ok")
+    else:
+        subprocess.run(
+            [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--no-deps",
+                "--force-reinstall",
+                str(REPO),
+            ],
+            check=True,
+        )
+    return str(python)

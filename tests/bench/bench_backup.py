@@ -70,9 +70,9 @@ def make_incremental_data(root: Path) -> Path:
 
 
 def incremental(rounds: int, restic: str) -> None:
-    from _common import compile_project, load_line, peer_venv, ratio_summary
+    from _common import installed_failover, load_line, peer_venv, ratio_summary
 
-    compile_project()
+    python = installed_failover()
     py_bin = peer_venv("resticpy", ["resticpy"])
     root = Path(tempfile.mkdtemp(prefix="failover-bench-incr-"))
     try:
@@ -104,7 +104,7 @@ def incremental(rounds: int, restic: str) -> None:
             "restic": [restic, "-r", str(repos["restic"]), "backup", str(src)],
             "resticpy": [str(py_bin / "python"), str(script), str(repos["resticpy"]), str(src)],
             "failover": [
-                sys.executable,
+                python,
                 "-m",
                 "failover",
                 "-q",

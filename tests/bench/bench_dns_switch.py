@@ -109,7 +109,7 @@ def served(dns_port: int, target: str, deadline: float = 5.0) -> bool:
 def peers(runs: int) -> None:
     """The tool, octoDNS and libcloud against one PowerDNS, run by run in turn."""
     from _common import (
-        compile_project,
+        installed_failover,
         load_line,
         ms_summary,
         peer_venv,
@@ -118,7 +118,7 @@ def peers(runs: int) -> None:
 
     from tests.integration.dns.conftest import make_backend
 
-    compile_project()
+    python = installed_failover()
     octo_bin = peer_venv("octodns", ["octodns", "octodns-powerdns"])
     with tempfile.TemporaryDirectory(prefix="bench-dns-peers-") as tmp_name:
         tmp = Path(tmp_name)
@@ -133,7 +133,7 @@ def peers(runs: int) -> None:
             script.write_text(LIBCLOUD_SCRIPT)
 
             def tool(target: str) -> list[str]:
-                return [sys.executable, "-m", "failover", "--config", str(config), "dns", "set",
+                return [python, "-m", "failover", "--config", str(config), "dns", "set",
                         "shop", "--to", target, "--yes"]  # fmt: skip
 
             def octodns(target: str) -> list[str]:
@@ -143,10 +143,10 @@ def peers(runs: int) -> None:
 
             def libcloud(target: str) -> list[str]:
                 v = TARGETS[target]
-                return [sys.executable, str(script), str(api_port), v["A"], v["AAAA"]]
+                return [python, str(script), str(api_port), v["A"], v["AAAA"]]
 
             def floor(target: str) -> list[str]:
-                return [sys.executable, "-c", FLOOR_SCRIPT]
+                return [python, "-c", FLOOR_SCRIPT]
 
             contenders = {
                 "failover dns set --yes": tool,

@@ -114,17 +114,17 @@ def timed(argv: list[str]) -> float:
 
 
 def main() -> None:
-    from _common import compile_project, load_line, ms_summary
+    from _common import installed_failover, load_line, ms_summary
 
     runs = int(sys.argv[sys.argv.index("--runs") + 1]) if "--runs" in sys.argv else RUNS
-    compile_project()
-    exe = [sys.executable, "-m", "failover"]
+    python = installed_failover()
+    exe = [python, "-m", "failover"]
     with tempfile.TemporaryDirectory() as d:
         print("building a state file with six hours of history for 10 sites ...", file=sys.stderr)
         config = make_state(Path(d))
         checked, servers = check_config(Path(d))
         commands = {
-            "`python -c pass` (the interpreter alone)": ([sys.executable, "-c", "pass"], None),
+            "`python -c pass` (the interpreter alone)": ([python, "-c", "pass"], None),
             "`failover --help`": ([*exe, "--help"], 60),
             "`failover status` (10 sites, 6 h of history)": (
                 [*exe, "--config", str(config), "status"],
