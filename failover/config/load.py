@@ -30,6 +30,7 @@ class LoadedConfig:
     path: Path
     lines: LineMap
     warnings: list[str] = field(default_factory=list)
+    inline_secrets: int = 0
 
     @property
     def state_path(self) -> Path:
@@ -71,21 +72,29 @@ def parse_config(
     if not isinstance(data, dict):
         raise ConfigError([f"{filename}:1: (top): the config must be a mapping of keys"])
     warnings: list[str] = []
+    inline: list[str] = []
     context = {
         "env": os.environ if env is None else env,
         "warnings": warnings,
         "base_dir": base_dir,
+        "inline_secrets": inline,
     }
     try:
         with _no_pydantic_plugins():
             config = Config.model_validate(data, context=context)
     except ValidationError as exc:
         raise ConfigError(_problems(exc, lines)) from None
-    for path in _inline_secrets(config, ()):
+    for path in _inline_secrets(config, ()) if inline else ():
         warnings.append(
             format_problem(lines, path, "secret written inline; prefer ${ENV_VAR} or file:/path")
         )
-    return LoadedConfig(config=config, path=Path(filename), lines=lines, warnings=warnings)
+    return LoadedConfig(
+        config=config,
+        path=Path(filename),
+        lines=lines,
+        warnings=warnings,
+        inline_secrets=len(inline),
+    )
 
 
 @contextmanager
@@ -108,7 +117,7 @@ def load_config(explicit: str | os.PathLike[str] | None = None) -> LoadedConfig:
     path = find_config(explicit)
     text = read_config_text(path)
     loaded = parse_config(text, str(path), base_dir=path.parent.resolve())
-    if _has_secrets(loaded.config):
+    if loaded.inline_secrets:
         warn_if_world_readable(path, "config file (it holds secrets)", loaded.warnings)
     for key_path in sorted(_key_files(loaded.config)):
         # a missing key shows up, with a hint, when it is used
@@ -182,18 +191,6 @@ def _inline_secrets(value: Any, path: tuple[str | int, ...]) -> list[tuple[str |
         for i, item in enumerate(value):
             found += _inline_secrets(item, (*path, i))
     return found
-
-
-def _has_secrets(value: Any) -> bool:
-    if isinstance(value, Secret):
-        return value.source == "inline"
-    if isinstance(value, BaseModel):
-        return any(_has_secrets(getattr(value, n)) for n in type(value).model_fields)
-    if isinstance(value, dict):
-        return any(_has_secrets(v) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return any(_has_secrets(v) for v in value)
-    return False
 
 
 __all__ = [
