@@ -146,3 +146,21 @@ def test_a_dns_provider_loads_its_own_sdk_only(kind: str) -> None:
             if m.startswith(("libcloud.dns.drivers.", "libcloud.compute.drivers."))
         }
         assert others == {"libcloud.dns.drivers.powerdns"}
+
+
+def test_the_command_line_skips_pydantic_plugin_discovery(tmp_path: Path) -> None:
+    """pydantic's plugin loader reads every distribution's entry points (importlib.metadata)
+    before its first validator; the failover command has none to find."""
+    config = tmp_path / "failover.yaml"
+    site = {k: v for k, v in SITE.items() if k != "dns"}
+    config.write_text(json.dumps({"state": str(tmp_path / "state.db"), "sites": {"shop": site}}))
+    modules = _modules_after(
+        f"""
+        import contextlib, io
+        from failover.__main__ import main
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            assert main(["-c", {str(config)!r}, "validate"]) == 0
+        """
+    )
+    assert "failover.config.models" in modules
+    assert "importlib.metadata" not in modules
