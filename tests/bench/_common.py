@@ -113,3 +113,9 @@ def installed_failover() -> str:
             check=True,
         )
     return str(python)
+
+
+def failover_bin(python: str) -> str:
+    """The installed copy's `failover` command (not `python -m failover`, which would put the
+    working directory, a checkout, first on sys.path)."""
+    return str(Path(python).parent / "failover")

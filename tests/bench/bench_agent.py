@@ -48,6 +48,7 @@ def watch(
 
 def many(n: int, duration: float, python: str, scheme: str = "https") -> None:
     import bench_probes
+    from _common import failover_bin
 
     from tests.support.webserver import TestCA
 
@@ -76,7 +77,7 @@ def many(n: int, duration: float, python: str, scheme: str = "https") -> None:
             )
             env = {**os.environ, "SSL_CERT_FILE": str(ca.cert_path)}
             peak, cpu, wall = watch(
-                [python, "-m", "failover", "--config", str(config), "agent"], duration, env
+                [failover_bin(python), "--config", str(config), "agent"], duration, env
             )
         finally:
             server.terminate()
@@ -89,7 +90,7 @@ def many(n: int, duration: float, python: str, scheme: str = "https") -> None:
 
 
 def main() -> None:
-    from _common import installed_failover, load_line
+    from _common import failover_bin, installed_failover, load_line
 
     parser = argparse.ArgumentParser()
     parser.add_argument("seconds", type=float, nargs="?", default=120.0)
@@ -129,9 +130,7 @@ def main() -> None:
             f"state: state.db\ncanaries:\n  - {{type: tcp, host: 127.0.0.1, port: "
             f"{servers[0].server_address[1]}, timeout: 2s}}\nsites:\n{sites}\n"
         )
-        peak, cpu, wall = watch(
-            [python, "-m", "failover", "--config", str(config), "agent"], duration
-        )
+        peak, cpu, wall = watch([failover_bin(python), "--config", str(config), "agent"], duration)
         for server in servers:
             server.shutdown()
     print("| agent, 10 sites x 2 endpoints x 2 checks, 10 s interval | measured | target |")

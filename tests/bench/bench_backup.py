@@ -70,7 +70,7 @@ def make_incremental_data(root: Path) -> Path:
 
 
 def incremental(rounds: int, restic: str) -> None:
-    from _common import installed_failover, load_line, peer_venv, ratio_summary
+    from _common import failover_bin, installed_failover, load_line, peer_venv, ratio_summary
 
     python = installed_failover()
     py_bin = peer_venv("resticpy", ["resticpy"])
@@ -103,17 +103,7 @@ def incremental(rounds: int, restic: str) -> None:
         argv = {
             "restic": [restic, "-r", str(repos["restic"]), "backup", str(src)],
             "resticpy": [str(py_bin / "python"), str(script), str(repos["resticpy"]), str(src)],
-            "failover": [
-                python,
-                "-m",
-                "failover",
-                "-q",
-                "-c",
-                str(config),
-                "backup",
-                "run",
-                "shop",
-            ],
+            "failover": [failover_bin(python), "-q", "-c", str(config), "backup", "run", "shop"],
         }
         for command in argv.values():  # the first, full backup: not timed
             subprocess.run(command, env=env, check=True, capture_output=True)

@@ -109,6 +109,7 @@ def served(dns_port: int, target: str, deadline: float = 5.0) -> bool:
 def peers(runs: int) -> None:
     """The tool, octoDNS and libcloud against one PowerDNS, run by run in turn."""
     from _common import (
+        failover_bin,
         installed_failover,
         load_line,
         ms_summary,
@@ -133,7 +134,7 @@ def peers(runs: int) -> None:
             script.write_text(LIBCLOUD_SCRIPT)
 
             def tool(target: str) -> list[str]:
-                return [python, "-m", "failover", "--config", str(config), "dns", "set",
+                return [failover_bin(python), "--config", str(config), "dns", "set",
                         "shop", "--to", target, "--yes"]  # fmt: skip
 
             def octodns(target: str) -> list[str]:

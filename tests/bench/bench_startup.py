@@ -114,11 +114,11 @@ def timed(argv: list[str]) -> float:
 
 
 def main() -> None:
-    from _common import installed_failover, load_line, ms_summary
+    from _common import failover_bin, installed_failover, load_line, ms_summary
 
     runs = int(sys.argv[sys.argv.index("--runs") + 1]) if "--runs" in sys.argv else RUNS
     python = installed_failover()
-    exe = [python, "-m", "failover"]
+    exe = [failover_bin(python)]
     with tempfile.TemporaryDirectory() as d:
         print("building a state file with six hours of history for 10 sites ...", file=sys.stderr)
         config = make_state(Path(d))
