@@ -6,6 +6,7 @@ import os
 import statistics
 import sys
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
@@ -119,3 +120,20 @@ def failover_bin(python: str) -> str:
     """The installed copy's `failover` command (not `python -m failover`, which would put the
     working directory, a checkout, first on sys.path)."""
     return str(Path(python).parent / "failover")
+
+
+def run_timed(argv: list[str], **kw: Any) -> tuple[float, float, int, bytes]:
+    """Run a command: (wall seconds, CPU seconds of it and the children it waited for,
+    return code, output). CPU time is what a loaded machine does not inflate much: the
+    benchmarks report it beside the wall time."""
+    import subprocess
+    import time
+
+    started = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kw)
+    assert proc.stdout is not None
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return wall, usage.ru_utime + usage.ru_stime, proc.returncode, out

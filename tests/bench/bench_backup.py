@@ -70,7 +70,15 @@ def make_incremental_data(root: Path) -> Path:
 
 
 def incremental(rounds: int, restic: str) -> None:
-    from _common import failover_bin, installed_failover, load_line, peer_venv, ratio_summary
+    from _common import (
+        failover_bin,
+        installed_failover,
+        load_line,
+        ms_summary,
+        peer_venv,
+        ratio_summary,
+        run_timed,
+    )
 
     python = installed_failover()
     py_bin = peer_venv("resticpy", ["resticpy"])
@@ -108,11 +116,17 @@ def incremental(rounds: int, restic: str) -> None:
         for command in argv.values():  # the first, full backup: not timed
             subprocess.run(command, env=env, check=True, capture_output=True)
         times: dict[str, list[float]] = {who: [] for who in argv}
+        cpu: dict[str, list[float]] = {who: [] for who in argv}
         names = list(argv)
         before = load_line()
         for i in range(rounds):
             for who in names[i % 3 :] + names[: i % 3]:
-                times[who].append(timed(argv[who], env))
+                os.sync()  # the previous run's writeback must not slow this one down
+                wall, used, code, out = run_timed(argv[who], env=env)
+                if code != 0:
+                    raise SystemExit(f"{who}: exit {code}: {out[-800:]!r}")
+                times[who].append(wall)
+                cpu[who].append(used)
         after = load_line()
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -123,13 +137,17 @@ def incremental(rounds: int, restic: str) -> None:
     )
     print(f"before: {before}; after: {after}")
     print()
-    print("| who | median (min–max) | failover / this: median (min–max) |")
-    print("|---|---|---|")
+    print(
+        "| who | wall: median (min–max) | failover / this, wall | CPU: median (min–max) "
+        "| failover / this, CPU |"
+    )
+    print("|---|---|---|---|---|")
     for who, values in times.items():
-        ratio = "" if who == "failover" else ratio_summary(times["failover"], values)
+        mine = who == "failover"
+        wall_ratio = "" if mine else ratio_summary(times["failover"], values)
+        cpu_ratio = "" if mine else ratio_summary(cpu["failover"], cpu[who])
         print(
-            f"| {who} | {statistics.median(values):.3f} s ({min(values):.3f}–{max(values):.3f}) "
-            f"| {ratio} |"
+            f"| {who} | {ms_summary(values)} | {wall_ratio} | {ms_summary(cpu[who])} | {cpu_ratio} |"
         )
 
 

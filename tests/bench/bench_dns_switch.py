@@ -115,6 +115,7 @@ def peers(runs: int) -> None:
         ms_summary,
         peer_venv,
         ratio_summary,
+        run_timed,
     )
 
     from tests.integration.dns.conftest import make_backend
@@ -156,6 +157,7 @@ def peers(runs: int) -> None:
                 "floor: imports only": floor,
             }
             times: dict[str, list[float]] = {name: [] for name in contenders}
+            cpu: dict[str, list[float]] = {name: [] for name in contenders}
             before = load_line()
             names = list(contenders)
             for i in range(runs):
@@ -164,15 +166,12 @@ def peers(runs: int) -> None:
                     target = ("standby", "primary")[(i * len(names) + k) % 2]
                     argv = contenders[name](target)
                     started = time.perf_counter()
-                    proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=REPO)
-                    ok = proc.returncode == 0 and (
-                        name.startswith("floor") or served(dns_port, target)
-                    )
+                    _, used, code, out = run_timed(argv, env=env, cwd=REPO)
+                    ok = code == 0 and (name.startswith("floor") or served(dns_port, target))
                     times[name].append(time.perf_counter() - started)
+                    cpu[name].append(used)
                     if not ok:
-                        raise SystemExit(
-                            f"{name}: failed: {proc.stdout[-800:]}{proc.stderr[-800:]}"
-                        )
+                        raise SystemExit(f"{name}: failed: {out[-1500:].decode(errors='replace')}")
             after = load_line()
         finally:
             gen.close()
@@ -182,11 +181,18 @@ def peers(runs: int) -> None:
     )
     print(f"before: {before}; after: {after}")
     print()
-    print("| who | median (min–max) | failover / this: median (min–max) |")
-    print("|---|---|---|")
+    tool_cpu = cpu["failover dns set --yes"]
+    print(
+        "| who | wall: median (min–max) | failover / this, wall | CPU: median (min–max) "
+        "| failover / this, CPU |"
+    )
+    print("|---|---|---|---|---|")
     for name, values in times.items():
-        ratio = "" if values is tool_times else ratio_summary(tool_times, values)
-        print(f"| {name} | {ms_summary(values)} | {ratio} |")
+        mine = values is tool_times
+        print(
+            f"| {name} | {ms_summary(values)} | {'' if mine else ratio_summary(tool_times, values)} "
+            f"| {ms_summary(cpu[name])} | {'' if mine else ratio_summary(tool_cpu, cpu[name])} |"
+        )
     print()
 
 

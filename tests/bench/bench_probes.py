@@ -220,15 +220,17 @@ def compare(
         "asyncio streams": lambda: peer_asyncio(addresses, port, ctx, timeout),
     }
     times: dict[str, list[float]] = {name: [] for name in runners}
+    cpu: dict[str, list[float]] = {name: [] for name in runners}
     names = list(runners)
     for rep in range(reps):
         for name in names[rep % len(names) :] + names[: rep % len(names)]:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), cpu_now()
             passed = runners[name]()
             times[name].append(time.perf_counter() - t0)
+            cpu[name].append(cpu_now() - c0)
             if passed != len(healthy):
                 print(f"  {name}: {len(healthy) - passed} failed", file=sys.stderr)
-    return times
+    return {**times, **{f"{name} (CPU)": values for name, values in cpu.items()}}
 
 
 # --- the probing side -------------------------------------------------------------------------
@@ -328,6 +330,12 @@ def bench(scheme: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     }
 
 
+def _ratio(mine: list[float], theirs: list[float]) -> str:
+    """engine / peer, sweep by sweep: median (min–max)."""
+    pairs = sorted(a / b for a, b in zip(mine, theirs, strict=True))
+    return f"{statistics.median(pairs):.2f} ({pairs[0]:.2f}–{pairs[-1]:.2f})"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--endpoints", type=int, default=1000)
@@ -394,20 +402,25 @@ def main() -> int:
     )
     print()
     print(
-        "| scheme | who | sweep median | min | max | probes/s (median) | engine / peer: median (min–max) |"
+        "| scheme | who | sweep: median (min–max) | probes/s: median (best) "
+        "| engine / peer, wall | CPU per sweep: median | engine / peer, CPU |"
     )
     print("|---|---|---|---|---|---|---|")
     for r in results:
-        engine = r["peers"]["engine"]
-        for name, values in r["peers"].items():
-            ratio = ""
-            if name != "engine":
-                pairs = sorted(e / v for e, v in zip(engine, values, strict=True))
-                ratio = f"{statistics.median(pairs):.2f} ({pairs[0]:.2f}–{pairs[-1]:.2f})"
+        peers = r["peers"]
+        for name, values in peers.items():
+            if name.endswith(" (CPU)"):
+                continue
+            used = peers[f"{name} (CPU)"]
+            mine = name == "engine"
+            wall_ratio = "" if mine else _ratio(peers["engine"], values)
+            cpu_ratio = "" if mine else _ratio(peers["engine (CPU)"], used)
             print(
                 f"| {r['scheme']} | {name} | {statistics.median(values):.3f} s "
-                f"| {min(values):.3f} s | {max(values):.3f} s "
-                f"| {r['answering'] / statistics.median(values):,.0f} | {ratio} |"
+                f"({min(values):.3f}–{max(values):.3f}) "
+                f"| {r['answering'] / statistics.median(values):,.0f} "
+                f"({r['answering'] / min(values):,.0f}) | {wall_ratio} "
+                f"| {statistics.median(used):.3f} s | {cpu_ratio} |"
             )
     ok = all(r["all_ok"] and r["skipped"] == 0 and r["max"] < args.interval for r in results)
     return 0 if ok else 1

@@ -11,7 +11,6 @@ check probes 10 sites x 2 endpoints (http and tcp, all answering, on loopback) a
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import tempfile
 import threading
@@ -107,10 +106,14 @@ class _Quiet(SimpleHTTPRequestHandler):
         pass
 
 
-def timed(argv: list[str]) -> float:
-    t0 = time.perf_counter()
-    subprocess.run(argv, check=True, capture_output=True, cwd=REPO)
-    return time.perf_counter() - t0
+def timed(argv: list[str]) -> tuple[float, float]:
+    """(wall, CPU) seconds of one run."""
+    from _common import run_timed
+
+    wall, cpu, code, out = run_timed(argv, cwd=REPO)
+    if code != 0:
+        raise SystemExit(f"{argv}: exit {code}: {out[-500:]!r}")
+    return wall, cpu
 
 
 def main() -> None:
@@ -138,20 +141,26 @@ def main() -> None:
         }
         timed(commands["`failover check` (20 endpoints x 2 checks, 2 canaries)"][0])  # state
         times: dict[str, list[float]] = {name: [] for name in commands}
+        cpu: dict[str, list[float]] = {name: [] for name in commands}
         names = list(commands)
         before = load_line()
         for i in range(runs):
             for name in names[i % len(names) :] + names[: i % len(names)]:
-                times[name].append(timed(commands[name][0]))
+                wall, used = timed(commands[name][0])
+                times[name].append(wall)
+                cpu[name].append(used)
         after = load_line()
         for server in servers:
             server.shutdown()
     print(f"{runs} runs each, interleaved; before: {before}; after: {after}")
     print()
-    print("| command | median (min–max) | target |")
-    print("|---|---|---|")
+    print("| command | wall: median (min–max) | CPU: median (min–max) | target |")
+    print("|---|---|---|---|")
     for name, (_, target) in commands.items():
-        print(f"| {name} | {ms_summary(times[name])} | {f'<= {target} ms' if target else ''} |")
+        print(
+            f"| {name} | {ms_summary(times[name])} | {ms_summary(cpu[name])} "
+            f"| {f'<= {target} ms' if target else ''} |"
+        )
 
 
 if __name__ == "__main__":
