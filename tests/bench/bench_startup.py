@@ -128,7 +128,16 @@ def main() -> None:
         checked, servers = check_config(Path(d))
         commands = {
             "`python -c pass` (the interpreter alone)": ([python, "-c", "pass"], None),
+            "floor of --help: `python -c 'import typer'`": (
+                [python, "-c", "import typer"],
+                None,
+            ),
             "`failover --help`": ([*exe, "--help"], 60),
+            "floor of status and check: the interpreter with typer, pydantic, PyYAML, sqlite3 "
+            "and asyncio imported": (
+                [python, "-c", "import typer, pydantic.main, yaml, sqlite3, asyncio, ssl"],
+                None,
+            ),
             "`failover status` (10 sites, 6 h of history)": (
                 [*exe, "--config", str(config), "status"],
                 150,
