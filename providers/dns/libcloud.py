@@ -88,11 +88,7 @@ class LibcloudDnsProvider(DnsProvider):
             return self._zones[zone]
         driver = self._driver()
         if self.driver_name == "powerdns":
-            # The zone's id is its name: no request (get_zone would GET the same URL as the
-            # list_records that follows; a missing zone fails there as ZoneDoesNotExist).
-            from libcloud.dns.base import Zone
-
-            found: Any = Zone(zone + ".", zone + ".", "master", None, driver)  # type: ignore[arg-type]
+            found = driver.get_zone(zone + ".")
         else:
             found = next((z for z in driver.list_zones() if normalize_name(z.domain) == zone), None)
             if found is None:
