@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -352,6 +353,15 @@ def _read_stdout(
 
 # --- the wrapper ----------------------------------------------------------------------------
 
+
+class VersionCache(Protocol):
+    """Where `Restic.version` keeps what `restic version` printed, across processes."""
+
+    def get(self, key: str) -> str | None: ...
+
+    def put(self, key: str, text: str) -> None: ...
+
+
 _VERSIONS: dict[tuple[str, str], ResticVersion] = {}
 _VERSIONS_LOCK = threading.Lock()
 
@@ -371,8 +381,10 @@ class Restic:
         runner: Runner | None = None,
         timeout: float | None = None,
         progress_fps: float = 1.0,
+        versions: VersionCache | None = None,
     ) -> None:
         self.repository = repository
+        self.versions = versions
         self._password = password
         self._env = dict(env or {})
         self.binary = binary
@@ -485,11 +497,24 @@ class Restic:
             return []
 
     def version(self) -> ResticVersion:
-        """restic's version where it runs, asked once per binary and place."""
+        """restic's version where it runs, asked once per binary and place (and, with a
+        `versions` cache, once per local binary file: its path, size and mtime)."""
         key = (self.runner.key, self.binary)
         with _VERSIONS_LOCK:
             if key in _VERSIONS:
                 return _VERSIONS[key]
+        stamp = self._binary_stamp()
+        if stamp is not None and self.versions is not None:
+            text = self.versions.get(stamp)
+            if text:
+                try:
+                    version = parse_version(text)
+                except ResticError:
+                    pass
+                else:
+                    with _VERSIONS_LOCK:
+                        _VERSIONS[key] = version
+                    return version
         if isinstance(self.runner, RemoteRunner):
             res = self.runner.remote.run([self.binary, "version"], timeout=60, check=False)
             code, out, err = res.returncode, res.stdout, res.stderr
@@ -507,10 +532,26 @@ class Restic:
             code, out, err = done.returncode, done.stdout, done.stderr
         if code != 0:
             raise self.error("version", code, err.decode(errors="replace"))
-        version = parse_version(out.decode(errors="replace"))
+        text = out.decode(errors="replace")
+        version = parse_version(text)
         with _VERSIONS_LOCK:
             _VERSIONS[key] = version
+        if stamp is not None and self.versions is not None:
+            self.versions.put(stamp, text.strip()[:200])
         return version
+
+    def _binary_stamp(self) -> str | None:
+        """The local binary's identity for the version cache: path, size, mtime."""
+        if isinstance(self.runner, RemoteRunner):
+            return None
+        path = shutil.which(self.binary)
+        if path is None:
+            return None
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        return f"{os.path.realpath(path)}:{st.st_size}:{st.st_mtime_ns}"
 
     def init(self, exist_ok: bool = True) -> bool:
         """Create the repository; False when it already exists (and exist_ok)."""

@@ -98,9 +98,12 @@ def remote_for(site_cfg: Site, endpoint: str) -> Remote:
     return Remote(ep.ssh, ep.address, name=endpoint)
 
 
-def restic_for(loaded: LoadedConfig, site: str, where: str | None = None) -> Restic:
+def restic_for(
+    loaded: LoadedConfig, site: str, where: str | None = None, store: Store | None = None
+) -> Restic:
     """The set's repository, reached from `where`: "local", an endpoint name, or (None) the
-    set's source."""
+    set's source. With `store`, the local restic's version is remembered there (per binary
+    path, size and mtime) instead of asked for in every process."""
     cfg, bset = site_config(loaded, site)
     where = where or bset.source
     runner = LocalRunner() if where == "local" else RemoteRunner(remote_for(cfg, where))
@@ -113,7 +116,21 @@ def restic_for(loaded: LoadedConfig, site: str, where: str | None = None) -> Res
         options=bset.options,
         runner=runner,
         timeout=bset.timeout,
+        versions=None if store is None else _StoredVersions(store),
     )
+
+
+class _StoredVersions:
+    """restic versions kept in the state's meta table (see Restic.version)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def get(self, key: str) -> str | None:
+        return self.store.get_meta("restic.version:" + key)
+
+    def put(self, key: str, text: str) -> None:
+        self.store.set_meta("restic.version:" + key, text)
 
 
 def run_at_source(
@@ -290,7 +307,7 @@ def run_backup(
     _signal(loaded, bset, "start", f"backup of {site} started")
     try:
         with repository_lock(loaded, bset.repository, wait=lock_wait):
-            _run_locked(loaded, site, bset, result, source, progress, on_status, init)
+            _run_locked(loaded, store, site, bset, result, source, progress, on_status, init)
         result.ok = True
     except FailoverError as exc:
         result.error = str(exc)
@@ -356,6 +373,7 @@ def _record(store: Store, run_id: int, result: BackupRunResult) -> None:
 
 def _run_locked(
     loaded: LoadedConfig,
+    store: Store | None,
     site: str,
     bset: BackupSet,
     result: BackupRunResult,
@@ -364,16 +382,31 @@ def _run_locked(
     on_status: StatusFn | None,
     init: bool,
 ) -> None:
-    restic = restic_for(loaded, site, source)
+    restic = restic_for(loaded, site, source, store)
     say = progress or (lambda _msg: None)
-    if init and restic.init(exist_ok=True):
-        log.info("created the repository %s", restic.where, extra={"site": site})
+    known = _repository_known(store, restic)
+    if init and not known:
+        _init_repository(store, restic, site)
     for command in bset.before:
         run_at_source(loaded, site, command, bset.timeout, source)
     try:
         for part in parts_of(bset):
             say(f"backing up {part.name} of {site} from {source or bset.source}")
-            summary = _back_up_part(restic, site, bset, part, result.run_tag, progress, on_status)
+            try:
+                summary = _back_up_part(
+                    restic, site, bset, part, result.run_tag, progress, on_status
+                )
+            except ResticError as exc:
+                if not (init and known and exc.kind == "no_repository"):
+                    raise
+                # Known from an earlier run, gone now (deleted, or moved): as before this
+                # tool remembered repositories, create it, and back up into the new one.
+                log.warning("the repository %s is gone: creating it", restic.where)
+                _init_repository(store, restic, site)
+                known = False
+                summary = _back_up_part(
+                    restic, site, bset, part, result.run_tag, progress, on_status
+                )
             result.parts[part.name] = summary
             say(f"snapshot {summary.snapshot_id} of {part.name}")
             if summary.partial:
@@ -413,6 +446,25 @@ def _run_locked(
             ),
         )
         result.forgotten = len(forgot.remove)
+
+
+def _repository_key(restic: Restic) -> str:
+    """The state's name for a repository as reached from one place: a digest, since the
+    repository string may hold credentials (rest:https://user:pass@...)."""
+    where = f"{restic.runner.key}\n{restic.repository}".encode()
+    return "backup.repository:" + hashlib.sha256(where).hexdigest()[:32]
+
+
+def _repository_known(store: Store | None, restic: Restic) -> bool:
+    """Whether an earlier run saw this repository exist (then `restic init` is not run)."""
+    return store is not None and store.get_meta(_repository_key(restic)) is not None
+
+
+def _init_repository(store: Store | None, restic: Restic, site: str) -> None:
+    if restic.init(exist_ok=True):
+        log.info("created the repository %s", restic.where, extra={"site": site})
+    if store is not None:
+        store.set_meta(_repository_key(restic), f"{time.time():.0f}")
 
 
 def _back_up_part(

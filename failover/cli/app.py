@@ -6,28 +6,42 @@ one-line message unless --debug asks for the traceback.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 import types
+from collections.abc import Sequence
 
 import typer
 
-from failover.cli import (
-    backup,
-    coordination,
-    dns,
-    doctor,
-    drill,
-    maintenance,
-    migrate,
-    report,
-    runs,
-    status_page,
-    watch,
-)
 from failover.cli.context import G
-from failover.cli.conventions import FailoverGroup
+from failover.cli.conventions import GLOBAL_WITH_VALUE, FailoverGroup
 from failover.errors import ExitCode, FailoverError, UsageError
+
+# The commands in the order of `failover --help`: name -> "module:function" (a command) or
+# "module:typer_app" (a group). A command's module is imported only when it runs (or for
+# --help and unknown names, which need them all): `failover check` does not import what
+# `migrate` or `backup` need.
+COMMANDS: dict[str, str] = {
+    "validate": "failover.cli.watch:validate",
+    "init": "failover.cli.watch:init",
+    "check": "failover.cli.watch:check",
+    "agent": "failover.cli.watch:agent",
+    "status": "failover.cli.watch:status",
+    "pause": "failover.cli.maintenance:pause",
+    "resume": "failover.cli.maintenance:resume",
+    "dns": "failover.cli.dns:dns_app",
+    "backup": "failover.cli.backup:backup_app",
+    "switch": "failover.cli.runs:switch",
+    "migrate": "failover.cli.migrate:migrate",
+    "drill": "failover.cli.drill:drill",
+    "runs": "failover.cli.runs:runs_app",
+    "coordination": "failover.cli.coordination:coordination_app",
+    "report": "failover.cli.report:report",
+    "status-page": "failover.cli.status_page:status_page_app",
+    "doctor": "failover.cli.doctor:doctor",
+    "schema": "failover.cli.watch:schema",
+}
 
 app = typer.Typer(
     name="failover",
@@ -95,30 +109,41 @@ def _global_options(
     setup_logging(log_format, logging.WARNING if quiet else logging.INFO, debug)
 
 
-# The order here is the order of `failover --help`.
-app.command()(watch.validate)
-app.command()(watch.init)
-app.command()(watch.check)
-app.command()(watch.agent)
-app.command()(watch.status)
-app.command()(maintenance.pause)
-app.command()(maintenance.resume)
-app.add_typer(dns.dns_app, name="dns")
-app.add_typer(backup.backup_app, name="backup")
-app.command()(runs.switch)
-app.command("migrate")(migrate.migrate)
-app.command("drill")(drill.drill)
-app.add_typer(runs.runs_app, name="runs")
-app.add_typer(coordination.coordination_app, name="coordination")
-app.command()(report.report)
-app.add_typer(status_page.status_page_app, name="status-page")
-app.command()(doctor.doctor)
-app.command()(watch.schema)
+def command_named(argv: Sequence[str]) -> str | None:
+    """The command `argv` runs (its first word that is not a global option), or None."""
+    args = iter(argv)
+    for arg in args:
+        if arg == "--":
+            return next(args, None)
+        if arg in GLOBAL_WITH_VALUE:
+            next(args, None)
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
+def register(names: Sequence[str]) -> None:
+    """Add these commands (in --help order) to the app, importing their modules now."""
+    for name in COMMANDS:
+        if name not in names or name in _registered:
+            continue
+        module, _, attr = COMMANDS[name].partition(":")
+        target = getattr(importlib.import_module(module), attr)
+        if isinstance(target, typer.Typer):
+            app.add_typer(target, name=name)
+        else:
+            app.command(name)(target)
+        _registered.add(name)
+
+
+_registered: set[str] = set()
 
 
 def run(argv: list[str]) -> int:
     debug = "--debug" in argv
+    name = command_named(argv)
     try:
+        register([name] if name in COMMANDS else list(COMMANDS))
         rc = app(args=argv, prog_name="failover", standalone_mode=False)
         if isinstance(rc, int):  # click returns typer.Exit's code when not standalone
             return rc

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,7 @@ class LoadedConfig:
     digest: str = ""  # of the config's text: tells one version of the config from another
     # coordination: this machine's watcher (--watcher, $FAILOVER_WATCHER, the watcher file)
     watcher: str | None = None
+    inline_secrets: int = 0
 
     @property
     def state_path(self) -> Path:
@@ -93,14 +96,17 @@ def parse_config(
         if problems:
             raise ConfigError(problems)
     voter_only = identity is not None and not identity.can_act
+    inline: list[str] = []
     context = {
         "env": environ,
         "warnings": warnings,
         "base_dir": base_dir,
         "absent_secrets": voter_only,  # it must not hold them: checked below
+        "inline_secrets": inline,
     }
     try:
-        config = Config.model_validate(data, context=context)
+        with _no_pydantic_plugins():
+            config = Config.model_validate(data, context=context)
     except ValidationError as exc:
         raise ConfigError(_problems(exc, lines)) from None
     unusable = [format_problem(lines, path, why) for path, why in _unusable_paths(config, ())]
@@ -108,7 +114,7 @@ def parse_config(
         raise ConfigError(unusable)
     if voter_only and identity is not None:
         _check_voter_only(config, lines, identity.name)
-    for path in _inline_secrets(config, ()):
+    for path in _inline_secrets(config, ()) if inline else ():
         warnings.append(
             format_problem(lines, path, "secret written inline; prefer ${ENV_VAR} or file:/path")
         )
@@ -118,7 +124,24 @@ def parse_config(
         lines=lines,
         warnings=warnings,
         watcher=identity.name if identity else None,
+        inline_secrets=len(inline),
     )
+
+
+@contextmanager
+def _no_pydantic_plugins() -> Iterator[None]:
+    """Build the (deferred) validators without pydantic's plugin discovery, which reads the
+    entry points of every installed distribution (~10 ms per process); the config's models
+    use no plugin. Typer does the same for the validators of command-line options."""
+    previous = os.environ.get("PYDANTIC_DISABLE_PLUGINS")
+    os.environ["PYDANTIC_DISABLE_PLUGINS"] = "__all__"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("PYDANTIC_DISABLE_PLUGINS", None)
+        else:
+            os.environ["PYDANTIC_DISABLE_PLUGINS"] = previous
 
 
 def _check_voter_only(config: Config, lines: LineMap, name: str) -> None:
@@ -150,7 +173,7 @@ def load_config(
     path = find_config(explicit)
     text = read_config_text(path)
     loaded = parse_config(text, str(path), base_dir=path.parent.resolve(), watcher=watcher)
-    if _has_secrets(loaded.config):
+    if loaded.inline_secrets:
         warn_if_world_readable(path, "config file (it holds secrets)", loaded.warnings)
     for key_path in sorted(_key_files(loaded.config)):
         warn_if_world_readable(key_path, "SSH key", loaded.warnings)
@@ -242,18 +265,6 @@ def _unusable_paths(value: Any, path: tuple[str | int, ...]) -> list[tuple[Any, 
         for i, item in enumerate(value):
             found += _unusable_paths(item, (*path, i))
     return found
-
-
-def _has_secrets(value: Any) -> bool:
-    if isinstance(value, Secret):
-        return value.source == "inline"
-    if isinstance(value, BaseModel):
-        return any(_has_secrets(getattr(value, n)) for n in type(value).model_fields)
-    if isinstance(value, dict):
-        return any(_has_secrets(v) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return any(_has_secrets(v) for v in value)
-    return False
 
 
 __all__ = [

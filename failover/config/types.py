@@ -125,6 +125,9 @@ def _resolve_secret(value: Any, info: ValidationInfo) -> Secret:
         if warnings is not None and readable_by_others(mode):
             warnings.append(f"secret file {path} is readable by others (chmod 600 it)")
         return _known(text.rstrip("\r\n"), f"file:{path}")
+    inline = context.get("inline_secrets")
+    if isinstance(inline, list):
+        inline.append("inline")  # counted: the loader looks for where they are only then
     return _known(value, "inline")
 
 

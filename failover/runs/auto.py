@@ -19,7 +19,6 @@ from failover.runs.model import OPEN, Decision, Kind, Run
 from failover.runs.plan import decide, plan_run, resume_command
 from failover.runs.readiness import Readiness
 from failover.runs.standby import stored_readiness
-from failover.runs.steps.common import run_commands
 from failover.watch.health import HealthState
 
 if TYPE_CHECKING:
@@ -291,6 +290,8 @@ def _fence_if_back(
         outcome = "no fence commands configured"
         if commands:
             try:
+                from failover.runs.steps.common import run_commands
+
                 run_commands(loaded, site_name, old, commands)
                 outcome = f"ran {len(commands)} fence command(s)"
             except FailoverError as exc:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import http.client
 import os
 import resource
 import signal
@@ -26,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +128,111 @@ def proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+# --- the peers: the same probes written the two usual ways -----------------------------------
+
+
+class _SniHttps(http.client.HTTPSConnection):
+    """HTTPS to an address with another name for SNI and the certificate check."""
+
+    def __init__(self, address: str, port: int, sni: str, **kw: Any) -> None:
+        super().__init__(address, port, **kw)
+        self._sni = sni
+
+    def connect(self) -> None:
+        http.client.HTTPConnection.connect(self)
+        self.sock = self._context.wrap_socket(self.sock, server_hostname=self._sni)
+
+
+def _threads_one(address: str, port: int, ctx: ssl.SSLContext | None, timeout: float) -> bool:
+    if ctx is None:
+        conn: http.client.HTTPConnection = http.client.HTTPConnection(
+            address, port, timeout=timeout
+        )
+    else:
+        conn = _SniHttps(address, port, HOSTNAME, timeout=timeout, context=ctx)
+    try:
+        conn.request("GET", "/", headers={"Host": HOSTNAME, "Connection": "close"})
+        response = conn.getresponse()
+        body = response.read(1 << 20)
+        return 200 <= response.status < 400 and b"ok" in body
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        conn.close()
+
+
+def peer_threads(
+    addresses: list[str], port: int, ctx: ssl.SSLContext | None, timeout: float, workers: int
+) -> int:
+    """concurrent.futures threads, one http.client request each; returns how many passed."""
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return sum(pool.map(lambda a: _threads_one(a, port, ctx, timeout), addresses))
+
+
+async def _asyncio_one(address: str, port: int, ctx: ssl.SSLContext | None, timeout: float) -> bool:
+    try:
+        async with asyncio.timeout(timeout):
+            if ctx is None:
+                reader, writer = await asyncio.open_connection(address, port)
+            else:
+                reader, writer = await asyncio.open_connection(
+                    address, port, ssl=ctx, server_hostname=HOSTNAME
+                )
+            try:
+                writer.write(
+                    f"GET / HTTP/1.1\r\nHost: {HOSTNAME}\r\nConnection: close\r\n\r\n".encode()
+                )
+                data = await reader.read(-1)
+            finally:
+                writer.close()
+        status = int(data.split(b" ", 2)[1])
+        return 200 <= status < 400 and b"ok" in data.partition(b"\r\n\r\n")[2]
+    except (OSError, ValueError, IndexError, TimeoutError, ssl.SSLError):
+        return False
+
+
+def peer_asyncio(
+    addresses: list[str], port: int, ctx: ssl.SSLContext | None, timeout: float
+) -> int:
+    """Plain asyncio streams (asyncio's TLS transport for https); returns how many passed."""
+
+    async def sweep() -> int:
+        return sum(await asyncio.gather(*(_asyncio_one(a, port, ctx, timeout) for a in addresses)))
+
+    return asyncio.run(sweep())
+
+
+def compare(
+    scheme: str, healthy: list[Any], port: int, timeout: float, reps: int, workers: int
+) -> dict[str, list[float]]:
+    """Sweeps of the answering endpoints by the engine and the peers, interleaved (each
+    round in a rotating order, so that a load spike hits each of them alike)."""
+    from failover.watch.probes.engine import run_probes
+    from failover.watch.probes.http import tls_context
+
+    ctx = tls_context(True) if scheme == "https" else None
+    addresses = [t[2] for t in healthy]
+    runners = {
+        "engine": lambda: sum(r.ok for r in run_probes(healthy).values()),
+        f"threads + http.client ({workers})": lambda: peer_threads(
+            addresses, port, ctx, timeout, workers
+        ),
+        "asyncio streams": lambda: peer_asyncio(addresses, port, ctx, timeout),
+    }
+    times: dict[str, list[float]] = {name: [] for name in runners}
+    cpu: dict[str, list[float]] = {name: [] for name in runners}
+    names = list(runners)
+    for rep in range(reps):
+        for name in names[rep % len(names) :] + names[: rep % len(names)]:
+            t0, c0 = time.perf_counter(), cpu_now()
+            passed = runners[name]()
+            times[name].append(time.perf_counter() - t0)
+            cpu[name].append(cpu_now() - c0)
+            if passed != len(healthy):
+                print(f"  {name}: {len(healthy) - passed} failed", file=sys.stderr)
+    return {**times, **{f"{name} (CPU)": values for name, values in cpu.items()}}
+
+
 # --- the probing side -------------------------------------------------------------------------
 
 
@@ -160,6 +267,8 @@ def bench(scheme: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         res = run_probes(healthy)
         tp_time, tp_cpu = time.monotonic() - t0, cpu_now() - c0
         assert all(r.ok for r in res.values()), [r for r in res.values() if not r.ok][:3]
+
+        peers = compare(scheme, healthy, port, args.timeout, args.peer_reps, args.peer_threads)
 
         rounds: list[dict[str, float]] = []
         skipped = 0
@@ -216,7 +325,15 @@ def bench(scheme: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         "max_ok_latency_ms": max(r["max_ok_latency_ms"] for r in rounds),
         "all_ok": all(r["ok"] == len(healthy) and r["timeouts"] == hangers for r in rounds),
         "server_cpu_per_round": server_cpu / len(rounds),
+        "peers": peers,
+        "answering": len(healthy),
     }
+
+
+def _ratio(mine: list[float], theirs: list[float]) -> str:
+    """engine / peer, sweep by sweep: median (min–max)."""
+    pairs = sorted(a / b for a, b in zip(mine, theirs, strict=True))
+    return f"{statistics.median(pairs):.2f} ({pairs[0]:.2f}–{pairs[-1]:.2f})"
 
 
 def main() -> int:
@@ -227,6 +344,8 @@ def main() -> int:
     parser.add_argument("--interval", type=float, default=10.0)
     parser.add_argument("--timeout", type=float, default=5.0)
     parser.add_argument("--scheme", choices=["http", "https", "both"], default="both")
+    parser.add_argument("--peer-reps", type=int, default=7, help="sweeps of each, interleaved")
+    parser.add_argument("--peer-threads", type=int, default=64, help="the thread peer's pool")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--cert", help=argparse.SUPPRESS)
@@ -239,6 +358,7 @@ def main() -> int:
         asyncio.run(serve(args.serve, args.port, args.hang_fraction, args.cert, args.key))
         return 0
 
+    load_before = os.getloadavg()
     schemes = ["http", "https"] if args.scheme == "both" else [args.scheme]
     results = []
     with tempfile.TemporaryDirectory(prefix="fot-bench-") as tmp:
@@ -272,6 +392,36 @@ def main() -> int:
         + ", ".join(f"{r['server_cpu_per_round']:.2f} s ({r['scheme']})" for r in results)
         + " of CPU per round."
     )
+    print()
+    print(
+        f"Side by side: the answering endpoints swept by each, {args.peer_reps} times, "
+        "interleaved; load average before/after: "
+        + ", ".join(f"{x:.2f}" for x in load_before)
+        + " / "
+        + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    )
+    print()
+    print(
+        "| scheme | who | sweep: median (min–max) | probes/s: median (best) "
+        "| engine / peer, wall | CPU per sweep: median | engine / peer, CPU |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for r in results:
+        peers = r["peers"]
+        for name, values in peers.items():
+            if name.endswith(" (CPU)"):
+                continue
+            used = peers[f"{name} (CPU)"]
+            mine = name == "engine"
+            wall_ratio = "" if mine else _ratio(peers["engine"], values)
+            cpu_ratio = "" if mine else _ratio(peers["engine (CPU)"], used)
+            print(
+                f"| {r['scheme']} | {name} | {statistics.median(values):.3f} s "
+                f"({min(values):.3f}–{max(values):.3f}) "
+                f"| {r['answering'] / statistics.median(values):,.0f} "
+                f"({r['answering'] / min(values):,.0f}) | {wall_ratio} "
+                f"| {statistics.median(used):.3f} s | {cpu_ratio} |"
+            )
     ok = all(r["all_ok"] and r["skipped"] == 0 and r["max"] < args.interval for r in results)
     return 0 if ok else 1
 

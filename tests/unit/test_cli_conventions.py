@@ -16,7 +16,7 @@ import pytest
 import typer
 
 from failover import __version__
-from failover.cli.app import _click_exceptions, app
+from failover.cli.app import COMMANDS, _click_exceptions, app, register
 from failover.cli.conventions import hoist_global_options
 from tests.support import require_binary, write
 from tests.support.cli import failover
@@ -25,7 +25,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _tree() -> Any:
-    return typer.main.get_command(app)
+    register(list(COMMANDS))  # the app adds a command when it runs it; here: all of them
+    tree = typer.main.get_command(app)
+    assert set(getattr(tree, "commands", {})) >= set(COMMANDS)
+    return tree
 
 
 def _commands(command: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
