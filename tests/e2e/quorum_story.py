@@ -105,6 +105,12 @@ def partitioned_watcher_then_down_for_all(q: QuorumLab) -> None:
         if w != leader_now:
             assert q.dns_switches(w) == [], f"{w} switched DNS"
         assert q.runs(w)[0][2] == "done"
+    # notices travel in batches through a child process: wait for them (a loaded machine)
+    q.wait(
+        lambda: any("failover to standby started" in t for t in q.titles()),
+        30,
+        "the leader's notice of the failover",
+    )
     titles = q.titles()
     assert sum("failover to standby started" in t for t in titles) == 1, titles
     assert sum("primary is DOWN for the group" in t for t in titles) == 1, titles
