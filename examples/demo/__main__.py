@@ -91,7 +91,7 @@ def _scrape(port: int) -> str:
 
 def _run(fo: Failover, kind: str) -> dict[str, Any]:
     """The newest run of `kind`, as `failover runs list --json` gives it."""
-    runs = [r for r in fo.json("runs", "list") or [] if r["kind"] == kind]
+    runs = [r for r in (fo.json("runs", "list") or {}).get("runs", []) if r["kind"] == kind]
     if not runs:
         raise SystemExit(f"demo: no {kind} run")
     return dict(runs[-1])
