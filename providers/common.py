@@ -4,9 +4,11 @@ exception's causes, and scrubbing secrets from messages at the boundary."""
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, ClassVar
 
-from failover.errors import ProviderError
+from failover.errors import FailoverError, ProviderError
 from failover.scrub import register_secret, scrub
 
 
@@ -49,12 +51,32 @@ def connection_refused(exc: BaseException) -> bool:
     )
 
 
+def one_line(exc: BaseException) -> str:
+    """An exception as one line of at most 300 characters, with its class name."""
+    text = " ".join(str(exc).split()) or "(no detail)"
+    if len(text) > 300:
+        text = text[:297] + "..."
+    return f"{exc.__class__.__name__}: {text}"
+
+
 class SecretScrubber:
-    """Adapters register the secrets they hand to an SDK; `_scrub` removes them (and every
-    other known secret, and URL credentials: `failover.scrub.scrub`) from any text that
-    leaves the adapter (error messages, hints)."""
+    """The base of every adapter (DNS, compute, coordination): the secrets it hands to an
+    SDK are registered (`_secret`) and scrubbed (`_scrub`: those, every other known secret,
+    and URL credentials, through `failover.scrub.scrub`) from any text that leaves it; and
+    its one error boundary (`_boundary`), which turns whatever an SDK raises into a
+    FailoverError that names the adapter, with `_translate` as the adapter's hook."""
+
+    # errors say which action failed ("NAME: reading records: ..."), not only where
+    _action_in_errors: ClassVar[bool] = False
+    # FailoverErrors that leave the boundary as they are (already worded by the base)
+    _unchanged: ClassVar[tuple[type[FailoverError], ...]] = ()
 
     _secrets: list[str]
+
+    @property
+    def label(self) -> str:
+        """How errors name the adapter ("dns provider NAME", ...)."""
+        return "provider"
 
     def _secret(self, value: str) -> str:
         """Register a secret so that it is scrubbed from any error message."""
@@ -67,6 +89,36 @@ class SecretScrubber:
 
     def _scrub(self, text: str) -> str:
         return scrub(text, getattr(self, "_secrets", []))
+
+    def _translate(self, exc: BaseException, action: str) -> FailoverError | None:
+        """The adapter's reading of an SDK's exception (None: not one it knows)."""
+        return None
+
+    def _fallback(self, exc: BaseException, action: str) -> FailoverError:
+        return ProviderError(f"{action} failed: {one_line(exc)}")
+
+    def _rebuild(self, old: FailoverError, new: FailoverError) -> FailoverError:
+        """`new`, the reworded `old`: an adapter may carry facts over (DNS: not delivered)."""
+        return new
+
+    @contextmanager
+    def _boundary(self, action: str) -> Iterator[None]:
+        prefix = f"{self.label}: {action}: " if self._action_in_errors else f"{self.label}: "
+        try:
+            yield
+        except FailoverError as exc:
+            if isinstance(exc, self._unchanged):
+                raise
+            message = self._scrub(str(exc.args[0]) if exc.args else "")
+            if not message.startswith(self.label):
+                message = prefix + message
+            hint = self._scrub(exc.hint) if exc.hint else None
+            raise self._rebuild(exc, type(exc)(message, hint=hint)) from None
+        except Exception as exc:
+            translated = self._translate(exc, action) or self._fallback(exc, action)
+            message = self._scrub(str(translated.args[0]) if translated.args else "")
+            hint = self._scrub(translated.hint) if translated.hint else None
+            raise self._rebuild(translated, type(translated)(prefix + message, hint=hint)) from None
 
 
 def libcloud_driver(

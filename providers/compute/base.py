@@ -17,13 +17,12 @@ names the provider and never holds a secret. Nothing here imports an SDK.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from failover.errors import FailoverError, NotFound, ProviderError
-from providers.common import SecretScrubber
+from failover.errors import NotFound, ProviderError
+from providers.common import SecretScrubber, one_line
 
 # The tag that carries the caller's idempotency key (the migrate run), and the site's name.
 RUN_TAG = "failover:run"
@@ -225,36 +224,7 @@ class ComputeProvider(SecretScrubber):
     def _destroy(self, node_id: str) -> bool:
         raise NotImplementedError
 
-    def _translate(self, exc: BaseException, action: str) -> FailoverError | None:
-        return None
-
     # --- helpers for adapters ------------------------------------------------------------
-
-    @contextmanager
-    def _boundary(self, action: str) -> Iterator[None]:
-        try:
-            yield
-        except FailoverError as exc:
-            message = self._scrub(str(exc.args[0]) if exc.args else "")
-            if not message.startswith(self.label):
-                message = f"{self.label}: {message}"
-            hint = self._scrub(exc.hint) if exc.hint else None
-            raise type(exc)(message, hint=hint) from None
-        except Exception as exc:
-            translated = self._translate(exc, action)
-            if translated is None:
-                translated = ProviderError(f"{action} failed: {one_line(exc)}")
-            message = self._scrub(str(translated.args[0]) if translated.args else "")
-            hint = self._scrub(translated.hint) if translated.hint else None
-            raise type(translated)(f"{self.label}: {message}", hint=hint) from None
-
-
-def one_line(exc: BaseException) -> str:
-    """An exception as one line of at most 300 characters, with its class name."""
-    text = " ".join(str(exc).split()) or "(no detail)"
-    if len(text) > 300:
-        text = text[:297] + "..."
-    return f"{exc.__class__.__name__}: {text}"
 
 
 __all__ = [

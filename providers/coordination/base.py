@@ -23,15 +23,14 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from failover.coordination.lease import Lease
 from failover.errors import FailoverError, ProviderError
-from providers.common import SecretScrubber
+from providers.common import SecretScrubber, one_line
 
 MAX_DOCUMENT = 1 << 20  # a coordination document larger than this is refused, not read
 
@@ -360,29 +359,9 @@ class Coordinator(SecretScrubber):
     ) -> Item | None:
         raise NotImplementedError
 
-    def _translate(self, exc: BaseException, action: str) -> FailoverError | None:
-        return None
-
     # --- the error boundary -------------------------------------------------------------
 
-    @contextmanager
-    def _boundary(self, action: str) -> Iterator[None]:
-        try:
-            yield
-        except FailoverError as exc:
-            message = self._scrub(str(exc.args[0]) if exc.args else "")
-            if not message.startswith(self.label):
-                message = f"{self.label}: {action}: {message}"
-            raise type(exc)(message, hint=self._scrub(exc.hint) if exc.hint else None) from None
-        except Exception as exc:
-            translated = self._translate(exc, action)
-            if translated is None:
-                translated = ProviderError(f"{exc.__class__.__name__}: {_one_line(exc)}")
-            message = self._scrub(str(translated.args[0]) if translated.args else "")
-            hint = self._scrub(translated.hint) if translated.hint else None
-            raise type(translated)(f"{self.label}: {action}: {message}", hint=hint) from None
+    _action_in_errors = True
 
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text[:300] if text else exc.__class__.__name__
+    def _fallback(self, exc: BaseException, action: str) -> FailoverError:
+        return ProviderError(one_line(exc))

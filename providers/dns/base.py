@@ -17,14 +17,13 @@ names the provider and never holds a secret.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from failover.dns.names import normalize_name
 from failover.errors import FailoverError, ProviderError
-from providers.common import SecretScrubber
+from providers.common import SecretScrubber, one_line
 
 
 def normalize_value(rtype: str, value: str) -> str:
@@ -201,50 +200,23 @@ class DnsProvider(SecretScrubber):
     def _wait(self, handle: Any, deadline: float) -> None:
         return None
 
-    def _translate(self, exc: BaseException, action: str) -> FailoverError | None:
-        return None
-
     # --- helpers for adapters ------------------------------------------------------------
 
     def _mark_sent(self) -> None:
         """Adapters call this right before the request that changes records goes out."""
         self._sent = True
 
-    @contextmanager
-    def _boundary(self, action: str) -> Iterator[None]:
-        try:
-            yield
-        except ApplyError:
-            raise
-        except FailoverError as exc:
-            message = self._scrub(str(exc.args[0]) if exc.args else "")
-            if not message.startswith(self.label):
-                message = f"{self.label}: {message}"
-            raise _like(exc, type(exc)(message, hint=exc.hint)) from None
-        except Exception as exc:
-            translated = self._translate(exc, action)
-            if translated is None:
-                detail = self._scrub(_one_line(exc))
-                translated = ProviderError(f"{action} failed: {detail}")
-            message = self._scrub(str(translated.args[0]) if translated.args else "")
-            hint = self._scrub(translated.hint) if translated.hint else None
-            raise _like(
-                translated, type(translated)(f"{self.label}: {message}", hint=hint)
-            ) from None
+    # the boundary (providers.common): a failed change keeps its wording and its facts
+    _unchanged = (ApplyError,)
+
+    def _fallback(self, exc: BaseException, action: str) -> FailoverError:
+        return ProviderError(f"{action} failed: {self._scrub(one_line(exc))}")
+
+    def _rebuild(self, old: FailoverError, new: FailoverError) -> FailoverError:
+        return _like(old, new)
 
 
 def _like(old: FailoverError, new: FailoverError) -> FailoverError:
     if getattr(old, "not_delivered", False):
         not_delivered(new)
     return new
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or "(no detail)"
-    if len(text) > 300:
-        text = text[:297] + "..."
-    return f"{exc.__class__.__name__}: {text}"
-
-
-def one_line(exc: BaseException) -> str:
-    return _one_line(exc)
