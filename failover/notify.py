@@ -33,19 +33,6 @@ DELIVERY_BOUND = 15.0  # seconds for one batch of notifications to every target,
 KILL_GRACE = 3.0  # after the bound, the child has this long to report before it is killed
 MAX_PARALLEL = 16  # deliveries in flight at once inside the child
 
-EVENTS = (
-    "down",
-    "recovered",
-    "agent_offline",
-    "agent_online",
-    "failover",
-    "backup",
-    "warning",
-    "drill",
-    "maintenance",
-    "coordination",
-)
-
 
 @dataclass(frozen=True)
 class Event:

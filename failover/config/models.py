@@ -20,6 +20,7 @@ from failover.config.heartbeat import Ping
 from failover.config.maintenance import MaintenanceWindow
 from failover.config.show import MetricsConfig, StatusPageConfig
 from failover.config.types import Duration, Secret
+from failover.events import EventKind
 
 # --- checks -------------------------------------------------------------------------------
 
@@ -495,23 +496,9 @@ class NotifyTarget(Model):
         "holds a token, so it is a secret: ${ENV_VAR} or file:/path.",
         examples=["${FAILOVER_NOTIFY_URL}"],
     )
-    events: (
-        list[
-            Literal[
-                "down",
-                "recovered",
-                "agent_offline",
-                "agent_online",
-                "failover",
-                "backup",
-                "warning",
-                "drill",
-                "maintenance",
-                "coordination",
-            ]
-        ]
-        | None
-    ) = Field(None, description="Which events to send; all when unset.")
+    events: list[EventKind] | None = Field(
+        None, description="Which events to send; all when unset."
+    )
     remind_every: Duration | None = Field(
         None,
         description="While an endpoint stays down, remind this target this often (down "

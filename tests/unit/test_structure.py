@@ -19,6 +19,7 @@ PACKAGES = ("failover", "providers")
 PURE = (
     "failover.hooks",
     "failover.humanize",
+    "failover.events",
     "failover.errors",
     "failover.scrub",
     "failover.durations",
