@@ -303,3 +303,21 @@ def test_without_a_coordination_section_nothing_of_it_is_loaded(tmp_path: Path) 
         cwd=Path(__file__).resolve().parents[2],
     )
     assert out.stdout.strip().endswith("0 0 []"), out.stdout + out.stderr
+
+
+def test_only_a_watcher_that_may_act_decides_when_following_the_group(tmp_path: Path) -> None:
+    """The agent's stages give the session its decision for between rounds: the runs hook,
+    which the round's own hooks share (one decision at a time); a voter gets none."""
+    from failover.cli.stages import watch_stages
+    from failover.coordination.session import LeaderNotifier
+    from failover.notify import Notifier
+
+    text = _config(tmp_path, {"home": {}, "vps": {}, "cheap": {"can_act": False}})
+    acting = parse_config(text, "f.yaml", env={**ENGINE_ENV, "FOT_T_DNS": "x"}, watcher="home")
+    hooks, notifier = watch_stages(acting, Notifier([]))
+    assert isinstance(notifier, LeaderNotifier)
+    decide = notifier.session.on_change
+    assert decide is not None and decide in hooks
+    voter = parse_config(text, "f.yaml", env=ENGINE_ENV, watcher="cheap")
+    hooks, notifier = watch_stages(voter, Notifier([]))
+    assert isinstance(notifier, LeaderNotifier) and notifier.session.on_change is None
