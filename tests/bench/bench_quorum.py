@@ -4,6 +4,8 @@
    three watchers (each `failover agent` in its own network namespace, coordinating through
    SeaweedFS's S3 or a 3-member etcd cluster) at interval 1 s / down_after 3 s, against the
    single agent of bench_failover.py in the same run. Target: at most one interval more.
+   The cut comes at a random offset into the rounds (the same offsets, from a seed, for
+   the single agent and for each engine): where it falls decides up to a whole interval.
 2. The extra cost per round per watcher: publishing its verdicts (one write), and the whole
    coordination step after a round (publish, read the others, renew the lease, read the
    group's facts, judge), in-process against the same local engines. Target: < 20 ms.
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import sqlite3
 import statistics
 import sys
@@ -30,12 +33,12 @@ from _common import REPO  # noqa: F401 - puts the repository on sys.path
 WARM = {"backup": None, "failover": {"standby": "warm", "after_restore": []}}
 
 
-def group_run(q: Any, n: int, timeline: bool = False) -> float:
+def group_run(q: Any, n: int, settle: float, timeline: bool = False) -> float:
     q.new_scenario(f"bench{n}")
     q.start_agents(**WARM)
     q.wait(q.all_up, 60, "every watcher to see both endpoints up")
     q.wait(lambda: q.leader() is not None, 30, "a leader")
-    time.sleep(1)
+    time.sleep(1 + settle)
     cut, wall = time.monotonic(), time.time()
     q.lab.primary.blackhole()
     while q.lab.dns_answer() != [q.lab.standby.ip]:
@@ -193,8 +196,11 @@ def main() -> None:
     parser.add_argument(
         "--timeline", action="store_true", help="print where each group run's time went"
     )
+    parser.add_argument("--seed", type=int, default=11, help="of the cuts' offsets (default 11)")
     args = parser.parse_args()
     engines = [e for e in args.engines.split(",") if e]
+    rng = random.Random(args.seed)
+    settles = [rng.uniform(0, 1.0) for _ in range(args.runs)]  # into a 1 s round
     from bench_failover import one_run
 
     from tests.support.quorum_lab import QuorumLab
@@ -210,10 +216,10 @@ def main() -> None:
         print()
     rows = []
     if not args.no_single:
-        rows.append(("one agent", [one_run("1s", "3s") for _ in range(args.runs)]))
+        rows.append(("one agent", [one_run("1s", "3s", settle) for settle in settles]))
     for engine in engines:
         with QuorumLab(engine) as q:
-            times = [group_run(q, n, args.timeline) for n in range(args.runs)]
+            times = [group_run(q, n, settle, args.timeline) for n, settle in enumerate(settles)]
             rows.append((f"three watchers, {engine}", times))
     print(
         "| interval 1 s, down_after 3 s | runs | cut to every authoritative server serving "
