@@ -16,7 +16,6 @@ notifies. Without the section none of that is imported.
 
 from __future__ import annotations
 
-import threading
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -68,12 +67,10 @@ def watch_stages(
         gated.__name__ = getattr(hook, "__name__", "hook")
         return gated
 
-    deciding = threading.Lock()  # after a round, or when following the group between rounds
-
-    def group_runs_hook(ctx: HookContext) -> None:
+    def group_runs_hook(ctx: HookContext) -> None:  # after a round, or following the group
         from failover.runs.auto import failover_hook
 
-        with deciding:
+        with session.deciding():
             failover_hook(ctx, group=session)
 
     hooks: list[Hook] = [coordination_hook]

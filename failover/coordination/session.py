@@ -27,6 +27,7 @@ import os
 import threading
 import time
 import uuid
+from contextlib import AbstractContextManager
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
@@ -162,6 +163,12 @@ class Session:
             store.set_meta("coordination:selftest", fingerprint)
 
     # --- what the runs see ------------------------------------------------------------------
+
+    def deciding(self) -> AbstractContextManager[Any]:
+        """Hold this while deciding on the group's runs (after a round, or when following
+        the group): one decision at a time, and no round brings the group's facts home
+        between committing a run in the engine and journaling it here."""
+        return self._lock
 
     def may_act(self) -> bool:
         with self._lock:
