@@ -8,7 +8,8 @@ Each area's module is imported only when a site uses it, so that `failover check
 
 With a `coordination:` section (several watchers), `watch_stages()` puts the group first:
 after each round this watcher publishes its verdicts and reads the group's; only the
-leader runs the backups, the runs (on the group's verdicts) and the warm refresh; a
+leader runs the backups, the runs (on the group's verdicts; also as soon as the group's
+verdict changes between rounds, see coordination/session.py) and the warm refresh; a
 voter-only watcher (can_act: false) runs none of what needs credentials; only the leader
 notifies. Without the section none of that is imported.
 """
@@ -66,13 +67,15 @@ def watch_stages(
         gated.__name__ = getattr(hook, "__name__", "hook")
         return gated
 
-    def group_runs_hook(ctx: HookContext) -> None:
+    def group_runs_hook(ctx: HookContext) -> None:  # after a round, or following the group
         from failover.runs.auto import failover_hook
 
-        failover_hook(ctx, group=session)
+        with session.deciding():
+            failover_hook(ctx, group=session)
 
     hooks: list[Hook] = [coordination_hook]
     if session.can_act:  # a voter-only watcher holds no credentials for these
+        session.on_change = group_runs_hook
         hooks += [
             leader_only(_backup_hook),
             group_runs_hook,

@@ -12,6 +12,10 @@ intervals). Freshness never compares the clocks of two machines: `observe()` not
 reader saw a watcher's sequence number advance, on the reader's own monotonic clock, and
 where the engine tells the age of a write by its own clock (S3's Last-Modified against its
 Date), that age places the write on the reader's clock.
+
+`may_turn_down()` tells the leader when the group is one publication away from calling an
+endpoint down (the watchers still short of it are failing, only not yet for `down_after`):
+then it reads their next publications as they come instead of at its own next round.
 """
 
 from __future__ import annotations
@@ -145,3 +149,16 @@ def group_verdict(
     else:
         status, reason = "unknown", f"{counts}: too few fresh verdicts for quorum {rule.quorum}"
     return GroupVerdict(status, tuple(down), tuple(up), tuple(unknown), tuple(stale), reason)
+
+
+def may_turn_down(rule: Rule, group: GroupVerdict, turning: Iterable[str]) -> bool:
+    """Not down for the group yet, but it would be once the watchers in `turning` (fresh,
+    failing, but not yet for `down_after`: they publish `unknown`) publish down."""
+    if group.status == "down":
+        return False
+    coming = [w for w in dict.fromkeys(turning) if w in group.unknown]
+    return (
+        bool(coming)
+        and len(group.down) + len(coming) >= rule.quorum
+        and len(group.up) <= rule.max_up
+    )

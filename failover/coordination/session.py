@@ -7,7 +7,13 @@
 4. bring the group's facts home: the active endpoint, the runs (a new leader adopts the
    open run the old one started, and resumes it);
 5. work out the group's verdict per endpoint (quorum.py) for `decide()`, record what
-   changed (report timelines), and keep a view of it all for `status`.
+   changed (report timelines), and keep a view of it all for `status`;
+6. in the agent, when the group is one publication away from calling an endpoint down (the
+   watchers still short of it are failing, only not yet for `down_after`), the leader
+   follows them: it reads their publications every tenth of an interval until its next
+   round and runs `on_change` (the decision) as soon as the group's verdict changes. The
+   watchers' rounds are not in step; without this, a leader that read just before the
+   others published would decide one round late.
 
 Only the leader notifies: it tells group verdict changes and the disagreement of a watcher;
 a watcher that loses contact with the engine alarms once (and says when it is back).
@@ -21,6 +27,7 @@ import os
 import threading
 import time
 import uuid
+from contextlib import AbstractContextManager
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +42,7 @@ from failover.coordination.quorum import (
     age,
     group_verdict,
     is_fresh,
+    may_turn_down,
     observe,
     verdict_of,
 )
@@ -46,12 +54,14 @@ from failover.watch.health import HealthState
 if TYPE_CHECKING:
     from failover.config.coordination import Coordination
     from failover.config.load import LoadedConfig
-    from failover.hooks import HookContext
+    from failover.hooks import Hook, HookContext
     from failover.runs.model import Decision, Run, RunPlan
     from failover.store import Store
     from providers.coordination.base import Coordinator, Item, LeaderInfo
 
 log = get_logger("coordination")
+
+FOLLOW_SPLIT = 10  # a leader following the group reads it this many times per interval
 
 
 def watcher_key(name: str) -> str:
@@ -93,6 +103,12 @@ class Session:
         self._events: list[tuple[str, str, str, dict[str, Any]]] = []
         self._since: dict[str, float] = {}
         self._last_verdicts: dict[str, list[dict[str, Any]]] = {}
+        # what runs when following the group changes its verdict (the CLI: the decision)
+        self.on_change: Hook | None = None
+        self._mine: dict[str, Any] | None = None  # this round's own publication
+        self._turning: set[str] = set()  # the watchers whose next verdict may decide
+        self._follow_stop = threading.Event()
+        self.follower: threading.Thread | None = None  # following the group right now
 
     # --- the engine ---------------------------------------------------------------------------
 
@@ -147,6 +163,12 @@ class Session:
             store.set_meta("coordination:selftest", fingerprint)
 
     # --- what the runs see ------------------------------------------------------------------
+
+    def deciding(self) -> AbstractContextManager[Any]:
+        """Hold this while deciding on the group's runs (after a round, or when following
+        the group): one decision at a time, and no round brings the group's facts home
+        between committing a run in the engine and journaling it here."""
+        return self._lock
 
     def may_act(self) -> bool:
         with self._lock:
@@ -353,6 +375,7 @@ class Session:
         if ctx.result is None:
             return  # the daemon's periodic hook run: nothing new to publish
         with self._lock:
+            self._follow_stop.set()  # this round reads everything itself
             self.loaded = ctx.loaded
             # the group's own notices go out as they are (ctx.notifier may be the gate)
             self.notifier = getattr(ctx.notifier, "inner", ctx.notifier)
@@ -383,6 +406,80 @@ class Session:
             state["lease"] = asdict(self.lease) if self.lease else None
             cjournal.save_state(store, state)
             cjournal.save_view(store, self._view(state, now))
+            self._mine = doc
+        self._follow(ctx, now)
+
+    # --- following the group between rounds ---------------------------------------------------
+
+    def _follow(self, ctx: HookContext, started: float) -> None:
+        """Follow the watchers the group waits for until the next round (see the module's
+        docstring): only in the agent, only the watcher that may act."""
+        if not ctx.daemon or self.on_change is None or not self._turning or not self.may_act():
+            return
+        interval = self._interval()
+        stop = threading.Event()
+        thread = threading.Thread(
+            target=self._following,
+            args=(ctx, stop, started + interval, interval),
+            name="coordination-follow",
+            daemon=True,
+        )
+        with self._lock:
+            self._follow_stop, self.follower = stop, thread
+        thread.start()
+
+    def _following(
+        self, ctx: HookContext, stop: threading.Event, until: float, interval: float
+    ) -> None:
+        from failover.hooks import HookContext
+        from failover.store import Store, describe_failure
+
+        period = min(max(interval / FOLLOW_SPLIT, 0.05), 1.0)
+        try:
+            store = Store.open(ctx.store.path)  # this thread's own connection
+        except FailoverError as exc:
+            log.debug("not following the group: %s", exc)
+            return
+        try:
+            while not stop.wait(period):
+                with self._lock:
+                    turning = sorted(self._turning)
+                    if stop.is_set() or self.clock() >= until or not turning:
+                        return
+                    if not self.may_act():
+                        return
+                    coord = self.coordinator()
+                try:
+                    items = coord.get_many([watcher_key(w) for w in turning])
+                except FailoverError as exc:
+                    log.debug("following the group: %s", exc)
+                    return  # the next round reads again (and alarms if it must)
+                if self._refresh(store, items, stop) and self.on_change is not None:
+                    log.info("the group's verdict changed between rounds: deciding now")
+                    self.on_change(
+                        HookContext(
+                            self.loaded, store, ctx.notifier, ctx.result, ctx.spawn, daemon=True
+                        )
+                    )
+        except Exception as exc:  # a full disk, a bug: the rounds go on
+            log.error("following the group failed: %s", describe_failure(exc))
+        finally:
+            store.close()
+
+    def _refresh(self, store: Store, items: dict[str, Item | None], stop: threading.Event) -> bool:
+        """Judge again with the publications just read; whether a group verdict changed."""
+        with self._lock:
+            if stop.is_set() or self._mine is None:
+                return False
+            state = cjournal.load_state(store)
+            self._since = state.setdefault("since", {})
+            before = {key: group.status for key, group in self.verdicts.items()}
+            now = self.clock()
+            self._judge(store, state, self._mine, items, now)
+            state["lease"] = asdict(self.lease) if self.lease else None
+            cjournal.save_state(store, state)
+            cjournal.save_view(store, self._view(state, now))
+            return any(before.get(key) != group.status for key, group in self.verdicts.items())
 
     def _my_document(self, store: Store, state: dict[str, Any], network_ok: bool) -> dict[str, Any]:
         seq = int(state.get("seq") or 0) + 1
@@ -520,6 +617,7 @@ class Session:
             seen[name] = prev
         last_status: dict[str, Any] = state.setdefault("status", {})
         last_watchers: dict[str, Any] = state.setdefault("watcher_verdicts", {})
+        turning: set[str] = set()
         for site_name, site in self.loaded.config.sites.items():
             window = cfg.fresh_rounds * site.policy.interval
             for ep in site.endpoints:
@@ -543,7 +641,11 @@ class Session:
                     )
                 group = group_verdict(rule, list(cfg.watchers), verdicts)
                 self.verdicts[(site_name, ep)] = group
+                coming = [v.watcher for v in verdicts if _turning(v, docs, self.me)]
+                if may_turn_down(rule, group, coming):
+                    turning.update(coming)
                 self._note_changes(site_name, ep, key, group, verdicts, last_status, last_watchers)
+        self._turning = turning
         self._last_verdicts = {
             k: [asdict(v) for v in vs] for k, vs in self._collect(docs, seen, now).items()
         }
@@ -779,6 +881,18 @@ class GroupGuard:
 
     def after(self, run: Run) -> None:
         self.session.mirror(run, self.uid)
+
+
+def _turning(v: WatcherVerdict, docs: dict[str, dict[str, Any]], me: str) -> bool:
+    """Another watcher, fresh, failing but not yet for down_after, with its network fine:
+    its next verdict may be down."""
+    return (
+        v.watcher != me
+        and v.fresh
+        and v.verdict == "unknown"
+        and v.health == "suspect"
+        and bool((docs.get(v.watcher) or {}).get("network_ok", True))
+    )
 
 
 def _step_done(run: Run, name: str) -> bool:

@@ -22,7 +22,9 @@ from _common import REPO
 POLICIES = [("1s", "3s", 1.0, 3.0), ("2s", "6s", 2.0, 6.0)]
 
 
-def one_run(interval: str, down_after: str) -> float:
+def one_run(interval: str, down_after: str, settle: float = 0.0) -> float:
+    """Seconds from the cut to DNS serving the standby; `settle`: wait this long once both
+    endpoints are up before cutting (a random offset into the agent's round)."""
     from tests.support.lab import Lab
 
     with Lab(storage=False) as lab, tempfile.TemporaryDirectory() as d:
@@ -55,6 +57,7 @@ def one_run(interval: str, down_after: str) -> float:
                 if time.monotonic() > deadline:
                     raise SystemExit("endpoints never came up")
                 time.sleep(0.5)
+            time.sleep(settle)
             cut = time.monotonic()
             lab.primary.blackhole()
             while lab.dns_answer() != [lab.standby.ip]:

@@ -20,6 +20,7 @@ from failover.coordination.quorum import (
     WatcherVerdict,
     group_verdict,
     is_fresh,
+    may_turn_down,
     observe,
     verdict_of,
 )
@@ -60,6 +61,44 @@ def test_down_for_the_group_exactly_when_the_rule_says(kinds: list[str]) -> None
     status = group_verdict(RULE, W, verdicts).status
     assert (status == "down") == (kinds.count("down") >= 2 and kinds.count("up") == 0)
     assert (status == "up") == (kinds.count("up") >= 2)
+
+
+def test_the_group_may_turn_down_when_the_watchers_short_of_it_are_failing() -> None:
+    # the leader sees it down, the others are failing but not yet for down_after
+    waiting = group_verdict(RULE, W, [v("a", "down"), v("b", "unknown"), v("c", "unknown")])
+    assert waiting.status == "unknown"
+    assert may_turn_down(RULE, waiting, ["b", "c"]) and may_turn_down(RULE, waiting, ["c"])
+    assert not may_turn_down(RULE, waiting, [])  # nobody failing: nothing is coming
+    assert not may_turn_down(RULE, waiting, ["a"])  # only watchers that hold no verdict count
+    # one watcher sees it up (max_up 0): another down verdict would not decide
+    up = group_verdict(RULE, W, [v("a", "down"), v("b", "up"), v("c", "unknown")])
+    assert not may_turn_down(RULE, up, ["c"])
+    # a stale watcher is not coming; the fresh one alone is short of the quorum
+    stale = group_verdict(RULE, W, [v("a", "unknown"), v("b", "down", fresh=False)])
+    assert not may_turn_down(RULE, stale, ["a", "b"])
+    down = group_verdict(RULE, W, [v("a", "down"), v("b", "down"), v("c", "unknown")])
+    assert not may_turn_down(RULE, down, ["c"])  # down already
+
+
+@given(
+    st.lists(st.sampled_from(["up", "down", "unknown", "stale"]), min_size=3, max_size=3),
+    st.sets(st.sampled_from(W)),
+)
+def test_may_turn_down_exactly_when_the_turning_watchers_down_would_decide(
+    kinds: list[str], turning: set[str]
+) -> None:
+    verdicts = [
+        v(n, k if k != "stale" else "down", fresh=k != "stale")
+        for n, k in zip(W, kinds, strict=True)
+    ]
+    group = group_verdict(RULE, W, verdicts)
+    coming = {n for n, k in zip(W, kinds, strict=True) if k == "unknown" and n in turning}
+    then = [
+        v(n, "down" if n in coming else k if k != "stale" else "down", fresh=k != "stale")
+        for n, k in zip(W, kinds, strict=True)
+    ]
+    would = group_verdict(RULE, W, then).status == "down"
+    assert may_turn_down(RULE, group, turning) == (group.status != "down" and would)
 
 
 def test_what_a_watcher_publishes() -> None:
@@ -264,3 +303,21 @@ def test_without_a_coordination_section_nothing_of_it_is_loaded(tmp_path: Path) 
         cwd=Path(__file__).resolve().parents[2],
     )
     assert out.stdout.strip().endswith("0 0 []"), out.stdout + out.stderr
+
+
+def test_only_a_watcher_that_may_act_decides_when_following_the_group(tmp_path: Path) -> None:
+    """The agent's stages give the session its decision for between rounds: the runs hook,
+    which the round's own hooks share (one decision at a time); a voter gets none."""
+    from failover.cli.stages import watch_stages
+    from failover.coordination.session import LeaderNotifier
+    from failover.notify import Notifier
+
+    text = _config(tmp_path, {"home": {}, "vps": {}, "cheap": {"can_act": False}})
+    acting = parse_config(text, "f.yaml", env={**ENGINE_ENV, "FOT_T_DNS": "x"}, watcher="home")
+    hooks, notifier = watch_stages(acting, Notifier([]))
+    assert isinstance(notifier, LeaderNotifier)
+    decide = notifier.session.on_change
+    assert decide is not None and decide in hooks
+    voter = parse_config(text, "f.yaml", env=ENGINE_ENV, watcher="cheap")
+    hooks, notifier = watch_stages(voter, Notifier([]))
+    assert isinstance(notifier, LeaderNotifier) and notifier.session.on_change is None
