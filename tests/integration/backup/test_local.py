@@ -262,13 +262,20 @@ def test_live_lock_of_another_host_is_never_removed(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    def lock_written() -> bool:
+        # the whole lock, not a file restic has created but not yet written (killed in
+        # between, on a loaded machine, it would be no lock at all)
+        files = list((repo / "locks").iterdir())
+        return bool(files) and all(f.stat().st_size > 0 for f in files)
+
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and not os.listdir(repo / "locks"):
+    while time.monotonic() < deadline and not lock_written():
         time.sleep(0.05)
+    time.sleep(0.2)
     holder.kill()
     holder.wait()
     locks = os.listdir(repo / "locks")
-    assert locks
+    assert locks and lock_written()
     store = store_for(loaded)
     result = run_backup(loaded, store, "shop", check=False)
     assert not result.ok and "locked" in (result.error or "")
