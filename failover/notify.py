@@ -32,6 +32,7 @@ log = get_logger("notify")
 DELIVERY_BOUND = 15.0  # seconds for one batch of notifications to every target, at most
 KILL_GRACE = 3.0  # after the bound, the child has this long to report before it is killed
 MAX_PARALLEL = 16  # deliveries in flight at once inside the child
+RETRY_PAUSE = 0.5  # before trying a target again that refused (0.5 s, 1.5 s, ... within the bound)
 
 
 @dataclass(frozen=True)
@@ -273,8 +274,16 @@ def _child_main() -> int:
             sys.stdout.flush()
 
     def one(d: dict[str, Any]) -> tuple[bool, str]:
-        ok, problems = deliver([d["url"]], d["title"], d["body"], d.get("level", "warning"))
-        return ok, "; ".join(problems)
+        # A target that refused or did not answer once (a restart, a blip) is tried again
+        # while the bound leaves time: one lost "DOWN" is an owner who never hears of it.
+        pause = RETRY_PAUSE
+        while True:
+            ok, problems = deliver([d["url"]], d["title"], d["body"], d.get("level", "warning"))
+            retryable = not ok and not any("not a valid apprise URL" in p for p in problems)
+            if not retryable or deadline - time.monotonic() < pause + 1.0:
+                return ok, "; ".join(problems)
+            time.sleep(pause)
+            pause *= 3
 
     pool = ThreadPoolExecutor(max_workers=max(1, min(MAX_PARALLEL, len(deliveries))))
     futures = {pool.submit(one, d): d["id"] for d in deliveries}

@@ -85,3 +85,17 @@ def test_notifications_go_out_concurrently_within_one_bound(
     assert not any(str(silent.port) in line for line in lines)
     # one bound for the whole batch (6 s here), never six timeouts in a row
     assert elapsed < 6.0 + 10, f"took {elapsed:.1f}s"
+
+
+def test_a_target_that_refuses_once_gets_the_notification_on_a_second_try() -> None:
+    """A chat service restarting at 3 a.m. answers 500 to the first try: the DOWN notice is
+    tried again within the bound, not lost."""
+    with NotificationReceiver() as receiver:
+        receiver.fail = True
+        notifier = Notifier([target(receiver.url)], bound=8.0)
+        notifier.send(Event("down", "[shop] primary is DOWN", "body", site="shop"))
+        time.sleep(0.3)  # the first try meets the failing service
+        receiver.fail = False
+        assert notifier.flush(20)
+        assert receiver.titles() == ["[shop] primary is DOWN"]
+    assert notifier.sent == 1 and notifier.failed == 0 and not notifier.undelivered

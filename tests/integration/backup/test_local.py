@@ -262,6 +262,7 @@ def test_live_lock_of_another_host_is_never_removed(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
     def lock_written() -> bool:
         # the whole lock, not a file restic has created but not yet written (killed in
         # between, on a loaded machine, it would be no lock at all)
