@@ -622,23 +622,11 @@ class Session:
             window = cfg.fresh_rounds * site.policy.interval
             for ep in site.endpoints:
                 key = f"{site_name}/{ep}"
-                verdicts = []
-                for name in cfg.watchers:
-                    doc = docs.get(name)
-                    entry = ((doc or {}).get("endpoints") or {}).get(key)
-                    if entry is None:
-                        continue
-                    fresh = name == self.me or is_fresh(seen.get(name), now, window)
-                    verdicts.append(
-                        WatcherVerdict(
-                            name,
-                            entry.get("verdict", "unknown"),
-                            str(entry.get("health", "unknown")),
-                            fresh,
-                            0.0 if name == self.me else age(seen.get(name), now),
-                            entry.get("since"),
-                        )
-                    )
+                verdicts = [
+                    v
+                    for name in cfg.watchers
+                    if (v := self._verdict(name, docs, key, seen, now, window)) is not None
+                ]
                 group = group_verdict(rule, list(cfg.watchers), verdicts)
                 self.verdicts[(site_name, ep)] = group
                 coming = [v.watcher for v in verdicts if _turning(v, docs, self.me)]
@@ -661,25 +649,35 @@ class Session:
             window = cfg.fresh_rounds * site.policy.interval
             for ep in site.endpoints:
                 key = f"{site_name}/{ep}"
-                rows = []
-                for name in cfg.watchers:
-                    entry = ((docs.get(name) or {}).get("endpoints") or {}).get(key)
-                    if entry is None:
-                        rows.append(WatcherVerdict(name, "unknown", "no verdict", False, None))
-                        continue
-                    fresh = name == self.me or is_fresh(seen.get(name), now, window)
-                    rows.append(
-                        WatcherVerdict(
-                            name,
-                            entry.get("verdict", "unknown"),
-                            str(entry.get("health", "unknown")),
-                            fresh,
-                            0.0 if name == self.me else age(seen.get(name), now),
-                            entry.get("since"),
-                        )
-                    )
-                out[key] = rows
+                out[key] = [
+                    self._verdict(name, docs, key, seen, now, window)
+                    or WatcherVerdict(name, "unknown", "no verdict", False, None)
+                    for name in cfg.watchers
+                ]
         return out
+
+    def _verdict(
+        self,
+        name: str,
+        docs: dict[str, dict[str, Any]],
+        key: str,
+        seen: dict[str, Seen | None],
+        now: float,
+        window: float,
+    ) -> WatcherVerdict | None:
+        """Watcher `name`'s published verdict on endpoint `key` (None: it published none)."""
+        entry = ((docs.get(name) or {}).get("endpoints") or {}).get(key)
+        if entry is None:
+            return None
+        mine = name == self.me
+        return WatcherVerdict(
+            name,
+            entry.get("verdict", "unknown"),
+            str(entry.get("health", "unknown")),
+            mine or is_fresh(seen.get(name), now, window),
+            0.0 if mine else age(seen.get(name), now),
+            entry.get("since"),
+        )
 
     def _note_changes(
         self,
