@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from failover.config.load import LoadedConfig
@@ -91,8 +91,12 @@ def _probe_dict(r: ProbeResult) -> dict[str, Any]:
     }
 
 
-# spawn(key, fn): run fn(store) as long work under `key`; False when that key still runs.
-Spawn = Callable[[str, Callable[["Store"], None]], bool]
+class Spawn(Protocol):
+    """spawn(key, fn): run fn(store) as long work under `key`; False when that key still
+    runs. `short`: bounded work (an upload with its own timeout): under cron `check` runs
+    it itself once the state lock is released, not in the detached worker."""
+
+    def __call__(self, key: str, fn: Callable[[Store], None], *, short: bool = False) -> bool: ...
 
 
 @dataclass

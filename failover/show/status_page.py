@@ -227,4 +227,4 @@ def status_page_hook(ctx: HookContext) -> None:
         log.info("status page published (%d objects to s3://%s/%s)", len(keys),
                  cfg.bucket_name, cfg.prefix)  # fmt: skip
 
-    ctx.spawn("status-page", work)
+    ctx.spawn("status-page", work, short=True)  # an upload with its own timeouts

@@ -47,7 +47,7 @@ def tick(
 def inline_spawn(store: Store) -> Spawn:
     """Long work right here, on the round's own state connection (in-process callers)."""
 
-    def spawn(key: str, fn: Callable[[Store], None]) -> bool:
+    def spawn(key: str, fn: Callable[[Store], None], *, short: bool = False) -> bool:
         try:
             fn(store)
         except Exception as exc:
@@ -191,7 +191,7 @@ class Agent:
             self.loaded, self.store, self.notifier, result, spawn=self._spawn, daemon=True
         )
 
-    def _spawn(self, key: str, fn: Callable[[Store], None]) -> bool:
+    def _spawn(self, key: str, fn: Callable[[Store], None], *, short: bool = False) -> bool:
         """Run `fn` in a worker thread with its own state connection (the process already
         holds the state lock), unless the same key is still running."""
         running = self._jobs.get(key)

@@ -37,9 +37,6 @@ if TYPE_CHECKING:
 log = get_logger("worker")
 
 Job = tuple[str, Callable[["Store"], None]]
-# Short by design (bounded by their own timeout): run by `check` itself once the state lock
-# is released, not worth a worker process (an upload of the status page, a heartbeat).
-INLINE_KEYS = ("heartbeat", "status-page")
 LOG_LIMIT = 1 << 20  # bytes of worker.log kept before it is rotated to worker.log.1
 NOTIFY_GRACE = 5.0  # seconds beyond the notifier's bound to wait for the round's notices
 
@@ -49,20 +46,23 @@ class Deferred:
 
     def __init__(self) -> None:
         self.jobs: list[Job] = []
+        self._short: set[str] = set()  # bounded work: run by `check` itself, not detached
 
-    def __call__(self, key: str, fn: Callable[[Store], None]) -> bool:
+    def __call__(self, key: str, fn: Callable[[Store], None], *, short: bool = False) -> bool:
         if any(k == key for k, _ in self.jobs):
             return False
         self.jobs.append((key, fn))
+        if short:
+            self._short.add(key)
         return True
 
     @property
     def detached(self) -> list[Job]:
-        return [j for j in self.jobs if j[0] not in INLINE_KEYS]
+        return [j for j in self.jobs if j[0] not in self._short]
 
     @property
     def inline(self) -> list[Job]:
-        return [j for j in self.jobs if j[0] in INLINE_KEYS]
+        return [j for j in self.jobs if j[0] in self._short]
 
     def run_inline(self, state_path: Path) -> None:
         """The short jobs, here and now (the state lock is released: later rounds go on)."""
