@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support import require_binary
+from tests.support import require, require_binary
 from tests.support.storage_servers import Postgres, SeaweedFS, Sshd
 
 PASSWORD = "correct horse battery staple"
@@ -70,7 +70,7 @@ def postgres() -> Iterator[Postgres]:
         pw = pwd.getpwnam("postgres")
         os.chown(path, pw.pw_uid, pw.pw_gid)
     except KeyError:
-        pytest.skip("no postgres user")
+        require(False, "no postgres user (the postgresql package creates it)")
     try:
         with Postgres(path) as server:
             yield server

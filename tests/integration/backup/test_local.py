@@ -19,6 +19,7 @@ from failover.backup.run import list_snapshots, newest_snapshot, repository_lock
 from failover.backup.verify import verify_backup
 from failover.errors import BackupError
 from tests.integration.backup.conftest import PASSWORD, make_source
+from tests.support import require_binary
 
 
 def _sqlite_db(path: Path, rows: int = 200) -> None:
@@ -232,10 +233,7 @@ def test_live_lock_of_another_host_is_never_removed(
 ):
     """A lock restic cannot prove stale (another host's, fresh) stays: the run that needs an
     exclusive lock fails as locked rather than break a live backup's lock."""
-    import shutil as _shutil
-
-    if not _shutil.which("unshare"):
-        pytest.skip("unshare is missing")
+    require_binary("unshare")
     src = make_source(tmp_path, files=2)
     repo = tmp_path / "repo"
     loaded = config_factory(

@@ -18,6 +18,7 @@ from failover.backup.verify import verify_backup
 from failover.errors import RemoteError
 from providers.remote import Remote
 from tests.integration.backup.conftest import PASSWORD, make_source
+from tests.support import require
 
 
 def _tree(root: Path) -> dict[str, bytes]:
@@ -147,7 +148,7 @@ def test_unreadable_file_is_a_warning(session_dir, restic_bin, sshd_pam, config_
     try:
         pw = pwd.getpwnam("postgres")
     except KeyError:
-        pytest.skip("needs an unprivileged login user (postgres)")
+        require(False, "needs an unprivileged login user (postgres)")
     base = session_dir / "unreadable"
     src = base / "src"
     src.mkdir(parents=True)

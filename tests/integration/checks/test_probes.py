@@ -18,7 +18,7 @@ import pytest
 from failover.config.models import DnsCheck, HttpCheck, IcmpCheck, TcpCheck
 from failover.watch.probes.engine import run_probes
 from failover.watch.probes.result import ProbeResult
-from tests.support import free_port, require_root
+from tests.support import free_port, require, require_root
 from tests.support.netns import NetnsHost, cleanup_leftovers
 from tests.support.webserver import TestCA, WebServer
 
@@ -512,12 +512,11 @@ def test_link_down(netns_host: NetnsHost, start_web: Callable[..., WebServer]) -
 def test_http_and_tcp_over_ipv6_loopback(
     start_web: Callable[..., WebServer], raw_server: Callable[..., RawServer]
 ) -> None:
-    if not socket.has_ipv6:
-        pytest.skip("no IPv6 on this machine")
+    require(socket.has_ipv6, "no IPv6 on this machine")
     try:
         server = start_web(bind="::1")
     except (OSError, TimeoutError) as exc:
-        pytest.skip(f"cannot listen on ::1: {exc}")
+        require(False, f"cannot listen on ::1: {exc}")
     result = one(http(server.port, expect_body="Welcome"), "::1", None)
     assert result.ok, result
     assert one(TcpCheck(type="tcp", port=server.port, timeout=1), "::1", None).ok
