@@ -17,6 +17,7 @@ import os
 import pwd
 import sqlite3
 import stat
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,6 +36,16 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 MOVE_ASIDE = "move it aside and run again; history is lost, runs are not resumable"
 
 _last_path: Path | None = None  # the state this process opened last: named in late errors
+
+# SQLite's locks are POSIX advisory locks, which belong to the process: closing *any*
+# descriptor of the database file drops every lock this process's connections hold on it
+# (https://sqlite.org/howtocorrupt.html, 2.2). Another process then believes it holds the
+# last connection, checkpoints and deletes the WAL under ours: the state is corrupted.
+# So the header is read with a descriptor of our own only while no connection of this
+# process has the file open; later opens (a drill's watcher thread, the worker's jobs)
+# trust the first one's inspection. Keyed by (device, inode), guarded by one lock.
+_open_guard = threading.Lock()
+_open_files: dict[tuple[int, int], int] = {}
 
 CORE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS rounds (
@@ -133,6 +144,7 @@ class Store:
         self._lock_fd = lock_fd
         self.readonly = readonly
         self._schemas: set[str] = set()
+        self._file_key: tuple[int, int] | None = None  # its entry in _open_files
 
     # --- opening ------------------------------------------------------------------------
 
@@ -157,9 +169,33 @@ class Store:
 
     @classmethod
     def _open(cls, path: Path, *, lock: bool, readonly: bool, role: str) -> Store:
-        kind = inspect_state_file(path)
-        if kind == "unstamped":
-            kind = _check_unstamped(path)
+        with _open_guard:
+            key = _file_key(path)
+            if key is not None and _open_files.get(key, 0) > 0:
+                kind = "ours"  # inspected when it was first opened; never os.open'ed again
+            else:
+                kind = inspect_state_file(path)
+                if kind == "unstamped":
+                    kind = _check_unstamped(path)
+            store = cls._connect_store(path, kind, lock=lock, readonly=readonly, role=role)
+            store._register()
+        try:
+            if not readonly:
+                if kind != "ours":  # new, empty, or our state from before the application id
+                    store.conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
+                _fix_mode(path)
+                store.conn.execute("PRAGMA journal_mode=WAL")
+                store.conn.execute("PRAGMA synchronous=NORMAL")
+                store.ensure_schema(CORE_SCHEMA)
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    @classmethod
+    def _connect_store(
+        cls, path: Path, kind: str, *, lock: bool, readonly: bool, role: str
+    ) -> Store:
         lock_fd = None
         if readonly:
             if kind == "missing":
@@ -185,19 +221,14 @@ class Store:
                 if lock_fd is not None:
                     os.close(lock_fd)
                 raise
-        store = cls(path, conn, lock_fd, readonly)
-        try:
-            if not readonly:
-                if kind != "ours":  # new, empty, or our state from before the application id
-                    conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
-                _fix_mode(path)
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
-                store.ensure_schema(CORE_SCHEMA)
-        except BaseException:
-            store.close()
-            raise
-        return store
+        return cls(path, conn, lock_fd, readonly)
+
+    def _register(self) -> None:
+        """Count this connection in _open_files (called with _open_guard held)."""
+        key = _file_key(self.path)
+        if key is not None:
+            _open_files[key] = _open_files.get(key, 0) + 1
+            self._file_key = key
 
     def ensure_schema(self, ddl: str) -> None:
         """Create a feature's tables if missing. A read-only store (status, report) skips
@@ -227,6 +258,14 @@ class Store:
         try:
             self.conn.close()
         finally:
+            with _open_guard:
+                if self._file_key is not None:
+                    left = _open_files.get(self._file_key, 1) - 1
+                    if left > 0:
+                        _open_files[self._file_key] = left
+                    else:
+                        _open_files.pop(self._file_key, None)
+                    self._file_key = None
             if self._lock_fd is not None:
                 os.close(self._lock_fd)
                 self._lock_fd = None
@@ -722,6 +761,14 @@ def state_os_error(exc: OSError, path: Path) -> StateError:
             hint="run failover as that user, or set `state:` in the config to a file of yours",
         )
     return StateError(f"cannot use the state {path}: {exc.strerror or exc}")
+
+
+def _file_key(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
 
 
 def _read_only_fs(path: Path) -> bool:

@@ -260,3 +260,43 @@ def test_a_read_only_state_is_one_line(small_disk_dir: Path, tmp_path: Path) -> 
     status = failover("status", config=config, timeout=60)  # reading still works
     assert status.returncode == 0, status.stderr
     assert "shop" in status.stdout
+
+
+def _touch_from_another_process(path: Path) -> None:
+    """What a `failover check` does each minute: open the state, read, close."""
+    code = (
+        "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+        "c.execute('SELECT count(*) FROM sqlite_master').fetchall(); c.close()"
+    )
+    subprocess.run([sys.executable, "-c", code, str(path)], check=True, timeout=30)
+
+
+def test_a_second_connection_in_one_process_keeps_the_first_ones_locks(tmp_path: Path) -> None:
+    # SQLite's locks are the process's POSIX locks: closing any descriptor of the database
+    # (reading its header) drops them all. The drill's watcher thread did so while the
+    # drill wrote: the next `check` to close found itself "last", checkpointed and deleted
+    # the WAL under the drill's connection, and the state came out malformed.
+    path = tmp_path / "state.db"
+    writer = Store.open(path, lock=True)
+    try:
+        writer.set_meta("before", "1")
+        wal = path.with_name(path.name + "-wal")
+        assert wal.exists()
+        reader = Store.open(path, readonly=True)  # as the drill's watcher thread does
+        reader.close()
+        with Store.open(path) as other:  # as a worker's job thread does
+            other.set_meta("job", "1")
+        _touch_from_another_process(path)
+        assert wal.exists(), "another process took our connection for gone and removed the WAL"
+        for n in range(50):  # the writer goes on; another process reads between commits
+            writer.set_meta("n", str(n))
+            if n % 10 == 0:
+                _touch_from_another_process(path)
+    finally:
+        writer.close()
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert dict(conn.execute("SELECT key, value FROM meta"))["n"] == "49"
+    finally:
+        conn.close()
