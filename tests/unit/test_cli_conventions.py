@@ -137,21 +137,22 @@ def test_usage_errors_exit_2_through_typers_click() -> None:
     assert failover("no-such-command").returncode == 2
 
 
-def test_bash_completion_completes_commands_and_options() -> None:
+def test_bash_completion_completes_commands_and_options(tmp_path: Path) -> None:
     bash = require_binary("bash")
     script = failover("--show-completion", "bash").stdout
     assert "_FAILOVER_COMPLETE" in script
     import os
     import sys
 
-    runner = Path(sys.executable).parent / "failover"
-    shim = (
-        f'failover() {{ PYTHONPATH={REPO} "{runner}" "$@"; }}\n'
-        if runner.exists()
-        else f'failover() {{ PYTHONPATH={REPO} "{sys.executable}" -m failover "$@"; }}\n'
-    )
+    # the completion script runs the program through `env`, so it must be an executable on
+    # PATH (a shell function is not seen): a shim that runs this checkout
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    shim = bin_dir / "failover"
+    shim.write_text(f'#!/bin/sh\nPYTHONPATH={REPO} exec "{sys.executable}" -m failover "$@"\n')
+    shim.chmod(0o755)
     program = (
-        shim + script + "\nCOMP_WORDS=(failover va); COMP_CWORD=1; _failover_completion failover; "
+        script + "\nCOMP_WORDS=(failover va); COMP_CWORD=1; _failover_completion failover; "
         'printf "%s\\n" "${COMPREPLY[@]}"\n'
         "COMP_WORDS=(failover backup r); COMP_CWORD=2; _failover_completion failover; "
         'printf "%s\\n" "${COMPREPLY[@]}"\n'
@@ -161,7 +162,7 @@ def test_bash_completion_completes_commands_and_options() -> None:
         capture_output=True,
         text=True,
         timeout=60,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        env={**os.environ, "PYTHONPATH": str(REPO), "PATH": f"{bin_dir}:{os.environ['PATH']}"},
     )
     words = proc.stdout.split()
     assert "validate" in words, proc.stdout + proc.stderr
