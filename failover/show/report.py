@@ -60,7 +60,7 @@ def build_report(
         "since": start_at,
         "target": round_target(target),
         "timezone": time.strftime("%Z", time.localtime(now)) or "local",
-        "watcher": socket.gethostname(),
+        "watcher": watcher_label(loaded.watcher),
         "sites": {},
     }
     for name in names:
@@ -73,7 +73,7 @@ def build_report(
         )
         site_runs = journal.runs(store, name, since) if has_runs else []
         incidents = [
-            _incident(store, name, dict(row), site_runs, now)
+            _incident(store, name, dict(row), site_runs, now, out["watcher"])
             for row in store.incidents(name, since)
         ]
         if config.coordination is not None:  # which watchers saw what, when the group decided
@@ -142,7 +142,7 @@ def _drills(
 
 
 def _incident(
-    store: Store, site: str, row: dict[str, Any], site_runs: list[Run], now: float
+    store: Store, site: str, row: dict[str, Any], site_runs: list[Run], now: float, watcher: str
 ) -> dict[str, Any]:
     end = row["recovered"] or now
     inc: dict[str, Any] = {
@@ -152,7 +152,7 @@ def _incident(
         "recovered": row["recovered"],
         "ongoing": row["recovered"] is None,
         "outage_seconds": end - row["first_failure"],
-        "evidence": evidence(store, site, row["endpoint"], row["first_failure"], end),
+        "evidence": evidence(store, site, row["endpoint"], row["first_failure"], end, watcher),
         "runs": [],
         "user_facing_downtime": None,
     }
@@ -195,14 +195,23 @@ def _incident(
     return inc
 
 
-def evidence(store: Store, site: str, endpoint: str, start: float, end: float) -> dict[str, Any]:
+def watcher_label(name: str | None) -> str:
+    """Where the probes ran from: the machine, and under coordination the watcher's name in
+    the group (several watchers on one host each tell their own story)."""
+    host = socket.gethostname()
+    return f"watcher {name} on {host}" if name else host
+
+
+def evidence(
+    store: Store, site: str, endpoint: str, start: float, end: float, watcher: str
+) -> dict[str, Any]:
     """What a provider's support asks for: the first failed probe, from where, what the
     probes saw (grouped), and that the watcher's own network was fine meanwhile."""
     rows = store.failed_probes(site, endpoint, start, end)
     rounds, network_ok = store.round_counts(start, end)
     out: dict[str, Any] = {
         "failed_probes": len(rows),
-        "watcher": socket.gethostname(),
+        "watcher": watcher,
         "rounds": rounds,
         "rounds_network_ok": network_ok,
     }
@@ -332,7 +341,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"# Availability report ({_day(report['since'])} to {_day(report['generated'])})",
         "",
         f"Times are the watcher's local time ({report.get('timezone', 'local')}); months are "
-        f"UTC calendar months. Target: {target * 100:g}% per month. Watcher: "
+        f"UTC calendar months. Target: {target * 100:g}% per month. Probed from "
         f"{report.get('watcher', '-')}.",
         "",
     ]

@@ -119,6 +119,7 @@ def partitioned_watcher_then_down_for_all(q: QuorumLab) -> None:
         "watcher a sees primary down",
         "watcher b sees primary down",
         "the group calls primary DOWN",
+        "Probed from watcher c on ",
     ):
         assert fragment in report, report
 

@@ -106,3 +106,9 @@ def test_the_agent_needs_to_know_which_watcher_it_is(seaweed: SeaweedFS, tmp_pat
     group = status["sites"]["shop"]["group"]
     assert group["watcher"] == "vps" and group["leader"] == "vps" and group["epoch"] >= 1
     assert group["endpoints"]["primary"]["watchers"][2]["watcher"] == "vps"
+    # the report says which watcher of the group saw it (several may share a host)
+    proc = failover("report", "--format", "json", config=config, env=TEST_AWS_ENV)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["watcher"].startswith("watcher vps on "), proc.stdout[:300]
+    proc = failover("report", config=config, env=TEST_AWS_ENV)
+    assert "Probed from watcher vps on " in proc.stdout, proc.stdout
