@@ -10,6 +10,8 @@ if TYPE_CHECKING:
     from failover.store import Store
 
 DNS_REFRESH_EVERY = 3600.0  # seconds between reads of the managed records at the providers
+# sooner when the reading predates the active endpoint (another watcher switched DNS)
+DNS_STALE_REFRESH_EVERY = 60.0
 
 
 def dns_refresh_hook(ctx: HookContext) -> None:
@@ -25,7 +27,9 @@ def dns_refresh_hook(ctx: HookContext) -> None:
         return
     now = time.time()
     last = float(ctx.store.get_meta("dns_refreshed") or 0)
-    if now - last < DNS_REFRESH_EVERY:
+    if now - last < DNS_REFRESH_EVERY and not (
+        now - last >= DNS_STALE_REFRESH_EVERY and _reads_dns(ctx) and _stale(ctx, sites)
+    ):
         return
     ctx.store.set_meta("dns_refreshed", str(now))
     loaded, log = ctx.loaded, get_logger("dns")
@@ -35,3 +39,19 @@ def dns_refresh_hook(ctx: HookContext) -> None:
             log.warning("%s", warning)
 
     ctx.spawn("dns-refresh", work)
+
+
+def _reads_dns(ctx: HookContext) -> bool:
+    """A voter-only watcher holds no DNS credentials: it reads the records on the hourly
+    schedule only (each read fails with one warning)."""
+    coordination, me = ctx.loaded.config.coordination, ctx.loaded.watcher
+    if coordination is None or me is None or me not in coordination.watchers:
+        return True
+    return coordination.watchers[me].can_act
+
+
+def _stale(ctx: HookContext, sites: list[str]) -> bool:
+    from failover.dns.show import records_predate_active
+
+    config = ctx.loaded.config
+    return any(records_predate_active(ctx.store, config.sites[n], n) is not None for n in sites)

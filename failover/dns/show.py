@@ -13,6 +13,7 @@ from failover.dns.apply import ProviderFactory, provider_for
 from failover.dns.plan import dns_site, endpoint_of, managed_keys
 from failover.dns.verify import ask, find_nameservers
 from failover.errors import FailoverError
+from failover.humanize import local_time
 from providers.dns.base import RecordKey, RecordSet
 
 if TYPE_CHECKING:
@@ -168,6 +169,24 @@ def observed_records(store: Store, site: Site, site_name: str) -> list[dict[str,
     return out
 
 
+def records_predate_active(
+    store: Store, site: Site, site_name: str, records: list[dict[str, Any]] | None = None
+) -> tuple[float, str, float] | None:
+    """(when the records were read, the active endpoint, since when) if the managed records
+    were last read before the recorded active endpoint took over and point elsewhere: under
+    coordination the leader switched DNS and this watcher's reading is from before that."""
+    records = observed_records(store, site, site_name) if records is None else records
+    row = store.active_endpoint(site_name)
+    if not records or row is None:
+        return None
+    read_at = min(float(r["observed"]) for r in records)
+    active, since = str(row["active"]), float(row["since"])
+    pointing = {r["endpoint"] for r in records} - {None}
+    if read_at < since and pointing and active not in pointing:
+        return read_at, active, since
+    return None
+
+
 def dns_status_section(loaded: LoadedConfig, store: Store | None, site_name: str) -> dict[str, Any]:
     """A `status` section (failover.status.add_site_section): the site's managed records as
     last observed, its last switch, and warnings (long TTLs, a switch that did not finish
@@ -209,6 +228,14 @@ def dns_status_section(loaded: LoadedConfig, store: Store | None, site_name: str
                     f"the last DNS switch to {last['to_endpoint']} was not verified on every "
                     "authoritative server (failover dns show)"
                 )
+        stale = records_predate_active(store, site, site_name, section["records"])
+        if stale is not None:
+            read_at, active, since = stale
+            warnings.append(
+                f"the managed records were read {local_time(read_at)}, before {active} became "
+                f"active {local_time(since)}: they may have changed since (failover dns show "
+                "reads them now)"
+            )
         pointing = {r["endpoint"] for r in section["records"]}
         if section["records"] and None in pointing:
             warnings.append("a managed DNS record holds no endpoint's value (failover dns show)")

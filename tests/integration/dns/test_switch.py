@@ -446,3 +446,49 @@ def test_undo_skips_a_failed_switch(bind_backend: Backend, tmp_path: Path) -> No
         undone = undo_site_dns(loaded, "shop", store)  # undoes the applied one
         assert undone.plan.target == "primary"
     assert served(backend) == PRIMARY_VALUES
+
+
+def test_a_reading_from_before_the_active_endpoint_took_over_is_refreshed_soon(
+    pdns_backend: Backend, tmp_path: Path
+) -> None:
+    """Under coordination the leader switches DNS; another watcher's last reading of the
+    records predates the switch. Its status says the reading may be out of date, and its
+    agent reads the records again within a minute, not an hour."""
+    from failover.dns import hook
+    from failover.dns.show import dns_status_section
+    from failover.hooks import HookContext
+
+    backend = pdns_backend
+    loaded = backend.load(tmp_path)
+    with Store.open(loaded.state_path, lock=True) as store:
+        dns_ttl_warnings(loaded, store=store)  # this watcher's reading: primary
+        store.set_meta("dns_refreshed", str(time.time()))
+        time.sleep(0.05)
+        # the leader switched the records and the group made the standby active
+        for (name, rtype), values in STANDBY_VALUES.items():
+            backend.server.set_records(name, rtype, values, 300)
+        store.set_active("shop", "standby")
+        warnings = dns_status_section(loaded, store, "shop")["warnings"]
+        assert any("before standby became active" in w for w in warnings), warnings
+
+        spawned: list[str] = []
+
+        def spawn(key: str, fn: Any, **_: Any) -> bool:
+            spawned.append(key)
+            fn(store)
+            return True
+
+        ctx = HookContext(loaded, store, notifier=None, result=None, spawn=spawn)  # type: ignore[arg-type]
+        hook.dns_refresh_hook(ctx)  # read just now: not yet
+        assert spawned == []
+        store.set_meta("dns_refreshed", str(time.time() - hook.DNS_STALE_REFRESH_EVERY - 1))
+        hook.dns_refresh_hook(ctx)
+        assert spawned == ["dns-refresh"]
+        section = dns_status_section(loaded, store, "shop")
+        records = {(r["name"], r["type"]): r["endpoint"] for r in section["dns"]["records"]}
+        assert set(records.values()) == {"standby"}
+        assert not any("became active" in w for w in section["warnings"]), section["warnings"]
+        # fresh and in agreement: back to the hourly reading
+        store.set_meta("dns_refreshed", str(time.time() - hook.DNS_STALE_REFRESH_EVERY - 1))
+        hook.dns_refresh_hook(ctx)
+        assert spawned == ["dns-refresh"]
