@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 
 DNS_REFRESH_EVERY = 3600.0  # seconds between reads of the managed records at the providers
 # sooner when the reading predates the active endpoint (another watcher switched DNS)
-DNS_STALE_REFRESH_EVERY = 60.0
+DNS_STALE_REFRESH_EVERY = 30.0
 
 
 def dns_refresh_hook(ctx: HookContext) -> None:

@@ -453,7 +453,7 @@ def test_a_reading_from_before_the_active_endpoint_took_over_is_refreshed_soon(
 ) -> None:
     """Under coordination the leader switches DNS; another watcher's last reading of the
     records predates the switch. Its status says the reading may be out of date, and its
-    agent reads the records again within a minute, not an hour."""
+    agent reads the records again within 30 s, not an hour."""
     from failover.dns import hook
     from failover.dns.show import dns_status_section
     from failover.hooks import HookContext
