@@ -39,7 +39,8 @@ def config(
     (tmp_path / "restic.pass").chmod(0o600)
     checks = f"      - {{type: http, port: {web_port}, expect_body: Shop, timeout: 3s}}\n"
     if slow_probe_port:
-        checks += f"      - {{type: http, port: {slow_probe_port}, timeout: 3s}}\n"
+        # long enough that the rounds started meanwhile find it still probing on a busy machine
+        checks += f"      - {{type: http, port: {slow_probe_port}, timeout: 10s}}\n"
     block = (
         f"""    backup:
       repository: {tmp_path / "repo"}
@@ -63,7 +64,7 @@ sites:
     endpoints:
       primary: {{address: 127.0.0.1}}
     checks:
-{checks}    policy: {{interval: 5s, down_after: 30s, up_after: 5s}}
+{checks}    policy: {{interval: {"15s" if slow_probe_port else "5s"}, down_after: 30s, up_after: 5s}}
 {block}""",
     )
 
@@ -104,7 +105,7 @@ def test_a_long_backup_never_blocks_the_next_rounds(tmp_path: Path) -> None:
 
 
 def test_a_round_refused_because_the_previous_one_still_probes_is_quiet(tmp_path: Path) -> None:
-    """A listener that never answers makes the first round last its 3 s timeout; the check
+    """A listener that never answers makes the first round last its 10 s timeout; the check
     cron starts meanwhile steps aside: exit 0, nothing on stderr under --quiet."""
     import socket
 
@@ -132,6 +133,7 @@ def test_a_round_refused_because_the_previous_one_still_probes_is_quiet(tmp_path
         assert second.returncode == 0, second.stderr
         assert second.stderr == ""  # no cron mail
         verbose = failover("check", "--json", config=cfg)
+        assert slow.poll() is None, "the first round ended too soon for this test"
         assert verbose.returncode == 0
         assert '"skipped": true' in verbose.stdout
         assert "is still in its round" in verbose.stderr
