@@ -28,7 +28,7 @@ def dns_refresh_hook(ctx: HookContext) -> None:
     now = time.time()
     last = float(ctx.store.get_meta("dns_refreshed") or 0)
     if now - last < DNS_REFRESH_EVERY and not (
-        now - last >= DNS_STALE_REFRESH_EVERY and _reads_dns(ctx) and _stale(ctx, sites)
+        now - last >= DNS_STALE_REFRESH_EVERY and _follows_leader(ctx) and _stale(ctx, sites)
     ):
         return
     ctx.store.set_meta("dns_refreshed", str(now))
@@ -41,12 +41,14 @@ def dns_refresh_hook(ctx: HookContext) -> None:
     ctx.spawn("dns-refresh", work)
 
 
-def _reads_dns(ctx: HookContext) -> bool:
-    """A voter-only watcher holds no DNS credentials: it reads the records on the hourly
-    schedule only (each read fails with one warning)."""
+def _follows_leader(ctx: HookContext) -> bool:
+    """Only another watcher's switch leaves this one's reading stale: without coordination
+    the agent records what it switched (and pays nothing here). A voter-only watcher holds
+    no DNS credentials: it reads on the hourly schedule only (each read fails with one
+    warning)."""
     coordination, me = ctx.loaded.config.coordination, ctx.loaded.watcher
     if coordination is None or me is None or me not in coordination.watchers:
-        return True
+        return False
     return coordination.watchers[me].can_act
 
 

@@ -459,7 +459,16 @@ def test_a_reading_from_before_the_active_endpoint_took_over_is_refreshed_soon(
     from failover.hooks import HookContext
 
     backend = pdns_backend
-    loaded = backend.load(tmp_path)
+    data = backend.config(tmp_path)
+    data["coordination"] = {  # the engine is not contacted here
+        "engine": "s3",
+        "watchers": {"a": {}, "b": {}, "c": {"can_act": False}},
+        "lease_ttl": "2m",
+        "s3": {"bucket": "group", "endpoint_url": "http://127.0.0.1:9"},
+    }
+    (tmp_path / "watcher.yaml").write_text("watcher: a\n")
+    loaded = backend.load(tmp_path, data)
+    assert loaded.watcher == "a"
     with Store.open(loaded.state_path, lock=True) as store:
         dns_ttl_warnings(loaded, store=store)  # this watcher's reading: primary
         store.set_meta("dns_refreshed", str(time.time()))
