@@ -509,7 +509,25 @@ def _back_up_part(
             host=host_of(site, bset),
             progress=cb,
         )
-    return with_unlock(restic, bset, backup)
+    try:
+        return with_unlock(restic, bset, backup)
+    except ResticError as exc:
+        if exc.kind in ("dump_failed", "timeout"):
+            _clean_up_after(restic, site)
+        raise
+
+
+def _clean_up_after(restic: Restic, site: str) -> None:
+    """restic stopped by a signal may leave its lock behind: a SIGINT that lands while it
+    is writing the lock runs its cleanup before the lock is registered. The process is gone,
+    so by restic's own rule the lock is stale; remove it now rather than leave it to the
+    next run."""
+    try:
+        restic.unlock()
+    except FailoverError as exc:
+        log.warning(
+            "could not remove stale locks from %s: %s", restic.where, exc, extra={"site": site}
+        )
 
 
 # --- listing and freshness ----------------------------------------------------------------

@@ -293,7 +293,10 @@ def test_migrate_onto_a_provisioned_server_end_to_end(world: World) -> None:
     assert steps["provision"]["data"]["node_id"] == instance["InstanceId"]
     assert run["options"]["node_id"] == instance["InstanceId"]
     assert "snapshot" in steps["final_backup"]["detail"]
-    lab.receiver.wait_for("migrate to small complete")
+    try:
+        lab.receiver.wait_for("migrate to small complete")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{_out(proc)}") from None
 
     # The endpoint block was printed and added to the user's file, comments kept.
     assert f"address: {host.ip}" in proc.stdout
