@@ -41,6 +41,7 @@ COMMANDS: dict[str, str] = {
     "status-page": "failover.cli.status_page:status_page_app",
     "doctor": "failover.cli.doctor:doctor",
     "schema": "failover.cli.watch:schema",
+    "completion": "failover.cli.completion:completion",
 }
 
 app = typer.Typer(
@@ -48,7 +49,7 @@ app = typer.Typer(
     help="Watch a hosted server from outside, keep off-provider backups, and move the site "
     "to a standby when the provider falls over.",
     no_args_is_help=True,
-    add_completion=True,  # --install-completion / --show-completion SHELL
+    add_completion=True,  # --install-completion / --show-completion: the shell they detect
     cls=FailoverGroup,  # global options anywhere; metavars, summaries, examples
     pretty_exceptions_enable=False,
     rich_markup_mode=None,

@@ -139,8 +139,14 @@ def test_usage_errors_exit_2_through_typers_click() -> None:
 
 def test_bash_completion_completes_commands_and_options(tmp_path: Path) -> None:
     bash = require_binary("bash")
-    script = failover("--show-completion", "bash").stdout
+    # the shell is named, not guessed from the process tree (typer's --show-completion
+    # found none under some CI runners and printed nothing)
+    proc = failover("completion", "bash")
+    assert proc.returncode == 0, proc.stderr
+    script = proc.stdout
     assert "_FAILOVER_COMPLETE" in script
+    bad = failover("completion", "tcsh")
+    assert bad.returncode == 2 and "SHELL: expected one of bash" in bad.stderr
     import os
     import sys
 
