@@ -175,7 +175,7 @@ class Notifier:
                         "level": event.level,
                     }
                 )
-        results = self._run_child(deliveries)
+        results = self._run_child(deliveries) if deliveries else {}
         missed: dict[int, list[str]] = {}
         for d in deliveries:
             ok, reason = results.get(d["id"], (False, f"no answer within {self.bound:g}s"))
@@ -192,8 +192,15 @@ class Notifier:
                 reason,
                 extra={"site": event.site, "endpoint": event.endpoint},
             )
+        wanted = {d["event"] for d in deliveries}
         for i, event in enumerate(batch):
-            if i in missed:
+            if i not in wanted:  # the targets changed since it was queued (a reload)
+                log.info(
+                    "not notifying %r: no target wants it any more",
+                    event.title,
+                    extra={"site": event.site, "endpoint": event.endpoint},
+                )
+            elif i in missed:
                 self.failed += 1
             else:
                 self.sent += 1

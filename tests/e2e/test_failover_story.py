@@ -74,7 +74,8 @@ class Story:
             log = self.log.read_text()[-4000:] if self.log.exists() else ""
             raise AssertionError(
                 f"timed out waiting for {what}\nnotifications: "
-                f"{self.lab.receiver.titles()}\nagent log:\n{log}"
+                f"{self.lab.receiver.titles()}\nrequests: {self.lab.receiver.requests}"
+                f"\nagent log:\n{log}"
             ) from None
 
     def health(self, endpoint: str) -> str:

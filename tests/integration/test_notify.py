@@ -99,3 +99,17 @@ def test_a_target_that_refuses_once_gets_the_notification_on_a_second_try() -> N
         assert notifier.flush(20)
         assert receiver.titles() == ["[shop] primary is DOWN"]
     assert notifier.sent == 1 and notifier.failed == 0 and not notifier.undelivered
+
+
+def test_an_event_no_target_wants_any_more_is_not_reported_as_sent(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A reload between queueing and delivery can leave an event with no target: it is
+    said so, never logged as 'notified' (nothing went anywhere), and no child is started."""
+    notifier = Notifier([])
+    with caplog.at_level(logging.INFO, logger="failover.notify"):
+        notifier._deliver_batch([Event("down", "[shop] primary is DOWN", "body", site="shop")])
+    messages = [r.getMessage() for r in caplog.records]
+    assert notifier.sent == 0 and notifier.failed == 0
+    assert any("no target wants it any more" in m for m in messages), messages
+    assert not any(m.startswith("notified") for m in messages), messages

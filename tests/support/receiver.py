@@ -14,6 +14,7 @@ class NotificationReceiver:
 
     def __init__(self, host: str = "127.0.0.1") -> None:
         self.messages: list[dict[str, Any]] = []
+        self.requests: list[str] = []  # every request as it came, for a failure's message
         self.fail = False  # answer 500 to test that a failing notifier breaks nothing
         receiver = self
 
@@ -21,6 +22,9 @@ class NotificationReceiver:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
+                receiver.requests.append(
+                    f"{time.strftime('%H:%M:%S')} POST {self.path} {len(body)}/{length} bytes"
+                )
                 if receiver.fail:
                     self.send_response(500)
                     self.end_headers()
@@ -58,4 +62,6 @@ class NotificationReceiver:
                 if fragment in str(m.get("title", "")) or fragment in str(m.get("message", "")):
                     return m
             time.sleep(0.05)
-        raise AssertionError(f"no notification with {fragment!r}; got {self.titles()}")
+        raise AssertionError(
+            f"no notification with {fragment!r}; got {self.titles()}; requests: {self.requests}"
+        )
