@@ -10,8 +10,6 @@ import typer
 
 from failover.errors import UsageError
 
-SHELLS = ("bash", "zsh", "fish", "powershell", "pwsh")
-
 
 def completion(
     shell: str = typer.Argument(..., metavar="SHELL", help="bash, zsh, fish or powershell."),
@@ -24,10 +22,12 @@ def completion(
       failover completion zsh > "${fpath[1]}/_failover"
       failover completion fish > ~/.config/fish/completions/failover.fish
     """
-    if shell not in SHELLS:
-        raise UsageError(f"SHELL: expected one of {', '.join(SHELLS[:-1])}, got {shell!r}")
-    # typer's own script (typer is capped in pyproject where the code reaches into it)
-    from typer._completion_shared import get_completion_script
+    # typer's own scripts and list of shells (typer is capped in pyproject where the code
+    # reaches into it)
+    from typer._completion_shared import _completion_scripts, get_completion_script
+
+    if shell not in _completion_scripts:
+        raise UsageError(f"SHELL: expected one of {', '.join(_completion_scripts)}, got {shell!r}")
 
     script = get_completion_script(
         prog_name="failover", complete_var="_FAILOVER_COMPLETE", shell=shell

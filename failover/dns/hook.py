@@ -26,10 +26,7 @@ def dns_refresh_hook(ctx: HookContext) -> None:
     if not sites:
         return
     now = time.time()
-    last = float(ctx.store.get_meta("dns_refreshed") or 0)
-    if now - last < DNS_REFRESH_EVERY and not (
-        now - last >= DNS_STALE_REFRESH_EVERY and _follows_leader(ctx) and _stale(ctx, sites)
-    ):
+    if not _due(ctx, sites, now - float(ctx.store.get_meta("dns_refreshed") or 0)):
         return
     ctx.store.set_meta("dns_refreshed", str(now))
     loaded, log = ctx.loaded, get_logger("dns")
@@ -39,6 +36,13 @@ def dns_refresh_hook(ctx: HookContext) -> None:
             log.warning("%s", warning)
 
     ctx.spawn("dns-refresh", work)
+
+
+def _due(ctx: HookContext, sites: list[str], age: float) -> bool:
+    """Read the records again: hourly, or after 30 s when the reading may be stale."""
+    if age >= DNS_REFRESH_EVERY:
+        return True
+    return age >= DNS_STALE_REFRESH_EVERY and _follows_leader(ctx) and _stale(ctx, sites)
 
 
 def _follows_leader(ctx: HookContext) -> bool:
